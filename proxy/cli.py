@@ -1,0 +1,150 @@
+"""Command line: argparse -> config (file, then flags) -> logging -> run the server (or another command)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from proxy import __version__
+from proxy.config import Config, load_config, mask_url
+from proxy.errors import ConfigError
+
+log = logging.getLogger("shadowpi")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shadowpi", description="Caching proxy and private overlay index for Python packages."
+    )
+    parser.add_argument("--version", action="version", version=f"shadowpi {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the index server")
+    _add_common(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument("--htpasswd", type=Path, help="htpasswd file with users (bcrypt)")
+    serve.add_argument("--offline", action="store_true", default=None, help="never contact upstream")
+    serve.add_argument("--workers", type=int, help="worker processes sharing the port and data dir")
+    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML config file (flags override it)")
+    parser.add_argument("--data-dir", type=Path, help="where the database and files live")
+    parser.add_argument("--upstream", help="upstream simple-index URL (default https://pypi.org/simple/)")
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Defaults < config file < flags. Raises ConfigError naming the key at fault."""
+    flags: dict[str, dict[str, object]] = {
+        "server": {
+            "host": getattr(args, "host", None),
+            "port": getattr(args, "port", None),
+            "data_dir": str(args.data_dir) if args.data_dir else None,
+            "workers": getattr(args, "workers", None),
+        },
+        "upstream": {"url": args.upstream, "offline": getattr(args, "offline", None)},
+        "auth": {"htpasswd": str(args.htpasswd) if getattr(args, "htpasswd", None) else None},
+    }
+    overrides = {section: {k: v for k, v in values.items() if v is not None} for section, values in flags.items()}
+    return load_config(args.config, overrides)
+
+
+def prepare_data_dir(config: Config) -> None:
+    """Create the data dir and prove it is writable, so a bad path fails at start-up, not on first use."""
+    path = config.data_dir
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"server.data_dir: {path} is not a writable directory ({exc.strerror})") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+        if args.command == "serve":
+            return serve(config, log_level=args.log_level)
+    except ConfigError as exc:
+        print(f"shadowpi: config error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def serve(config: Config, *, log_level: str = "INFO") -> int:
+    """Run the server until SIGINT/SIGTERM (graceful: in-flight requests get time to finish)."""
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    prepare_data_dir(config)
+    upstream = "offline" if config.upstream.offline else mask_url(config.upstream.url)
+    log.info(
+        "shadowpi %s serving http://%s:%d/simple/ (upstream: %s, data: %s, workers: %d)",
+        __version__,
+        config.server.host,
+        config.server.port,
+        upstream,
+        config.data_dir.resolve(),
+        config.server.workers,
+    )
+    if config.server.workers > 1:
+        return _serve_workers(config)
+    _run(config, reuse_port=False)
+    return 0
+
+
+def _run(config: Config, *, reuse_port: bool) -> None:
+    from proxy.app import create_app  # the server's imports are only paid for by `serve`
+
+    web.run_app(
+        create_app(config),
+        host=config.server.host,
+        port=config.server.port,
+        reuse_port=reuse_port,
+        print=None,
+        shutdown_timeout=30,
+    )
+
+
+def _serve_workers(config: Config) -> int:
+    """Fork N workers that share the listening port (SO_REUSEPORT) and the data dir."""
+    from proxy.app import DB_FILENAME
+    from proxy.db import Database
+
+    async def migrate() -> None:  # once, before forking, so workers never race on the schema
+        await (await Database.open(config.data_dir / DB_FILENAME)).close()
+
+    asyncio.run(migrate())
+    children: list[int] = []
+    for _ in range(config.server.workers):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - exercised by the multi-worker tests in a subprocess
+            try:
+                _run(config, reuse_port=True)
+            finally:
+                os._exit(0)
+        children.append(pid)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    for child in children:
+        _pid, code = os.waitpid(child, 0)
+        status = status or os.waitstatus_to_exitcode(code)
+    return status

@@ -1,0 +1,205 @@
+"""Typed, frozen configuration: TOML file + command-line overrides + defaults, validated with key-naming errors."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from yarl import URL
+
+from proxy.errors import ConfigError, InvalidProjectName
+from proxy.simple.names import NormalizedName, parse_project_name
+
+DEFAULT_UPSTREAM = "https://pypi.org/simple/"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("./shadowpi-data")
+    workers: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    url: str = DEFAULT_UPSTREAM
+    page_ttl: float = 600.0  # seconds a cached project page is used before revalidation
+    negative_ttl: float = 60.0  # seconds a 404 from upstream is remembered
+    offline: bool = False
+    connect_timeout: float = 10.0
+    page_timeout: float = 15.0  # whole-request bound for a project page; then stale is served
+    read_timeout: float = 60.0  # longest silence tolerated while streaming a file
+
+    def __repr__(self) -> str:  # keep upstream credentials out of logs and tracebacks
+        return f"UpstreamConfig(url={mask_url(self.url)!r}, offline={self.offline})"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    htpasswd: Path | None = None
+    read: bool = False  # true: every read needs credentials
+
+
+@dataclass(frozen=True, slots=True)
+class UploadConfig:
+    max_size: int = 100 * 2**20
+    allow_overwrite: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    merge_upstream: frozenset[NormalizedName] = frozenset()
+    private_patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    upload: UploadConfig = field(default_factory=UploadConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.server.data_dir
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced, for logs."""
+    parsed = URL(url)
+    return str(parsed.with_password("***")) if parsed.password else url
+
+
+# --- parsing ---------------------------------------------------------------------------------------------
+
+
+def _as_bool(key: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}: must be true or false, not {value!r}")
+    return value
+
+
+def _as_number(key: str, value: object, *, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key}: must be a number, not {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{key}: must be at least {minimum:g}, not {value!r}")
+    return float(value)
+
+
+def _as_int(key: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key}: must be a whole number, not {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise ConfigError(f"{key}: must be {bound}, not {value}")
+    return value
+
+
+def _as_str(key: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key}: must be a non-empty string, not {value!r}")
+    return value
+
+
+def _as_path(key: str, value: object) -> Path:
+    return Path(_as_str(key, value)).expanduser()
+
+
+def _as_upstream_url(key: str, value: object) -> str:
+    text = _as_str(key, value)
+    try:
+        url = URL(text)
+    except ValueError:
+        raise ConfigError(f"{key}: {text!r} is not a URL") from None
+    if url.scheme not in {"http", "https"} or not url.host:
+        raise ConfigError(f"{key}: must be an http(s) URL of a simple index, not {mask_url(text)!r}")
+    return text if text.endswith("/") else text + "/"
+
+
+def _as_names(key: str, value: object) -> frozenset[NormalizedName]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key}: must be a list of project names")
+    try:
+        return frozenset(parse_project_name(v) for v in value)
+    except InvalidProjectName as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def _as_patterns(key: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{key}: must be a list of name patterns such as \"acme-*\"")
+    return tuple(value)
+
+
+Parser = Callable[[str, object], object]
+
+# Every accepted key, with its parser. Unknown keys are errors: a typo must not silently do nothing.
+_SCHEMA: dict[str, dict[str, Parser]] = {
+    "server": {
+        "host": _as_str,
+        "port": lambda k, v: _as_int(k, v, minimum=0, maximum=65535),
+        "data_dir": _as_path,
+        "workers": lambda k, v: _as_int(k, v, minimum=1, maximum=64),
+    },
+    "upstream": {
+        "url": _as_upstream_url,
+        "page_ttl": _as_number,
+        "negative_ttl": _as_number,
+        "offline": _as_bool,
+        "connect_timeout": lambda k, v: _as_number(k, v, minimum=0.1),
+        "page_timeout": lambda k, v: _as_number(k, v, minimum=0.1),
+        "read_timeout": lambda k, v: _as_number(k, v, minimum=0.1),
+    },
+    "auth": {"htpasswd": _as_path, "read": _as_bool},
+    "upload": {
+        "max_size": lambda k, v: _as_int(k, v, minimum=1),
+        "allow_overwrite": _as_bool,
+    },
+    "policy": {"merge_upstream": _as_names, "private_patterns": _as_patterns},
+}
+
+
+def build_config(raw: Mapping[str, Any], *, base: Config | None = None) -> Config:
+    """Validate a TOML-shaped mapping into a Config layered over `base` (defaults when None)."""
+    config = base or Config()
+    for section, values in raw.items():
+        schema = _SCHEMA.get(section)
+        if schema is None:
+            raise ConfigError(f"{section}: unknown section (known: {', '.join(_SCHEMA)})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{section}: must be a table")
+        updates: dict[str, object] = {}
+        for key, value in values.items():
+            parse = schema.get(key)
+            if parse is None:
+                raise ConfigError(f"{section}.{key}: unknown key (known: {', '.join(schema)})")
+            updates[key] = parse(f"{section}.{key}", value)
+        config = replace(config, **{section: replace(getattr(config, section), **updates)})
+    return config
+
+
+def load_config(path: Path | None, overrides: Mapping[str, Mapping[str, object]] | None = None) -> Config:
+    """Defaults, then the TOML file (if any), then `overrides` (command-line flags, already TOML-shaped)."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with path.open("rb") as f:
+                raw = tomllib.load(f)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    config = build_config(raw)
+    return build_config({k: dict(v) for k, v in (overrides or {}).items() if v}, base=config)
+
+
+def section_keys() -> dict[str, list[str]]:
+    """Every section and key the config accepts (used to check config.example.toml stays complete)."""
+    return {section: list(keys) for section, keys in _SCHEMA.items()}
+

@@ -1,0 +1,151 @@
+"""Database edge: one aiosqlite connection, schema migrations, and queries that return models, never rows.
+
+Nothing outside this module knows the backend is SQLite; a future PostgreSQL backend implements the same methods.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+from proxy.simple.json import parse_project_json, render_project_json
+from proxy.simple.model import ProjectPage
+from proxy.simple.names import NormalizedName
+
+# Applied in order from PRAGMA user_version upward; never edit a released entry, append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE pages (
+        project       TEXT PRIMARY KEY,     -- normalized name
+        status        INTEGER NOT NULL,     -- 200, or 404 for a remembered absence
+        body          TEXT,                 -- PEP 691 JSON with absolute upstream URLs (status 200)
+        etag          TEXT,
+        last_modified TEXT,
+        fetched_at    REAL NOT NULL         -- when upstream last confirmed this content (200 or 304)
+    );
+    CREATE TABLE blobs (
+        sha256      TEXT PRIMARY KEY,
+        size        INTEGER NOT NULL,
+        created_at  REAL NOT NULL,
+        last_access REAL NOT NULL
+    );
+    -- Upstream files whose page declared no sha256: what their bytes turned out to be.
+    CREATE TABLE upstream_files (
+        url        TEXT PRIMARY KEY,
+        sha256     TEXT NOT NULL,
+        fetched_at REAL NOT NULL
+    );
+    """,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPage:
+    """A cached upstream answer for one project: a page, or a remembered 404 (page is None)."""
+
+    page: ProjectPage | None
+    etag: str | None
+    last_modified: str | None
+    fetched_at: float
+
+
+class Database:
+    """The shadowpi database. Use `async with Database.open(path) as db` or open()/close()."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    async def open(cls, path: Path) -> Database:
+        """Open (creating if needed) and migrate the database file."""
+        conn = await aiosqlite.connect(path)
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA busy_timeout=10000")  # other workers may hold the write lock briefly
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+            await _migrate(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn)
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def schema_version(self) -> int:
+        async with self._conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    # --- upstream pages ---
+
+    async def get_page(self, name: NormalizedName) -> StoredPage | None:
+        """The cached upstream answer for a project, if any."""
+        query = "SELECT status, body, etag, last_modified, fetched_at FROM pages WHERE project = ?"
+        async with self._conn.execute(query, (name,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        status, body, etag, last_modified, fetched_at = row
+        page = parse_project_json(body, "", name) if status == 200 and body else None
+        return StoredPage(page, etag, last_modified, float(fetched_at))
+
+    async def put_page(self, name: NormalizedName, stored: StoredPage) -> None:
+        """Insert or replace the cached upstream answer for a project."""
+        body = render_project_json(stored.page, lambda f: f.url) if stored.page is not None else None
+        await self._conn.execute(
+            "INSERT OR REPLACE INTO pages (project, status, body, etag, last_modified, fetched_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (name, 200 if stored.page else 404, body, stored.etag, stored.last_modified, stored.fetched_at),
+        )
+        await self._conn.commit()
+
+    async def touch_page(self, name: NormalizedName, fetched_at: float) -> None:
+        """Record that upstream confirmed the cached page unchanged (a 304)."""
+        await self._conn.execute("UPDATE pages SET fetched_at = ? WHERE project = ?", (fetched_at, name))
+        await self._conn.commit()
+
+    async def cached_projects(self) -> list[NormalizedName]:
+        """Names of projects with a cached upstream page (not remembered 404s)."""
+        async with self._conn.execute("SELECT project FROM pages WHERE status = 200 ORDER BY project") as cur:
+            return [NormalizedName(row[0]) async for row in cur]
+
+    # --- blobs ---
+
+    async def record_blob(self, sha256: str, size: int) -> None:
+        """Remember a committed blob (for usage accounting and eviction)."""
+        now = time.time()
+        await self._conn.execute(
+            "INSERT INTO blobs (sha256, size, created_at, last_access) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(sha256) DO UPDATE SET last_access = excluded.last_access",
+            (sha256, size, now, now),
+        )
+        await self._conn.commit()
+
+    async def remember_upstream_file(self, url: str, sha256: str) -> None:
+        """Map an upstream URL without a declared hash to the blob its bytes became."""
+        await self._conn.execute(
+            "INSERT OR REPLACE INTO upstream_files (url, sha256, fetched_at) VALUES (?, ?, ?)",
+            (url, sha256, time.time()),
+        )
+        await self._conn.commit()
+
+    async def upstream_file_sha256(self, url: str) -> str | None:
+        async with self._conn.execute("SELECT sha256 FROM upstream_files WHERE url = ?", (url,)) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
+
+async def _migrate(conn: aiosqlite.Connection) -> None:
+    async with conn.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    current = int(row[0]) if row else 0
+    if current > len(MIGRATIONS):
+        raise RuntimeError(f"database schema {current} is newer than this shadowpi ({len(MIGRATIONS)})")
+    for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+        # executescript commits first; the schema change and the version bump land together.
+        await conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")

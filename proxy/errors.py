@@ -1,0 +1,43 @@
+"""Error types of shadowpi. A leaf module: mapped to HTTP statuses in one place (proxy.web.middleware)."""
+
+from __future__ import annotations
+
+
+class ProxyError(Exception):
+    """Base class; str(exc) is the message shown to clients (its first line is the HTTP reason)."""
+
+
+class ConfigError(ProxyError):
+    """The configuration is invalid; the message names the offending key."""
+
+
+class InvalidProjectName(ProxyError):
+    """A project name in a URL or form is not a valid Python package name."""
+
+
+class InvalidFilename(ProxyError):
+    """A distribution filename is unsafe or not a wheel/sdist filename."""
+
+
+class ProjectNotFound(ProxyError):
+    """Neither the private overlay nor upstream knows the project."""
+
+
+class FileNotFound(ProxyError):
+    """The project page does not list the requested file."""
+
+
+class UpstreamUnavailable(ProxyError):
+    """Upstream could not be reached, timed out or answered 5xx, and nothing usable was cached."""
+
+
+class UpstreamTimeout(UpstreamUnavailable):
+    """Upstream did not answer in time."""
+
+
+class UpstreamInvalid(UpstreamUnavailable):
+    """Upstream answered with something that is not a simple-API page."""
+
+
+class IntegrityError(ProxyError):
+    """Downloaded bytes do not match what the index declared (hash or size)."""

@@ -1,0 +1,71 @@
+"""The project index clients see: private pages and allowed upstream pages, resolved by the shadow policy."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from proxy.errors import ProjectNotFound, UpstreamUnavailable
+from proxy.pages import Outcome, PageCache
+from proxy.simple.model import ProjectList, ProjectPage
+from proxy.simple.names import NormalizedName
+from proxy.simple.policy import ShadowPolicy, resolve_project, upstream_allowed
+
+PrivateLookup = Callable[[NormalizedName], Awaitable[ProjectPage | None]]
+PrivateNames = Callable[[], Awaitable[list[NormalizedName]]]
+
+
+async def _no_private(_name: NormalizedName) -> ProjectPage | None:
+    return None
+
+
+async def _no_private_names() -> list[NormalizedName]:
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The page for a project and how its upstream part was obtained."""
+
+    page: ProjectPage
+    outcome: Outcome
+    stale_reason: str | None = None
+
+
+class ProjectIndex:
+    """Resolves a project name to the page clients may see (the only path to upstream pages and files)."""
+
+    def __init__(
+        self,
+        pages: PageCache,
+        policy: ShadowPolicy,
+        private: PrivateLookup = _no_private,
+        private_names: PrivateNames = _no_private_names,
+    ) -> None:
+        self._pages = pages
+        self._policy = policy
+        self._private = private
+        self._private_names = private_names
+
+    async def project(self, name: NormalizedName) -> Resolved:
+        """Raises ProjectNotFound, or UpstreamUnavailable when upstream fails with nothing cached."""
+        private = await self._private(name)
+        if not upstream_allowed(name, has_private=private is not None, policy=self._policy):
+            if private is None:
+                raise ProjectNotFound(f"{name} is reserved for private packages and has none")
+            return Resolved(private, Outcome.PRIVATE)
+        try:
+            lookup = await self._pages.lookup(name)
+        except UpstreamUnavailable as exc:
+            if private is None:
+                raise
+            return Resolved(private, Outcome.STALE, str(exc))
+        page = resolve_project(private, lookup.page)
+        if page is None:
+            raise ProjectNotFound(f"no project named {name!r} here or upstream")
+        return Resolved(page, lookup.outcome, lookup.error)
+
+    async def project_list(self) -> ProjectList:
+        """Private projects and upstream projects already in the cache (never the whole upstream list)."""
+        names = set(await self._private_names()) | set(await self._pages.cached_names())
+        return ProjectList(tuple(sorted(names)))

@@ -1,0 +1,146 @@
+"""Upstream page cache: persistent (database), TTL + conditional revalidation, negative caching, single-flight,
+stale serving when upstream fails, and offline mode."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from proxy.config import UpstreamConfig
+from proxy.db import Database, StoredPage
+from proxy.errors import UpstreamUnavailable
+from proxy.simple.model import ProjectPage
+from proxy.simple.names import NormalizedName
+from proxy.upstream import FetchedPage, Missing, NotModified, UpstreamClient
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(enum.Enum):
+    """How a page lookup was answered; sent to clients as X-Shadowpi-Cache."""
+
+    HIT = "hit"  # fresh in the cache, upstream not asked
+    MISS = "miss"  # fetched from upstream now
+    REVALIDATED = "revalidated"  # upstream answered 304
+    STALE = "stale"  # upstream failed; the last good copy was served
+    OFFLINE = "offline"  # offline mode: the cache answered without asking upstream
+    PRIVATE = "private"  # the page is private only; upstream not involved
+
+
+@dataclass(frozen=True, slots=True)
+class PageLookup:
+    """An upstream page (None: upstream does not know the project) and how it was obtained."""
+
+    page: ProjectPage | None
+    outcome: Outcome
+    fetched_at: float
+    error: str | None = None  # why a stale copy was served
+
+
+class PageCache:
+    """Project pages from upstream through the database, with an in-memory LRU in front."""
+
+    def __init__(
+        self,
+        db: Database,
+        upstream: UpstreamClient,
+        config: UpstreamConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        memory_entries: int = 4096,
+    ) -> None:
+        self._db = db
+        self._upstream = upstream
+        self._config = config
+        self._clock = clock
+        self._memory: OrderedDict[NormalizedName, StoredPage] = OrderedDict()
+        self._memory_entries = memory_entries
+        self._inflight: dict[NormalizedName, asyncio.Task[PageLookup]] = {}
+
+    async def lookup(self, name: NormalizedName) -> PageLookup:
+        """The upstream page for `name`, fetching or revalidating it when the cached copy is too old.
+
+        Raises UpstreamUnavailable only when upstream fails and nothing was ever cached.
+        """
+        stored = await self._cached(name)
+        if self._config.offline:
+            return PageLookup(stored.page if stored else None, Outcome.OFFLINE, stored.fetched_at if stored else 0)
+        if stored is not None and self._is_fresh(stored):
+            return PageLookup(stored.page, Outcome.HIT, stored.fetched_at)
+        task = self._inflight.get(name)
+        if task is None:
+            task = asyncio.create_task(self._refresh(name, stored), name=f"refresh-page:{name}")
+            self._inflight[name] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(name, None))
+        # shield: one client going away must not cancel the fetch the others are waiting on.
+        return await asyncio.shield(task)
+
+    async def cached(self, name: NormalizedName) -> ProjectPage | None:
+        """The cached page without any upstream traffic (None when absent or remembered missing)."""
+        stored = await self._cached(name)
+        return stored.page if stored else None
+
+    async def cached_names(self) -> list[NormalizedName]:
+        """Projects with a cached upstream page."""
+        return await self._db.cached_projects()
+
+    async def close(self) -> None:
+        """Cancel in-flight refreshes (shutdown)."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _is_fresh(self, stored: StoredPage) -> bool:
+        ttl = self._config.page_ttl if stored.page is not None else self._config.negative_ttl
+        return self._clock() - stored.fetched_at < ttl
+
+    async def _cached(self, name: NormalizedName) -> StoredPage | None:
+        stored = self._memory.get(name)
+        if stored is not None:
+            self._memory.move_to_end(name)
+            return stored
+        stored = await self._db.get_page(name)
+        if stored is not None:
+            self._remember(name, stored)
+        return stored
+
+    def _remember(self, name: NormalizedName, stored: StoredPage) -> None:
+        self._memory[name] = stored
+        self._memory.move_to_end(name)
+        while len(self._memory) > self._memory_entries:
+            self._memory.popitem(last=False)
+
+    async def _refresh(self, name: NormalizedName, stored: StoredPage | None) -> PageLookup:
+        validators = stored if stored is not None and stored.page is not None else None
+        try:
+            result = await self._upstream.fetch_project(
+                name,
+                etag=validators.etag if validators else None,
+                last_modified=validators.last_modified if validators else None,
+            )
+        except UpstreamUnavailable as exc:
+            if stored is None:
+                raise
+            log.warning("upstream failed for %s, serving the cached copy: %s", name, exc)
+            return PageLookup(stored.page, Outcome.STALE, stored.fetched_at, error=str(exc))
+        now = self._clock()
+        if isinstance(result, NotModified) and validators is not None:
+            fresh = StoredPage(validators.page, validators.etag, validators.last_modified, now)
+            await self._db.touch_page(name, now)
+            self._remember(name, fresh)
+            return PageLookup(fresh.page, Outcome.REVALIDATED, now)
+        if isinstance(result, FetchedPage):
+            fresh = StoredPage(result.page, result.etag, result.last_modified, now)
+        elif isinstance(result, Missing):
+            fresh = StoredPage(None, None, None, now)
+        else:  # a 304 we did not ask for: upstream is confused
+            raise UpstreamUnavailable(f"upstream answered 304 for {name} without a cached copy")
+        await self._db.put_page(name, fresh)
+        self._remember(name, fresh)
+        return PageLookup(fresh.page, Outcome.MISS, now)

@@ -1,0 +1,71 @@
+"""The page model: one frozen record per concept, shared by both wire formats (PEP 503 HTML, PEP 691 JSON)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from proxy.simple.names import NormalizedName
+
+# Hash algorithms both pip and uv accept in URL fragments and JSON `hashes`, strongest first.
+# uv hard-fails on any other algorithm name, so nothing else is ever emitted.
+EMITTABLE_HASHES = ("sha256", "sha512", "sha384", "md5")
+
+
+class Origin(enum.Enum):
+    """Where a page or file comes from."""
+
+    PRIVATE = "private"
+    UPSTREAM = "upstream"
+
+
+@dataclass(frozen=True, slots=True)
+class DistFile:
+    """One distribution file of a project page.
+
+    `url` is where *shadowpi* fetches the file (absolute upstream URL, or "" for private files);
+    the renderers rewrite it to shadowpi's own URL.
+    """
+
+    filename: str
+    url: str
+    hashes: Mapping[str, str] = field(default_factory=dict)  # {"sha256": "<hex>"}, lower-case hex
+    requires_python: str | None = None
+    yanked: bool | str = False  # PEP 592: a str is the reason
+    core_metadata: Mapping[str, str] | bool = False  # PEP 658/714: hashes of the .metadata file, or True
+    size: int | None = None  # PEP 700
+    upload_time: str | None = None  # PEP 700: yyyy-mm-ddThh:mm:ss.ffffffZ
+    origin: Origin = Origin.UPSTREAM
+
+    @property
+    def sha256(self) -> str | None:
+        return self.hashes.get("sha256")
+
+    @property
+    def has_metadata(self) -> bool:
+        return self.core_metadata is not False
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectPage:
+    """A project detail page: the files of one project, with the versions it has (PEP 700)."""
+
+    name: NormalizedName
+    files: tuple[DistFile, ...]
+    versions: tuple[str, ...] = ()
+    origin: Origin = Origin.UPSTREAM
+
+    def file(self, filename: str) -> DistFile | None:
+        """The listed file with that exact filename, if any."""
+        for dist in self.files:
+            if dist.filename == filename:
+                return dist
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectList:
+    """The index root: the projects this server knows."""
+
+    names: tuple[NormalizedName, ...]

@@ -1,0 +1,89 @@
+"""Project names (PEP 503 normalization) and distribution filenames, validated once at the edge."""
+
+from __future__ import annotations
+
+import re
+
+from packaging.utils import (
+    InvalidName,
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+from proxy.errors import InvalidFilename, InvalidProjectName
+
+__all__ = [
+    "NormalizedName",
+    "is_canonical",
+    "parse_dist_filename",
+    "parse_project_name",
+    "version_of_filename",
+]
+
+# Filename extensions pip and uv install from; PEP 527 trimmed the sdist list to .tar.gz and .zip.
+DIST_EXTENSIONS = (".whl", ".tar.gz", ".zip")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def parse_project_name(raw: str) -> NormalizedName:
+    """Normalize an untrusted project name (URL segment, form field).
+
+    Raises InvalidProjectName for anything that is not a valid name (slashes, '..', NUL, control characters).
+    """
+    try:
+        # validate=True matters: without it canonicalize_name("x\n") passes the newline through.
+        return canonicalize_name(raw, validate=True)
+    except InvalidName:
+        raise InvalidProjectName(f"{_printable(raw)!r} is not a valid project name") from None
+
+
+def is_canonical(raw: str) -> bool:
+    """True when the name is already in PEP 503 normalized form."""
+    return canonicalize_name(raw) == raw
+
+
+def check_safe_filename(filename: str) -> None:
+    """Reject filenames that could escape a directory or corrupt a listing (warehouse's rules)."""
+    if not filename or _CONTROL.search(filename) or not filename.isprintable():
+        raise InvalidFilename("Cannot upload a file with non-printable characters (ordinals 0-31) in the name.")
+    if "/" in filename or "\\" in filename:
+        raise InvalidFilename("Cannot upload a file with '/' or '\\' in the name.")
+    if filename in {".", ".."} or filename.startswith("."):
+        raise InvalidFilename(f"Invalid filename: {filename!r}")
+
+
+def parse_dist_filename(filename: str) -> tuple[NormalizedName, Version]:
+    """Project name and version encoded in a wheel or sdist filename.
+
+    Raises InvalidFilename when the filename is unsafe or not a wheel/sdist filename.
+    """
+    check_safe_filename(filename)
+    try:
+        if filename.endswith(".whl"):
+            name, version, _build, _tags = parse_wheel_filename(filename)
+            return name, version
+        if filename.endswith((".tar.gz", ".zip")):
+            return parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename) as exc:
+        raise InvalidFilename(str(exc)) from None
+    raise InvalidFilename(
+        "Invalid file extension: Use .tar.gz, .whl or .zip extension. See "
+        "https://www.python.org/dev/peps/pep-0527 and https://peps.python.org/pep-0715/ for more information"
+    )
+
+
+def version_of_filename(filename: str) -> str | None:
+    """The version string of a distribution filename, or None for names that do not parse (legacy files)."""
+    try:
+        return str(parse_dist_filename(filename)[1])
+    except InvalidFilename:
+        return None
+
+
+def _printable(raw: str) -> str:
+    return _CONTROL.sub("?", raw)[:100]

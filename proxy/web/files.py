@@ -1,0 +1,104 @@
+"""Distribution file downloads: /files/<project>/<sha256>/<filename> (and PEP 658 `.metadata` siblings)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from aiohttp import web
+
+from proxy.errors import FileNotFound, ProxyError
+from proxy.files import Fill
+from proxy.keys import CONFIG, FILES, INDEX, STORE
+from proxy.rendered import file_key
+from proxy.simple.model import DistFile, ProjectPage
+from proxy.simple.names import is_canonical, parse_project_name
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+METADATA_SUFFIX = ".metadata"
+# The URL holds the content hash, so the bytes behind it never change: any cache may keep them for good.
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@routes.get("/files/{name}/{key}/{filename}", name="file")
+async def download(request: web.Request) -> web.StreamResponse:
+    raw = request.match_info["name"]
+    name = parse_project_name(raw)
+    if not is_canonical(raw):
+        raise FileNotFound("file URLs use the normalized project name")
+    resolved = await request.app[INDEX].project(name)
+    dist = find_file(resolved.page, request.match_info["filename"], request.match_info["key"])
+    files = request.app[FILES]
+    cached = await files.cached(dist)
+    if cached is not None:
+        path = request.app[STORE].serve_path(cached.blob.sha256)
+        return web.FileResponse(path, headers=_file_headers(dist, immutable=True))
+    if request.app[CONFIG].upstream.offline:
+        raise FileNotFound(f"{dist.filename} is not in the cache and shadowpi is offline")
+    if request.method == "HEAD":  # answer from the index data; a HEAD must not start a download
+        return _head_only(dist)
+    return await _stream_fill(request, dist, files.fill(dist))
+
+
+def find_file(page: ProjectPage, filename: str, key: str) -> DistFile:
+    """The listed file (or the PEP 658 metadata of a listed file) that this URL names."""
+    dist = page.file(filename)
+    if dist is None and filename.endswith(METADATA_SUFFIX):
+        parent = page.file(filename.removesuffix(METADATA_SUFFIX))
+        if parent is not None and parent.has_metadata:
+            if file_key(parent) != key:
+                raise FileNotFound(f"{filename} is not listed under this hash")
+            return metadata_file(parent)
+    if dist is None or file_key(dist) != key:
+        raise FileNotFound(f"{page.name} has no file {filename!r} with that hash")
+    return dist
+
+
+def metadata_file(dist: DistFile) -> DistFile:
+    """The PEP 658 core-metadata file of a distribution, as a file of its own (hashes from the index)."""
+    hashes = dist.core_metadata if isinstance(dist.core_metadata, dict) else {}
+    return replace(
+        dist,
+        filename=dist.filename + METADATA_SUFFIX,
+        url=dist.url + METADATA_SUFFIX,
+        hashes=dict(hashes),
+        size=None,
+        core_metadata=False,
+    )
+
+
+def _file_headers(dist: DistFile, *, immutable: bool) -> dict[str, str]:
+    # Explicit type, never a Content-Encoding: clients must get the archive bytes as they are.
+    headers = {"Content-Type": "application/octet-stream"}
+    if immutable and dist.sha256:
+        headers["Cache-Control"] = IMMUTABLE
+    return headers
+
+
+def _head_only(dist: DistFile) -> web.Response:
+    response = web.Response(headers=_file_headers(dist, immutable=False))
+    if dist.size is not None:
+        response.content_length = dist.size
+    return response
+
+
+async def _stream_fill(request: web.Request, dist: DistFile, fill: Fill) -> web.StreamResponse:
+    await fill.wait_started()  # errors before the first byte become a clean 4xx/5xx
+    response = web.StreamResponse(headers=_file_headers(dist, immutable=True))
+    response.headers["X-Shadowpi-Cache"] = "miss"
+    if fill.content_length is not None:
+        response.content_length = fill.content_length
+    await response.prepare(request)
+    try:
+        async for chunk in request.app[FILES].stream(fill):
+            await response.write(chunk)
+    except ProxyError as exc:
+        # Headers are gone: the only honest signal left is to cut the connection before the body completes.
+        log.warning("aborting download of %s: %s", dist.filename, exc)
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    await response.write_eof()
+    return response

@@ -1,0 +1,85 @@
+"""The simple repository API: /simple/ and /simple/<project>/ (PEP 503 HTML, PEP 691 JSON)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from proxy.keys import CONFIG, INDEX, RENDERED
+from proxy.pages import Outcome
+from proxy.rendered import Rendered, render_index
+from proxy.simple.names import is_canonical, parse_project_name
+from proxy.simple.negotiate import Format, choose_format
+
+routes = web.RouteTableDef()
+PAGE_MAX_AGE = 60  # seconds an HTTP cache may reuse a page; shadowpi itself revalidates upstream per page_ttl
+
+
+@routes.get("/simple/", name="index")
+async def index_page(request: web.Request) -> web.StreamResponse:
+    fmt = _format(request)
+    projects = await request.app[INDEX].project_list()
+    return _respond(request, render_index(projects, fmt))
+
+
+@routes.get("/simple", name="index_noslash")
+async def index_redirect(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPMovedPermanently(request.rel_url.with_path("/simple/"))
+
+
+@routes.get("/simple/{name}", name="project_noslash")
+async def project_redirect(request: web.Request) -> web.StreamResponse:
+    name = parse_project_name(request.match_info["name"])
+    raise web.HTTPMovedPermanently(request.rel_url.with_path(f"/simple/{name}/"))
+
+
+@routes.get("/simple/{name}/", name="project")
+async def project_page(request: web.Request) -> web.StreamResponse:
+    raw = request.match_info["name"]
+    name = parse_project_name(raw)
+    if not is_canonical(raw):  # PEP 503: one canonical URL per project (as PyPI does)
+        raise web.HTTPMovedPermanently(request.rel_url.with_path(f"/simple/{name}/"))
+    fmt = _format(request)
+    resolved = await request.app[INDEX].project(name)
+    response = _respond(request, request.app[RENDERED].project(resolved.page, fmt))
+    response.headers["X-Shadowpi-Cache"] = resolved.outcome.value
+    if resolved.outcome is Outcome.STALE:
+        response.headers["Warning"] = '110 shadowpi "Response is Stale"'
+    return response
+
+
+def _format(request: web.Request) -> Format:
+    fmt = choose_format(request.headers.get("Accept"), request.query.get("format"))
+    if fmt is None:
+        raise web.HTTPNotAcceptable(
+            reason="Unsupported format",
+            text="format must be application/vnd.pypi.simple.v1+json, "
+            "application/vnd.pypi.simple.v1+html or text/html\n",
+        )
+    return fmt
+
+
+def _respond(request: web.Request, rendered: Rendered) -> web.Response:
+    gzip_ok = rendered.gzipped is not None and "gzip" in request.headers.get("Accept-Encoding", "")
+    etag = rendered.etag[:-1] + '-gz"' if gzip_ok else rendered.etag
+    headers = {
+        "Vary": "Accept, Accept-Encoding",
+        "ETag": etag,
+        "Cache-Control": _cache_control(request),
+    }
+    if etag in _if_none_match(request):
+        return web.Response(status=304, headers=headers)
+    body = rendered.gzipped if gzip_ok and rendered.gzipped is not None else rendered.body
+    response = web.Response(body=body, headers=headers, content_type=rendered.content_type)
+    if gzip_ok:
+        response.headers["Content-Encoding"] = "gzip"
+    return response
+
+
+def _cache_control(request: web.Request) -> str:
+    scope = "private" if request.app[CONFIG].auth.read else "public"
+    return f"{scope}, max-age={PAGE_MAX_AGE}"
+
+
+def _if_none_match(request: web.Request) -> set[str]:
+    raw = request.headers.get("If-None-Match", "")
+    return {tag.strip().removeprefix("W/") for tag in raw.split(",") if tag.strip()}

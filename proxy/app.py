@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -12,7 +13,7 @@ from proxy.config import Config
 from proxy.db import Database
 from proxy.files import FileCache
 from proxy.index import ProjectIndex
-from proxy.keys import CONFIG, DB, FILES, INDEX, PAGES, RENDERED, STORE, UPSTREAM
+from proxy.keys import CLOCK, CONFIG, DB, FILES, INDEX, PAGES, RENDERED, STORE, UPSTREAM
 from proxy.pages import PageCache
 from proxy.rendered import RenderCache
 from proxy.simple.policy import ShadowPolicy
@@ -25,10 +26,11 @@ log = logging.getLogger(__name__)
 DB_FILENAME = "shadowpi.sqlite3"
 
 
-def create_app(config: Config) -> web.Application:
-    """A ready-to-run shadowpi application for this configuration."""
+def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> web.Application:
+    """A ready-to-run shadowpi application for this configuration (`clock` lets tests move time)."""
     app = web.Application(middlewares=[error_middleware])
     app[CONFIG] = config
+    app[CLOCK] = clock
     # Entered in order, exited in reverse: caches close before the upstream session and the database.
     app.cleanup_ctx.extend([_storage, _database, _upstream, _caches])
     app.add_routes(simple.routes)
@@ -61,7 +63,7 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
 
 async def _caches(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    pages = PageCache(app[DB], app[UPSTREAM], config.upstream)
+    pages = PageCache(app[DB], app[UPSTREAM], config.upstream, clock=app[CLOCK])
     file_cache = FileCache(app[STORE], app[DB], app[UPSTREAM])
     policy = ShadowPolicy(config.policy.merge_upstream, config.policy.private_patterns)
     app[PAGES] = pages

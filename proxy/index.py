@@ -61,8 +61,10 @@ class ProjectIndex:
                 raise
             return Resolved(private, Outcome.STALE, str(exc))
         page = resolve_project(private, lookup.page)
+        if page is None and lookup.outcome is Outcome.OFFLINE:
+            raise ProjectNotFound(f"{name} is not in the cache and shadowpi is offline")
         if page is None:
-            raise ProjectNotFound(f"no project named {name!r} here or upstream")
+            raise ProjectNotFound(f"no project named {name} here or upstream")
         return Resolved(page, lookup.outcome, lookup.error)
 
     async def project_list(self) -> ProjectList:

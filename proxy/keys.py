@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from proxy.config import Config
@@ -21,3 +23,4 @@ PAGES = web.AppKey("pages", PageCache)
 FILES = web.AppKey("files", FileCache)
 INDEX = web.AppKey("index", ProjectIndex)
 RENDERED = web.AppKey("rendered", RenderCache)
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

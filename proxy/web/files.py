@@ -38,7 +38,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     if request.app[CONFIG].upstream.offline:
         raise FileNotFound(f"{dist.filename} is not in the cache and shadowpi is offline")
     if request.method == "HEAD":  # answer from the index data; a HEAD must not start a download
-        return _head_only(dist)
+        return await _head_only(request, dist)
     return await _stream_fill(request, dist, files.fill(dist))
 
 
@@ -77,10 +77,12 @@ def _file_headers(dist: DistFile, *, immutable: bool) -> dict[str, str]:
     return headers
 
 
-def _head_only(dist: DistFile) -> web.Response:
-    response = web.Response(headers=_file_headers(dist, immutable=False))
+async def _head_only(request: web.Request, dist: DistFile) -> web.StreamResponse:
+    response = web.StreamResponse(headers=_file_headers(dist, immutable=False))
     if dist.size is not None:
         response.content_length = dist.size
+    await response.prepare(request)
+    await response.write_eof()
     return response
 
 

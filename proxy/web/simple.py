@@ -23,13 +23,13 @@ async def index_page(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/simple", name="index_noslash")
 async def index_redirect(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPMovedPermanently(request.rel_url.with_path("/simple/"))
+    raise web.HTTPMovedPermanently(_moved(request, "/simple/"))
 
 
 @routes.get("/simple/{name}", name="project_noslash")
 async def project_redirect(request: web.Request) -> web.StreamResponse:
     name = parse_project_name(request.match_info["name"])
-    raise web.HTTPMovedPermanently(request.rel_url.with_path(f"/simple/{name}/"))
+    raise web.HTTPMovedPermanently(_moved(request, f"/simple/{name}/"))
 
 
 @routes.get("/simple/{name}/", name="project")
@@ -37,7 +37,7 @@ async def project_page(request: web.Request) -> web.StreamResponse:
     raw = request.match_info["name"]
     name = parse_project_name(raw)
     if not is_canonical(raw):  # PEP 503: one canonical URL per project (as PyPI does)
-        raise web.HTTPMovedPermanently(request.rel_url.with_path(f"/simple/{name}/"))
+        raise web.HTTPMovedPermanently(_moved(request, f"/simple/{name}/"))
     fmt = _format(request)
     resolved = await request.app[INDEX].project(name)
     response = _respond(request, request.app[RENDERED].project(resolved.page, fmt))
@@ -47,8 +47,17 @@ async def project_page(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _moved(request: web.Request, path: str) -> str:
+    """The canonical location, keeping the query string (?format= must survive the redirect)."""
+    query = request.rel_url.raw_query_string
+    return f"{path}?{query}" if query else path
+
+
 def _format(request: web.Request) -> Format:
-    fmt = choose_format(request.headers.get("Accept"), request.query.get("format"))
+    query_format = request.query.get("format")
+    if query_format is not None:  # an unencoded "v1+json" arrives as "v1 json"; media types hold no spaces
+        query_format = query_format.replace(" ", "+")
+    fmt = choose_format(request.headers.get("Accept"), query_format)
     if fmt is None:
         raise web.HTTPNotAcceptable(
             reason="Unsupported format",

@@ -39,6 +39,37 @@ MIGRATIONS: tuple[str, ...] = (
         fetched_at REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE private_files (
+        filename        TEXT PRIMARY KEY,   -- globally unique: it embeds the project name and version
+        project         TEXT NOT NULL,      -- normalized name
+        version         TEXT NOT NULL,
+        sha256          TEXT NOT NULL,
+        blake2_256      TEXT,
+        size            INTEGER NOT NULL,
+        requires_python TEXT,
+        metadata_sha256 TEXT,               -- blob holding the PEP 658 METADATA file (wheels)
+        yanked          TEXT,               -- NULL: not yanked; '': yanked without reason; else the reason
+        upload_time     TEXT NOT NULL,      -- PEP 700 format
+        uploaded_by     TEXT
+    );
+    CREATE INDEX private_files_project ON private_files (project);
+    -- Filenames of deleted private files: they may never come back with other bytes (as on PyPI).
+    CREATE TABLE deleted_files (
+        filename   TEXT PRIMARY KEY,
+        sha256     TEXT NOT NULL,
+        deleted_at REAL NOT NULL
+    );
+    CREATE TABLE tokens (
+        id          INTEGER PRIMARY KEY,
+        user        TEXT NOT NULL,
+        token_hash  TEXT NOT NULL UNIQUE,   -- sha256 of the token; the token itself is never stored
+        description TEXT,
+        created_at  REAL NOT NULL,
+        last_used   REAL,
+        revoked_at  REAL
+    );
+    """,
 )
 
 
@@ -50,6 +81,18 @@ class StoredPage:
     etag: str | None
     last_modified: str | None
     fetched_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """An API token's bookkeeping (never the token itself)."""
+
+    id: int
+    user: str
+    description: str | None
+    created_at: float
+    last_used: float | None
+    revoked_at: float | None
 
 
 class Database:
@@ -138,6 +181,47 @@ class Database:
         async with self._conn.execute("SELECT sha256 FROM upstream_files WHERE url = ?", (url,)) as cur:
             row = await cur.fetchone()
         return str(row[0]) if row else None
+
+
+    # --- API tokens ---
+
+    async def add_token(self, user: str, token_hash: str, description: str | None = None) -> int:
+        """Store a new token's hash; returns its id."""
+        cur = await self._conn.execute(
+            "INSERT INTO tokens (user, token_hash, description, created_at) VALUES (?, ?, ?, ?)",
+            (user, token_hash, description, time.time()),
+        )
+        await self._conn.commit()
+        return int(cur.lastrowid or 0)
+
+    async def token_user(self, token_hash: str) -> str | None:
+        """The user owning a live (not revoked) token with this hash; records its use."""
+        query = "SELECT id, user FROM tokens WHERE token_hash = ? AND revoked_at IS NULL"
+        async with self._conn.execute(query, (token_hash,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        await self._conn.execute("UPDATE tokens SET last_used = ? WHERE id = ?", (time.time(), row[0]))
+        await self._conn.commit()
+        return str(row[1])
+
+    async def revoke_token(self, token_id: int) -> bool:
+        """Revoke a token by id; False when no live token has that id."""
+        cur = await self._conn.execute(
+            "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (time.time(), token_id)
+        )
+        await self._conn.commit()
+        return cur.rowcount > 0
+
+    async def list_tokens(self, user: str | None = None) -> list[TokenRecord]:
+        """Tokens (optionally of one user), oldest first."""
+        query = "SELECT id, user, description, created_at, last_used, revoked_at FROM tokens"
+        params: tuple[str, ...] = ()
+        if user is not None:
+            query += " WHERE user = ?"
+            params = (user,)
+        async with self._conn.execute(query + " ORDER BY id", params) as cur:
+            return [TokenRecord(*row) async for row in cur]
 
 
 async def _migrate(conn: aiosqlite.Connection) -> None:

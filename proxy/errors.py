@@ -41,3 +41,23 @@ class UpstreamInvalid(UpstreamUnavailable):
 
 class IntegrityError(ProxyError):
     """Downloaded bytes do not match what the index declared (hash or size)."""
+
+
+class InvalidUpload(ProxyError):
+    """An upload was rejected; the message follows PyPI's wording (twine prints it)."""
+
+
+class UploadTooLarge(InvalidUpload):
+    """The upload exceeds [upload] max_size."""
+
+
+class FileExists(InvalidUpload):
+    """The filename exists with other bytes. The message starts "File already exists" (twine --skip-existing)."""
+
+
+class AuthenticationRequired(ProxyError):
+    """No or wrong credentials for an action that needs them."""
+
+
+class Forbidden(ProxyError):
+    """Valid credentials, but not allowed to do this."""

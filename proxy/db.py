@@ -201,8 +201,14 @@ class Database:
             row = await cur.fetchone()
         if row is None:
             return None
-        await self._conn.execute("UPDATE tokens SET last_used = ? WHERE id = ?", (time.time(), row[0]))
-        await self._conn.commit()
+        # Throttled: a 50-file install with a token must not mean 50 write commits.
+        now = time.time()
+        cur = await self._conn.execute(
+            "UPDATE tokens SET last_used = ? WHERE id = ? AND (last_used IS NULL OR last_used < ?)",
+            (now, row[0], now - 60),
+        )
+        if cur.rowcount:
+            await self._conn.commit()
         return str(row[1])
 
     async def revoke_token(self, token_id: int) -> bool:

@@ -136,35 +136,44 @@ class FileCache:
     async def _run(self, key: str, fill: Fill) -> None:
         dist = fill.dist
         spool = await self._store.new_spool(extra_algorithms=dist.hashes)
+        error: ProxyError | None = None
         try:
-            async with self._upstream.open_file(dist.url) as remote:
-                _check_size(dist, remote.content_length)
-                fill.content_length = dist.size if dist.size is not None else remote.content_length
-                fill.spool = spool
-                fill.notify()
-                async for chunk in remote.chunks(CHUNK):
-                    await spool.write(chunk)
-                    fill.notify()
-            _verify(dist, spool, fill.content_length)
-            fill.result = await self._store.commit(spool)
-            await self._record(dist, fill.result)
+            await self._download(fill, spool)
         except ProxyError as exc:
-            fill.error = exc
+            error = exc
             log.warning("download of %s failed: %s", dist.filename, exc)
         except asyncio.CancelledError:
-            fill.error = UpstreamUnavailable("shadowpi is shutting down")
+            error = UpstreamUnavailable("shadowpi is shutting down")
             raise
         except Exception as exc:
             log.exception("download of %s failed unexpectedly", dist.filename)
-            fill.error = UpstreamUnavailable(f"download failed: {type(exc).__name__}")
+            error = UpstreamUnavailable(f"download failed: {type(exc).__name__}")
         finally:
-            if fill.result is None:
+            # Clean up before publishing the outcome: whoever sees the error also sees no spool on disk.
+            if error is not None:
                 await asyncio.shield(self._store.discard(spool))
             self._fills.pop(key, None)
+            fill.error = error
             fill.notify()
             if fill.spool is None:  # never published: no follower can hold it
                 self._store.release(spool)
             self._release_if_idle(fill)
+
+    async def _download(self, fill: Fill, spool: Spool) -> None:
+        """Stream upstream into the spool, verify, commit; followers are woken after every chunk."""
+        dist = fill.dist
+        async with self._upstream.open_file(dist.url) as remote:
+            _check_size(dist, remote.content_length)
+            fill.content_length = dist.size if dist.size is not None else remote.content_length
+            fill.spool = spool
+            fill.notify()
+            async for chunk in remote.chunks(CHUNK):
+                await spool.write(chunk)
+                fill.notify()
+        _verify(dist, spool, fill.content_length)
+        blob = await self._store.commit(spool)
+        await self._record(dist, blob)
+        fill.result = blob
 
     async def _record(self, dist: DistFile, blob: BlobInfo) -> None:
         await self._db.record_blob(blob.sha256, blob.size)

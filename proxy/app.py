@@ -9,32 +9,35 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 
+from proxy.auth import Authenticator, Htpasswd
 from proxy.config import Config
-from proxy.db import Database
+from proxy.db import DB_FILENAME, Database
 from proxy.files import FileCache
 from proxy.index import ProjectIndex
-from proxy.keys import CLOCK, CONFIG, DB, FILES, INDEX, PAGES, RENDERED, STORE, UPSTREAM
+from proxy.keys import AUTH, CLOCK, CONFIG, DB, FILES, INDEX, PAGES, PRIVATE, RENDERED, STORE, UPLOADER, UPSTREAM
 from proxy.pages import PageCache
+from proxy.private import PrivateIndex
 from proxy.rendered import RenderCache
 from proxy.simple.policy import ShadowPolicy
 from proxy.storage import BlobStore
+from proxy.upload import Uploader
 from proxy.upstream import USER_AGENT, UpstreamClient
-from proxy.web import files, ops, simple
-from proxy.web.middleware import error_middleware
+from proxy.web import files, ops, simple, upload
+from proxy.web.middleware import error_middleware, read_auth_middleware
 
 log = logging.getLogger(__name__)
-DB_FILENAME = "shadowpi.sqlite3"
 
 
 def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> web.Application:
     """A ready-to-run shadowpi application for this configuration (`clock` lets tests move time)."""
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[error_middleware, read_auth_middleware])
     app[CONFIG] = config
     app[CLOCK] = clock
     # Entered in order, exited in reverse: caches close before the upstream session and the database.
-    app.cleanup_ctx.extend([_storage, _database, _upstream, _caches])
+    app.cleanup_ctx.extend([_storage, _database, _auth, _upstream, _caches])
     app.add_routes(simple.routes)
     app.add_routes(files.routes)
+    app.add_routes(upload.routes)
     app.add_routes(ops.routes)
     return app
 
@@ -55,6 +58,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await db.close()
 
 
+async def _auth(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG].auth
+    htpasswd = Htpasswd.load(config.htpasswd) if config.htpasswd else None
+    app[AUTH] = Authenticator(htpasswd, app[DB], read_requires_auth=config.read)
+    yield
+
+
 async def _upstream(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session:
         app[UPSTREAM] = UpstreamClient(session, app[CONFIG].upstream)
@@ -66,9 +76,12 @@ async def _caches(app: web.Application) -> AsyncIterator[None]:
     pages = PageCache(app[DB], app[UPSTREAM], config.upstream, clock=app[CLOCK])
     file_cache = FileCache(app[STORE], app[DB], app[UPSTREAM])
     policy = ShadowPolicy(config.policy.merge_upstream, config.policy.private_patterns)
+    private = PrivateIndex(app[DB], app[STORE])
     app[PAGES] = pages
     app[FILES] = file_cache
-    app[INDEX] = ProjectIndex(pages, policy)
+    app[PRIVATE] = private
+    app[UPLOADER] = Uploader(app[DB], app[STORE], config.upload)
+    app[INDEX] = ProjectIndex(pages, policy, private=private.page, private_names=private.names)
     app[RENDERED] = RenderCache()
     yield
     await file_cache.close()

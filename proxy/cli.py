@@ -35,7 +35,40 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--offline", action="store_true", default=None, help="never contact upstream")
     serve.add_argument("--workers", type=int, help="worker processes sharing the port and data dir")
     serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _add_token_commands(commands)
+    _add_file_commands(commands)
+    audit = commands.add_parser("audit", help="list private projects whose names also exist upstream")
+    _add_common(audit)
     return parser
+
+
+def _add_token_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = commands.add_parser("token", help="create, list and revoke API tokens (for twine and uv publish)")
+    actions = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="create a token; it is printed once, on the last line")
+    create.add_argument("--user", required=True, help="who the token acts as")
+    create.add_argument("--description", help="a note, e.g. 'CI for acme-utils'")
+    listing = actions.add_parser("list", help="list tokens (never the tokens themselves)")
+    listing.add_argument("--user", help="only this user's tokens")
+    revoke = actions.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("id", type=int)
+    for sub in (create, listing, revoke):
+        _add_common(sub)
+
+
+def _add_file_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    helps = {
+        "yank": "yank a private release or file (PEP 592): pinned installs still work",
+        "unyank": "undo a yank",
+        "delete": "delete a private release or file (its filename can never return with other bytes)",
+    }
+    for name, text in helps.items():
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("project")
+        sub.add_argument("target", metavar="VERSION_OR_FILENAME")
+        if name == "yank":
+            sub.add_argument("--reason", default="", help="shown to pip and uv users")
+        _add_common(sub)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -78,10 +111,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
         if args.command == "serve":
             return serve(config, log_level=args.log_level)
+        return _admin(args, config)
     except ConfigError as exc:
         print(f"shadowpi: config error: {exc}", file=sys.stderr)
         return 2
-    return 0
+
+
+def _admin(args: argparse.Namespace, config: Config) -> int:
+    from proxy import admin
+
+    prepare_data_dir(config)
+    if args.command == "token":
+        if args.action == "create":
+            return admin.run(admin.token_create(config, args.user, args.description, print))
+        if args.action == "list":
+            return admin.run(admin.token_list(config, args.user, print))
+        return admin.run(admin.token_revoke(config, args.id, print))
+    if args.command in {"yank", "unyank", "delete"}:
+        reason = getattr(args, "reason", "")
+        return admin.run(admin.change_files(config, args.command, args.project, args.target, reason, print))
+    if args.command == "audit":
+        return admin.run(admin.audit(config, print))
+    raise AssertionError(args.command)  # argparse only accepts the commands above
 
 
 def serve(config: Config, *, log_level: str = "INFO") -> int:
@@ -119,8 +170,7 @@ def _run(config: Config, *, reuse_port: bool) -> None:
 
 def _serve_workers(config: Config) -> int:
     """Fork N workers that share the listening port (SO_REUSEPORT) and the data dir."""
-    from proxy.app import DB_FILENAME
-    from proxy.db import Database
+    from proxy.db import DB_FILENAME, Database
 
     async def migrate() -> None:  # once, before forking, so workers never race on the schema
         await (await Database.open(config.data_dir / DB_FILENAME)).close()

@@ -5,6 +5,7 @@ Nothing outside this module knows the backend is SQLite; a future PostgreSQL bac
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ import aiosqlite
 from proxy.simple.json import parse_project_json, render_project_json
 from proxy.simple.model import ProjectPage
 from proxy.simple.names import NormalizedName
+
+DB_FILENAME = "shadowpi.sqlite3"  # inside the data dir
 
 # Applied in order from PRAGMA user_version upward; never edit a released entry, append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -93,6 +96,33 @@ class TokenRecord:
     created_at: float
     last_used: float | None
     revoked_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateFile:
+    """A privately uploaded distribution file."""
+
+    filename: str
+    project: NormalizedName
+    version: str
+    sha256: str
+    blake2_256: str | None
+    size: int
+    requires_python: str | None
+    metadata_sha256: str | None
+    yanked: str | None  # None: not yanked; "": yanked without a reason; else the reason
+    upload_time: str
+    uploaded_by: str | None
+
+
+_PRIVATE_COLUMNS = (
+    "filename, project, version, sha256, blake2_256, size, requires_python, metadata_sha256, yanked,"
+    " upload_time, uploaded_by"
+)
+
+
+class DuplicateFilename(Exception):
+    """Another upload committed the same filename first (a race between two uploads)."""
 
 
 class Database:
@@ -228,6 +258,71 @@ class Database:
             params = (user,)
         async with self._conn.execute(query + " ORDER BY id", params) as cur:
             return [TokenRecord(*row) async for row in cur]
+
+
+    # --- private files ---
+
+    async def private_files(self, project: NormalizedName) -> list[PrivateFile]:
+        """A private project's files, by filename (empty when the project is not private)."""
+        query = f"SELECT {_PRIVATE_COLUMNS} FROM private_files WHERE project = ? ORDER BY filename"  # noqa: S608 constant columns
+        async with self._conn.execute(query, (project,)) as cur:
+            return [PrivateFile(*row) async for row in cur]
+
+    async def private_file(self, filename: str) -> PrivateFile | None:
+        query = f"SELECT {_PRIVATE_COLUMNS} FROM private_files WHERE filename = ?"  # noqa: S608 constant columns
+        async with self._conn.execute(query, (filename,)) as cur:
+            row = await cur.fetchone()
+        return PrivateFile(*row) if row else None
+
+    async def private_projects(self) -> list[NormalizedName]:
+        async with self._conn.execute("SELECT DISTINCT project FROM private_files ORDER BY project") as cur:
+            return [NormalizedName(row[0]) async for row in cur]
+
+    async def add_private_file(self, record: PrivateFile, *, replace: bool = False) -> None:
+        """Insert a private file (or replace one, when overwrites are allowed).
+
+        Raises DuplicateFilename when another upload of that filename won the race.
+        """
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        try:
+            await self._conn.execute(
+                f"{verb} INTO private_files ({_PRIVATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.filename, record.project, record.version, record.sha256, record.blake2_256,
+                    record.size, record.requires_python, record.metadata_sha256, record.yanked,
+                    record.upload_time, record.uploaded_by,
+                ),
+            )
+            await self._conn.commit()
+        except sqlite3.IntegrityError:
+            await self._conn.rollback()
+            raise DuplicateFilename(record.filename) from None
+
+    async def set_yanked(self, filenames: list[str], reason: str | None) -> int:
+        """Yank (reason: str, may be empty) or unyank (None) files; returns how many changed."""
+        marks = ", ".join("?" * len(filenames))
+        cur = await self._conn.execute(
+            f"UPDATE private_files SET yanked = ? WHERE filename IN ({marks})",  # noqa: S608 only "?" marks
+            (reason, *filenames),
+        )
+        await self._conn.commit()
+        return cur.rowcount
+
+    async def delete_private_files(self, files: list[PrivateFile]) -> None:
+        """Delete files and remember their names, so they can't come back with other bytes."""
+        now = time.time()
+        await self._conn.executemany(
+            "INSERT OR REPLACE INTO deleted_files (filename, sha256, deleted_at) VALUES (?, ?, ?)",
+            [(f.filename, f.sha256, now) for f in files],
+        )
+        await self._conn.executemany("DELETE FROM private_files WHERE filename = ?", [(f.filename,) for f in files])
+        await self._conn.commit()
+
+    async def deleted_sha256(self, filename: str) -> str | None:
+        """The sha256 a deleted private file had, if that filename was ever deleted."""
+        async with self._conn.execute("SELECT sha256 FROM deleted_files WHERE filename = ?", (filename,)) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
 
 
 async def _migrate(conn: aiosqlite.Connection) -> None:

@@ -6,13 +6,16 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from proxy.auth import Authenticator
 from proxy.config import Config
 from proxy.db import Database
 from proxy.files import FileCache
 from proxy.index import ProjectIndex
 from proxy.pages import PageCache
+from proxy.private import PrivateIndex
 from proxy.rendered import RenderCache
 from proxy.storage import BlobStore
+from proxy.upload import Uploader
 from proxy.upstream import UpstreamClient
 
 CONFIG = web.AppKey("config", Config)
@@ -23,4 +26,7 @@ PAGES = web.AppKey("pages", PageCache)
 FILES = web.AppKey("files", FileCache)
 INDEX = web.AppKey("index", ProjectIndex)
 RENDERED = web.AppKey("rendered", RenderCache)
+AUTH = web.AppKey("auth", Authenticator)
+PRIVATE = web.AppKey("private", PrivateIndex)
+UPLOADER = web.AppKey("uploader", Uploader)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

@@ -15,8 +15,15 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import aiofiles.os
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 SPOOL_SUFFIX = ".partial"
@@ -27,6 +34,17 @@ def _check_key(sha256: str) -> str:
     if not _SHA256.fullmatch(sha256):
         raise ValueError(f"not a sha256 hex digest: {sha256!r}")
     return sha256
+
+
+def _new_hasher(algorithm: str) -> Hasher | None:
+    """A hasher by index/upload name: hashlib names plus PyPI's "blake2_256" (blake2b, 32-byte digest)."""
+    if algorithm == "blake2_256":
+        return hashlib.blake2b(digest_size=32)
+    if algorithm == "md5":  # only ever compared with what a client declared, never trusted alone
+        return hashlib.md5(usedforsecurity=False)
+    if algorithm in hashlib.algorithms_available:
+        return hashlib.new(algorithm)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +59,18 @@ class Spool:
     def __init__(self, path: Path, fd: int, extra_algorithms: Iterable[str]) -> None:
         self._path = path
         self._fd = fd
-        self._hashers = {"sha256": hashlib.sha256()}
+        self._hashers: dict[str, Hasher] = {"sha256": hashlib.sha256()}
         for algorithm in extra_algorithms:
-            if algorithm in hashlib.algorithms_available and algorithm not in self._hashers:
-                self._hashers[algorithm] = hashlib.new(algorithm)
+            hasher = _new_hasher(algorithm)
+            if hasher is not None and algorithm not in self._hashers:
+                self._hashers[algorithm] = hasher
         self.size = 0
         self.closed = False
+
+    @property
+    def path(self) -> Path:
+        """The spool's local temporary file (spools are local whatever the blob backend), for inspection."""
+        return self._path
 
     def _write_sync(self, chunk: bytes) -> None:
         view = memoryview(chunk)

@@ -68,13 +68,14 @@ class UploadRequest:
     summary: str | None
 
 
-def display_value(value: str) -> str:
+def display_value(value: str, limit: int = 60) -> str:
     """A client-supplied value made safe for a one-line message: control characters become '?'.
 
-    Long values keep their first and last 30 characters, as warehouse shows them.
+    Values longer than `limit` keep only both ends (warehouse shows 30 + "..." + 30 characters).
     """
     shown = _CONTROL.sub("?", value)
-    return shown if len(shown) <= 60 else f"{shown[:30]}...{shown[-30:]}"
+    half = limit // 2
+    return shown if len(shown) <= limit else f"{shown[:half]}...{shown[-half:]}"
 
 
 def parse_upload_form(fields: Mapping[str, Sequence[str]]) -> UploadRequest:
@@ -251,7 +252,7 @@ def _check_sdist_name(request: UploadRequest, filename: str) -> Version:
 def check_digests(request: UploadRequest, computed: Mapping[str, str]) -> None:
     """Every digest the client sent matches the received bytes; `computed` has hex sha256, blake2_256 and md5.
 
-    Raises InvalidUpload on a mismatch (constant-time comparison).
+    Raises InvalidUpload on a mismatch (constant-time comparison); KeyError if `computed` lacks a supplied one.
     """
     supplied = {"sha256": request.sha256_digest, "blake2_256": request.blake2_256_digest, "md5": request.md5_digest}
     for algorithm, digest in supplied.items():

@@ -11,7 +11,7 @@ from proxy.errors import FileNotFound, ProxyError
 from proxy.files import Fill
 from proxy.keys import CONFIG, FILES, INDEX, STORE
 from proxy.rendered import file_key
-from proxy.simple.model import DistFile, ProjectPage
+from proxy.simple.model import DistFile, Origin, ProjectPage
 from proxy.simple.names import is_canonical, parse_project_name
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ async def download(request: web.Request) -> web.StreamResponse:
     if cached is not None:
         path = request.app[STORE].serve_path(cached.blob.sha256)
         return web.FileResponse(path, headers=_file_headers(dist, immutable=True))
+    if dist.origin is Origin.PRIVATE:  # private bytes live only here: never fall through to upstream
+        raise FileNotFound(f"{dist.filename} is missing from storage")
     if request.app[CONFIG].upstream.offline:
         raise FileNotFound(f"{dist.filename} is not in the cache and shadowpi is offline")
     if request.method == "HEAD":  # answer from the index data; a HEAD must not start a download

@@ -7,22 +7,34 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from proxy.auth import Action
 from proxy.errors import (
+    AuthenticationRequired,
     ConfigError,
+    FileExists,
     FileNotFound,
+    Forbidden,
     IntegrityError,
     InvalidFilename,
     InvalidProjectName,
+    InvalidUpload,
     ProjectNotFound,
     ProxyError,
+    UploadTooLarge,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from proxy.keys import AUTH, CONFIG
 
 log = logging.getLogger(__name__)
 
 # Most specific first: the first isinstance match decides.
 _STATUS: tuple[tuple[type[ProxyError], int], ...] = (
+    (AuthenticationRequired, 401),
+    (Forbidden, 403),
+    (UploadTooLarge, 413),
+    (FileExists, 400),  # PyPI's status; twine --skip-existing matches the "File already exists" reason
+    (InvalidUpload, 400),
     (InvalidProjectName, 400),
     (InvalidFilename, 400),
     (ProjectNotFound, 404),
@@ -59,4 +71,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = status_for(exc)
         if status >= 500:
             log.warning("%s %s -> %d: %s", request.method, request.path, status, exc)
-        return error_response(status, str(exc))
+        response = error_response(status, str(exc))
+        if status == 401:  # pip and uv only retry with credentials (keyring, netrc) after a 401
+            response.headers["WWW-Authenticate"] = 'Basic realm="shadowpi"'
+        return response
+
+
+# Reads that [auth] read = true protects; /health and the landing page stay open for probes.
+_READ_PREFIXES = ("/simple", "/files/")
+
+
+@web.middleware
+async def read_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.app[CONFIG].auth.read and request.method in {"GET", "HEAD"} and request.path.startswith(_READ_PREFIXES):
+        await request.app[AUTH].authorize(Action.READ, request.headers.get("Authorization"))
+    return await handler(request)

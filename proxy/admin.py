@@ -1,0 +1,125 @@
+"""Administrative commands that work on a data dir directly (server running or not): tokens, yank, delete, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from proxy.auth import generate_token, hash_token
+from proxy.config import Config
+from proxy.db import DB_FILENAME, Database
+from proxy.errors import ProxyError, UpstreamUnavailable
+from proxy.private import PrivateIndex
+from proxy.simple.names import parse_project_name
+from proxy.storage import BlobStore
+from proxy.upstream import USER_AGENT, Missing, UpstreamClient
+
+Print = Callable[[str], None]
+
+
+@asynccontextmanager
+async def open_data(config: Config) -> AsyncIterator[tuple[Database, PrivateIndex]]:
+    """The database and private index of a data dir (SQLite WAL: safe beside a running server)."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    db = await Database.open(config.data_dir / DB_FILENAME)
+    try:
+        yield db, PrivateIndex(db, BlobStore(config.data_dir))
+    finally:
+        await db.close()
+
+
+async def token_create(config: Config, user: str, description: str | None, out: Print) -> int:
+    token = generate_token()
+    async with open_data(config) as (db, _private):
+        token_id = await db.add_token(user, hash_token(token), description)
+    out(f"Created token {token_id} for {user}. It is shown only once; use it as the password with")
+    out("username __token__ (twine, uv publish, pip). Revoke it with: shadowpi token revoke " + str(token_id))
+    out(token)
+    return 0
+
+
+async def token_list(config: Config, user: str | None, out: Print) -> int:
+    async with open_data(config) as (db, _private):
+        tokens = await db.list_tokens(user)
+    out(f"{'id':>4}  {'user':<16} {'created':<20} {'last used':<20} {'state':<8} description")
+    for t in tokens:
+        state = "revoked" if t.revoked_at else "active"
+        used = _when(t.last_used)
+        out(f"{t.id:>4}  {t.user:<16} {_when(t.created_at):<20} {used:<20} {state:<8} {t.description or ''}")
+    return 0
+
+
+async def token_revoke(config: Config, token_id: int, out: Print) -> int:
+    async with open_data(config) as (db, _private):
+        revoked = await db.revoke_token(token_id)
+    out(f"Revoked token {token_id}." if revoked else f"No active token with id {token_id}.")
+    return 0 if revoked else 1
+
+
+async def change_files(config: Config, action: str, project: str, target: str, reason: str, out: Print) -> int:
+    """yank / unyank / delete private files: `target` is a filename or a version (all of its files)."""
+    async with open_data(config) as (_db, private):
+        selection = await private.select(parse_project_name(project), target)
+        if action == "yank":
+            await private.yank(selection, reason)
+        elif action == "unyank":
+            await private.unyank(selection)
+        else:
+            await private.delete(selection)
+    for record in selection.files:
+        out(f"{action}: {record.filename}")
+    return 0
+
+
+async def audit(config: Config, out: Print) -> int:
+    """Private projects that also exist upstream, i.e. where shadowing is protecting installs right now.
+
+    This asks upstream about every private name: an explicit operator action, never done by the server.
+    """
+    if config.upstream.offline:
+        out("audit needs upstream, but upstream.offline is true")
+        return 2
+    async with open_data(config) as (_db, private):
+        names = await private.names()
+    if not names:
+        out("No private projects.")
+        return 0
+    async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session:
+        client = UpstreamClient(session, config.upstream)
+        results = await asyncio.gather(*(_exists_upstream(client, name) for name in names))
+    shadowed = [name for name, exists in zip(names, results, strict=True) if exists]
+    for name, exists in zip(names, results, strict=True):
+        state = {True: "SHADOWED (exists upstream)", False: "private only", None: "unknown (upstream error)"}[exists]
+        merged = " [merge_upstream]" if name in config.policy.merge_upstream else ""
+        out(f"{name:<40} {state}{merged}")
+    out(f"{len(shadowed)} of {len(names)} private project(s) also exist upstream.")
+    return 0
+
+
+async def _exists_upstream(client: UpstreamClient, name: str) -> bool | None:
+    try:
+        result = await client.fetch_project(parse_project_name(name))
+    except UpstreamUnavailable:
+        return None
+    return not isinstance(result, Missing)
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def run(coro: Coroutine[Any, Any, int]) -> int:
+    """Run an admin coroutine; ProxyErrors become one line on stderr and exit code 1."""
+    try:
+        return asyncio.run(coro)
+    except ProxyError as exc:
+        print(f"shadowpi: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,184 @@
+"""twine's legacy upload: the multipart form streamed to a spool, validated like PyPI, committed to the overlay.
+
+Nothing becomes visible until the blob and its database row are both committed: the row is written last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiohttp import BodyPartReader, MultipartReader
+
+from proxy.archives import DistMetadata, inspect_distribution
+from proxy.config import UploadConfig
+from proxy.db import Database, DuplicateFilename, PrivateFile
+from proxy.errors import FileExists, InvalidUpload, UploadTooLarge
+from proxy.simple.names import check_safe_filename
+from proxy.simple.uploads import (
+    UploadRequest,
+    check_digests,
+    check_filename,
+    check_metadata_matches,
+    parse_upload_form,
+)
+from proxy.storage import BlobStore, Spool
+
+CHUNK = 256 * 1024
+MAX_FIELDS_BYTES = 4 * 2**20  # all text fields together (long descriptions included)
+UPLOAD_DIGESTS = ("blake2_256", "md5")  # besides sha256, what clients may send for us to check
+
+
+@dataclass(frozen=True, slots=True)
+class UploadResult:
+    filename: str
+    project: str
+    version: str
+    created: bool  # False: an identical file was already there (idempotent re-upload)
+
+
+@dataclass(slots=True)
+class _Received:
+    fields: dict[str, list[str]]
+    spool: Spool
+    filename: str
+
+
+class Uploader:
+    """Receives uploads into blob storage and the private_files table."""
+
+    def __init__(self, db: Database, store: BlobStore, config: UploadConfig) -> None:
+        self._db = db
+        self._store = store
+        self._config = config
+
+    async def receive(self, reader: MultipartReader, user: str) -> UploadResult:
+        """Read, validate and commit one upload. Raises InvalidUpload (and its subclasses)."""
+        received = await self._read_form(reader)
+        try:
+            return await self._accept(received, user)
+        finally:
+            await self._store.discard(received.spool)
+            self._store.release(received.spool)
+
+    async def _read_form(self, reader: MultipartReader) -> _Received:
+        fields: dict[str, list[str]] = {}
+        spool: Spool | None = None
+        filename = ""
+        text_bytes = 0
+        try:
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader):
+                    raise InvalidUpload("Nested multipart content is not supported.")
+                if part.name == "content":
+                    if spool is not None:
+                        raise InvalidUpload("Only one file may be uploaded per request.")
+                    filename = _part_filename(part)
+                    spool = await self._store.new_spool(UPLOAD_DIGESTS)
+                    await self._stream_file(part, spool, fields)
+                elif part.name:
+                    value = await part.text()
+                    text_bytes += len(value)
+                    if text_bytes > MAX_FIELDS_BYTES:
+                        raise InvalidUpload("The upload's form fields are too large.")
+                    fields.setdefault(part.name, []).append(value)
+        except BaseException:
+            if spool is not None:
+                await self._store.discard(spool)
+                self._store.release(spool)
+            raise
+        if spool is None:
+            raise InvalidUpload("Upload payload does not have a file.")
+        return _Received(fields, spool, filename)
+
+    async def _stream_file(self, part: BodyPartReader, spool: Spool, fields: dict[str, list[str]]) -> None:
+        # warehouse refuses image/* parts: a browser form posting a picture is not a distribution.
+        if part.headers.get("Content-Type", "").startswith("image/"):
+            raise InvalidUpload("Invalid distribution file.")
+        limit = self._config.max_size
+        while chunk := await part.read_chunk(CHUNK):
+            if spool.size + len(chunk) > limit:  # enforced while reading: never buffer past the limit
+                raise UploadTooLarge(_too_large(fields, limit))
+            await spool.write(chunk)
+
+    async def _accept(self, received: _Received, user: str) -> UploadResult:
+        request = parse_upload_form(received.fields)
+        check_filename(request, received.filename)
+        digests = received.spool.digests()
+        check_digests(request, digests)
+        existing = await self._check_reuse(received.filename, digests)
+        if existing is not None:
+            return existing
+        loop = asyncio.get_running_loop()
+        meta = await loop.run_in_executor(None, inspect_distribution, received.spool.path, received.filename)
+        check_metadata_matches(request, meta.name, meta.version)
+        return await self._commit(request, received, meta, user)
+
+    async def _check_reuse(self, filename: str, digests: dict[str, str]) -> UploadResult | None:
+        """An identical re-upload is a success (twine retries); other bytes under a used filename are not."""
+        current = await self._db.private_file(filename)
+        if current is not None:
+            if hmac.compare_digest(current.sha256, digests["sha256"]):
+                return UploadResult(filename, current.project, current.version, created=False)
+            if not self._config.allow_overwrite:
+                raise FileExists(_already_exists(current))
+        deleted = await self._db.deleted_sha256(filename)
+        if deleted is not None and deleted != digests["sha256"]:
+            raise InvalidUpload(
+                "This filename was previously used by a file that has since been deleted. "
+                "Use a different version. See https://pypi.org/help/#file-name-reuse for more information."
+            )
+        return None
+
+    async def _commit(self, request: UploadRequest, received: _Received, meta: DistMetadata, user: str) -> UploadResult:
+        filename = received.filename
+        digests = received.spool.digests()
+        blob = await self._store.commit(received.spool)
+        metadata_sha256 = None
+        if filename.endswith(".whl"):  # PEP 658 is defined for wheels only
+            metadata_sha256 = (await self._store.put_bytes(meta.metadata)).sha256
+        record = PrivateFile(
+            filename=filename,
+            project=request.name,
+            version=str(request.version),
+            sha256=blob.sha256,
+            blake2_256=digests.get("blake2_256"),
+            size=blob.size,
+            requires_python=meta.requires_python,
+            metadata_sha256=metadata_sha256,
+            yanked=None,
+            upload_time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            uploaded_by=user,
+        )
+        try:
+            await self._db.add_private_file(record, replace=self._config.allow_overwrite)
+        except DuplicateFilename:  # a concurrent upload of the same filename committed first
+            winner = await self._check_reuse(filename, digests)
+            if winner is None:
+                raise FileExists(f"File already exists ('{filename}').") from None
+            return winner
+        await self._db.record_blob(blob.sha256, blob.size)
+        return UploadResult(filename, request.name, str(request.version), created=True)
+
+
+def _part_filename(part: BodyPartReader) -> str:
+    filename = part.filename
+    if not filename:
+        raise InvalidUpload("Upload payload does not have a file.")
+    check_safe_filename(filename)
+    return filename
+
+
+def _too_large(fields: dict[str, list[str]], limit: int) -> str:
+    project = (fields.get("name") or ["this project"])[0][:100]
+    return f"File too large. Limit for project '{project}' is {limit // 2**20} MB ({limit} bytes)."
+
+
+def _already_exists(current: PrivateFile) -> str:
+    # twine --skip-existing looks for "File already exists" in a 400's reason: keep the prefix.
+    return (
+        f"File already exists ('{current.filename}', with blake2_256 hash '{current.blake2_256 or ''}'). "
+        "See https://pypi.org/help/#file-name-reuse for more information."
+    )

@@ -1,0 +1,83 @@
+"""Publishing: twine's legacy upload (POST / and /legacy/) and the management API (yank, unyank, delete)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from proxy.auth import Action, Identity
+from proxy.errors import AuthenticationRequired, Forbidden, InvalidUpload, UploadTooLarge
+from proxy.keys import AUTH, CONFIG, PRIVATE, UPLOADER
+from proxy.simple.names import parse_project_name
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+FORM_OVERHEAD = 8 * 2**20  # text fields and multipart framing around the file itself
+
+
+async def require(request: web.Request, action: Action) -> Identity:
+    """The caller's identity, if allowed to perform `action`.
+
+    Raises Forbidden (403): uploads and management answer 403 like PyPI; 401 is for reads (pip prompts on it).
+    """
+    auth = request.app[AUTH]
+    try:
+        identity = await auth.identify(request.headers.get("Authorization"))
+        auth.check(action, identity)
+    except AuthenticationRequired as exc:
+        raise Forbidden(str(exc)) from None
+    assert identity is not None  # check() refuses anonymous uploads and deletes
+    return identity
+
+
+# twine aborts on redirects, so every path clients are told to use answers POST itself.
+@routes.post("/")
+@routes.post("/legacy/")
+@routes.post("/legacy")
+@routes.post("/simple/")
+async def upload(request: web.Request) -> web.Response:
+    identity = await require(request, Action.UPLOAD)
+    limit = request.app[CONFIG].upload.max_size
+    if request.content_length is not None and request.content_length > limit + FORM_OVERHEAD:
+        raise UploadTooLarge(f"File too large. Limit is {limit // 2**20} MB ({limit} bytes).")
+    if not request.content_type.startswith("multipart/form-data"):
+        raise InvalidUpload("Uploads must be multipart/form-data, as twine and uv publish send them.")
+    result = await request.app[UPLOADER].receive(await request.multipart(), identity.user)
+    if result.created:
+        log.info("%s uploaded %s", identity.user, result.filename)
+    return web.Response(text=f"OK: {result.filename}\n")
+
+
+@routes.post("/api/projects/{project}/{target}/yank")
+async def yank(request: web.Request) -> web.Response:
+    identity = await require(request, Action.DELETE)
+    reason = ""
+    if request.can_read_body:
+        body = await request.json() if request.content_type == "application/json" else {}
+        reason = str(body.get("reason", "")) if isinstance(body, dict) else ""
+    private = request.app[PRIVATE]
+    selection = await private.select(parse_project_name(request.match_info["project"]), request.match_info["target"])
+    changed = await private.yank(selection, reason)
+    log.info("%s yanked %s", identity.user, ", ".join(f.filename for f in selection.files))
+    return web.json_response({"yanked": [f.filename for f in selection.files], "changed": changed})
+
+
+@routes.post("/api/projects/{project}/{target}/unyank")
+async def unyank(request: web.Request) -> web.Response:
+    identity = await require(request, Action.DELETE)
+    private = request.app[PRIVATE]
+    selection = await private.select(parse_project_name(request.match_info["project"]), request.match_info["target"])
+    changed = await private.unyank(selection)
+    log.info("%s unyanked %s", identity.user, ", ".join(f.filename for f in selection.files))
+    return web.json_response({"unyanked": [f.filename for f in selection.files], "changed": changed})
+
+
+@routes.delete("/api/projects/{project}/{target}")
+async def delete(request: web.Request) -> web.Response:
+    identity = await require(request, Action.DELETE)
+    private = request.app[PRIVATE]
+    selection = await private.select(parse_project_name(request.match_info["project"]), request.match_info["target"])
+    await private.delete(selection)
+    log.info("%s deleted %s", identity.user, ", ".join(f.filename for f in selection.files))
+    return web.json_response({"deleted": [f.filename for f in selection.files]})

@@ -46,6 +46,9 @@ class ProjectIndex:
         self._policy = policy
         self._private = private
         self._private_names = private_names
+        # Merged pages by the identity of their inputs: unchanged inputs give the same object, so the
+        # render cache (keyed on page identity) keeps serving bytes from memory.
+        self._merged: dict[NormalizedName, tuple[ProjectPage, ProjectPage, ProjectPage]] = {}
 
     async def project(self, name: NormalizedName) -> Resolved:
         """Raises ProjectNotFound, or UpstreamUnavailable when upstream fails with nothing cached."""
@@ -60,12 +63,23 @@ class ProjectIndex:
             if private is None:
                 raise
             return Resolved(private, Outcome.STALE, str(exc))
-        page = resolve_project(private, lookup.page)
+        page = self._resolve(name, private, lookup.page)
         if page is None and lookup.outcome is Outcome.OFFLINE:
             raise ProjectNotFound(f"{name} is not in the cache and shadowpi is offline")
         if page is None:
             raise ProjectNotFound(f"no project named {name} here or upstream")
         return Resolved(page, lookup.outcome, lookup.error)
+
+    def _resolve(self, name: NormalizedName, private: ProjectPage | None, upstream: ProjectPage | None) -> ProjectPage | None:
+        if private is None or upstream is None:
+            return private or upstream
+        known = self._merged.get(name)
+        if known is not None and known[0] is private and known[1] is upstream:
+            return known[2]
+        merged = resolve_project(private, upstream)
+        assert merged is not None  # both inputs are pages
+        self._merged[name] = (private, upstream, merged)
+        return merged
 
     async def project_list(self) -> ProjectList:
         """Private projects and upstream projects already in the cache (never the whole upstream list)."""

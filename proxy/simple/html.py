@@ -9,11 +9,17 @@ from html.parser import HTMLParser
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 from packaging.utils import InvalidName, canonicalize_name
-from packaging.version import Version
 
 from proxy.errors import UpstreamInvalid
-from proxy.simple.model import EMITTABLE_HASHES, DistFile, Origin, ProjectList, ProjectPage
-from proxy.simple.names import NormalizedName, version_of_filename
+from proxy.simple.model import (
+    DistFile,
+    Origin,
+    ProjectList,
+    ProjectPage,
+    derive_versions,
+    first_emittable_hash,
+)
+from proxy.simple.names import NormalizedName
 
 __all__ = [
     "derive_versions",
@@ -154,20 +160,6 @@ def _core_metadata(attrs: Attrs) -> Mapping[str, str] | bool:
         pair = parse_hash_pair(value)
         return {pair[0]: pair[1]} if pair is not None else True
     return False
-
-
-def derive_versions(files: Iterable[DistFile]) -> tuple[str, ...]:
-    """Sorted unique versions of the files' filenames; unparseable (legacy) filenames are skipped."""
-    found = {v for f in files if (v := version_of_filename(f.filename)) is not None}
-    return tuple(sorted(found, key=Version))
-
-
-def first_emittable_hash(hashes: Mapping[str, str]) -> tuple[str, str] | None:
-    """The preferred (alg, hex) that pip and uv both accept (sha256 first), if the file has one."""
-    for alg in EMITTABLE_HASHES:
-        if alg in hashes:
-            return alg, hashes[alg]
-    return None
 
 
 def _esc(value: str) -> str:

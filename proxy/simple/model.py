@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from proxy.simple.names import NormalizedName
+from packaging.version import Version
+
+from proxy.simple.names import NormalizedName, version_of_filename
 
 # Hash algorithms both pip and uv accept in URL fragments and JSON `hashes`, strongest first.
 # uv hard-fails on any other algorithm name, so nothing else is ever emitted.
@@ -69,3 +71,17 @@ class ProjectList:
     """The index root: the projects this server knows."""
 
     names: tuple[NormalizedName, ...]
+
+
+def derive_versions(files: Iterable[DistFile]) -> tuple[str, ...]:
+    """Sorted unique versions of the files' filenames; unparseable (legacy) filenames are skipped."""
+    found = {v for f in files if (v := version_of_filename(f.filename)) is not None}
+    return tuple(sorted(found, key=Version))
+
+
+def first_emittable_hash(hashes: Mapping[str, str]) -> tuple[str, str] | None:
+    """The preferred (alg, hex) that pip and uv both accept (sha256 first), if the file has one."""
+    for alg in EMITTABLE_HASHES:
+        if alg in hashes:
+            return alg, hashes[alg]
+    return None

@@ -150,6 +150,12 @@ async def test_uv_publish_with_htpasswd_user(make_proxy: ProxyFactory, upstream:
     page = await (await proxy.get("/simple/acme-internal/")).text()
     assert PRIVATE_WHEEL.filename in page
     assert PRIVATE_SDIST.filename in page
+    # --check-url (uv's --skip-existing) finds the files on shadowpi's index and skips them.
+    again = await run_uv("publish", "--publish-url", root_url(proxy) + "legacy/", "--username", "alice",
+                         "--password", "s3cret", "--trusted-publishing", "never",
+                         "--check-url", str(proxy.make_url("/simple/")), *files, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "already exists" in again.stderr.lower() or "skipping" in again.stderr.lower(), again.stderr
 
 
 async def test_dependency_confusion_is_defeated(make_proxy: ProxyFactory, upstream: Upstream, tmp_path: Path):

@@ -77,6 +77,34 @@ async def change_files(config: Config, action: str, project: str, target: str, r
     return 0
 
 
+async def cache_usage(config: Config, out: Print) -> int:
+    async with open_data(config) as (db, private):
+        usage = await db.cache_usage()
+        names = await private.names()
+    limit = f"{config.cache.max_size:,} bytes" if config.cache.max_size else "unlimited"
+    out(f"cached upstream files: {usage.files:,} ({usage.bytes:,} bytes, {usage.pinned_bytes:,} pinned)")
+    out(f"cache limit:           {limit}")
+    out(f"private projects:      {len(names):,} (never evicted)")
+    return 0
+
+
+async def cache_purge(config: Config, project: str, out: Print) -> int:
+    """Forget a project's cached upstream page and delete its cached files (private files are untouched)."""
+    name = parse_project_name(project)
+    store = BlobStore(config.data_dir)
+    async with open_data(config) as (db, _private):
+        stored = await db.drop_page(name)
+        removed = 0
+        for dist in stored.page.files if stored and stored.page else ():
+            metadata = dist.core_metadata if isinstance(dist.core_metadata, dict) else {}
+            for sha256 in {dist.sha256 or await db.upstream_file_sha256(dist.url), metadata.get("sha256")}:
+                if sha256 and not await db.is_private_blob(sha256) and await store.delete(sha256):
+                    await db.forget_blob(sha256)
+                    removed += 1
+    out(f"purged {name}: page {'dropped' if stored else 'was not cached'}, {removed} cached file(s) deleted")
+    return 0
+
+
 async def audit(config: Config, out: Print) -> int:
     """Private projects that also exist upstream, i.e. where shadowing is protecting installs right now.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -14,7 +16,26 @@ from proxy.config import Config
 from proxy.db import DB_FILENAME, Database
 from proxy.files import FileCache
 from proxy.index import ProjectIndex
-from proxy.keys import AUTH, CLOCK, CONFIG, DB, FILES, INDEX, PAGES, PRIVATE, RENDERED, STORE, UPLOADER, UPSTREAM
+from proxy.janitor import CacheJanitor
+from proxy.keys import (
+    AUTH,
+    BACKGROUND,
+    CLOCK,
+    CONFIG,
+    DB,
+    FILES,
+    INDEX,
+    JANITOR,
+    METRICS,
+    PAGES,
+    PRIVATE,
+    RENDERED,
+    STORE,
+    UPLOADER,
+    UPSTREAM,
+    UPSTREAM_STATUS,
+)
+from proxy.metrics import Metrics
 from proxy.pages import PageCache
 from proxy.private import PrivateIndex
 from proxy.rendered import RenderCache
@@ -23,22 +44,32 @@ from proxy.storage import BlobStore
 from proxy.upload import Uploader
 from proxy.upstream import USER_AGENT, UpstreamClient
 from proxy.web import files, ops, simple, upload
-from proxy.web.middleware import error_middleware, read_auth_middleware
+from proxy.web.middleware import error_middleware, metrics_middleware, read_auth_middleware
 
 log = logging.getLogger(__name__)
 
 
-def create_app(config: Config, *, clock: Callable[[], float] = time.time) -> web.Application:
-    """A ready-to-run shadowpi application for this configuration (`clock` lets tests move time)."""
-    app = web.Application(middlewares=[error_middleware, read_auth_middleware])
+def create_app(
+    config: Config, *, clock: Callable[[], float] = time.time, background: bool = True
+) -> web.Application:
+    """A ready-to-run shadowpi application for this configuration.
+
+    `clock` and `background=False` (no periodic cache sweeps) let tests control time and maintenance.
+    """
+    app = web.Application(middlewares=[metrics_middleware, error_middleware, read_auth_middleware])
     app[CONFIG] = config
     app[CLOCK] = clock
+    app[BACKGROUND] = background
+    app[METRICS] = Metrics()
+    app[UPSTREAM_STATUS] = {}
     # Entered in order, exited in reverse: caches close before the upstream session and the database.
     app.cleanup_ctx.extend([_storage, _database, _auth, _upstream, _caches])
     app.add_routes(simple.routes)
     app.add_routes(files.routes)
     app.add_routes(upload.routes)
     app.add_routes(ops.routes)
+    if config.metrics.enabled:
+        app.add_routes(ops.metrics_routes)
     return app
 
 
@@ -66,15 +97,24 @@ async def _auth(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _upstream(app: web.Application) -> AsyncIterator[None]:
+    metrics, status = app[METRICS], app[UPSTREAM_STATUS]
+
+    def observe(kind: str, result: str, seconds: float) -> None:
+        metrics.upstream_requests.labels(kind, result).inc()
+        metrics.upstream_seconds.labels(kind).observe(seconds)
+        status[kind] = (result, time.time())
+
     async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session:
-        app[UPSTREAM] = UpstreamClient(session, app[CONFIG].upstream)
+        app[UPSTREAM] = UpstreamClient(session, app[CONFIG].upstream, observe)
         yield
 
 
 async def _caches(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     pages = PageCache(app[DB], app[UPSTREAM], config.upstream, clock=app[CLOCK])
-    file_cache = FileCache(app[STORE], app[DB], app[UPSTREAM])
+    janitor = CacheJanitor(app[DB], app[STORE], app[METRICS], config.cache.max_size, clock=app[CLOCK])
+    file_cache = FileCache(app[STORE], app[DB], app[UPSTREAM], janitor)
+    app[METRICS].track_fills(lambda: file_cache.in_flight)
     policy = ShadowPolicy(config.policy.merge_upstream, config.policy.private_patterns)
     private = PrivateIndex(app[DB], app[STORE])
     app[PAGES] = pages
@@ -83,6 +123,12 @@ async def _caches(app: web.Application) -> AsyncIterator[None]:
     app[UPLOADER] = Uploader(app[DB], app[STORE], config.upload)
     app[INDEX] = ProjectIndex(pages, policy, private=private.page, private_names=private.names)
     app[RENDERED] = RenderCache()
+    app[JANITOR] = janitor
+    sweeper = asyncio.create_task(janitor.run(), name="cache-janitor") if app[BACKGROUND] else None
     yield
+    if sweeper is not None:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
     await file_cache.close()
     await pages.close()

@@ -17,8 +17,10 @@ from aiohttp import web
 from proxy import __version__
 from proxy.config import Config, load_config, mask_url
 from proxy.errors import ConfigError
+from proxy.logs import AccessLogger, setup_logging
 
 log = logging.getLogger("shadowpi")
+SHUTDOWN_TIMEOUT = 30.0  # seconds in-flight requests (downloads) get to finish after SIGTERM
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,11 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--htpasswd", type=Path, help="htpasswd file with users (bcrypt)")
     serve.add_argument("--offline", action="store_true", default=None, help="never contact upstream")
     serve.add_argument("--workers", type=int, help="worker processes sharing the port and data dir")
-    serve.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="overrides logging.level")
+    serve.add_argument("--log-format", choices=["text", "json"], help="overrides logging.format")
     _add_token_commands(commands)
     _add_file_commands(commands)
     audit = commands.add_parser("audit", help="list private projects whose names also exist upstream")
     _add_common(audit)
+    cache = commands.add_parser("cache", help="show cache usage, or purge a project's cached pages and files")
+    cache_actions = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _add_common(cache_actions.add_parser("usage", help="cached files and bytes, pinned bytes, the limit"))
+    purge = cache_actions.add_parser("purge", help="drop a project's cached page and files (refetched on demand)")
+    purge.add_argument("project")
+    _add_common(purge)
     return parser
 
 
@@ -78,7 +87,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """Defaults < config file < flags. Raises ConfigError naming the key at fault."""
+    """Defaults < config file (--config or SHADOWPI_CONFIG) < SHADOWPI_* variables < flags.
+
+    Raises ConfigError naming the key at fault.
+    """
     flags: dict[str, dict[str, object]] = {
         "server": {
             "host": getattr(args, "host", None),
@@ -88,9 +100,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
         },
         "upstream": {"url": args.upstream, "offline": getattr(args, "offline", None)},
         "auth": {"htpasswd": str(args.htpasswd) if getattr(args, "htpasswd", None) else None},
+        "logging": {"level": getattr(args, "log_level", None), "format": getattr(args, "log_format", None)},
     }
     overrides = {section: {k: v for k, v in values.items() if v is not None} for section, values in flags.items()}
-    return load_config(args.config, overrides)
+    path = args.config or (Path(os.environ["SHADOWPI_CONFIG"]) if os.environ.get("SHADOWPI_CONFIG") else None)
+    return load_config(path, overrides, os.environ)
 
 
 def prepare_data_dir(config: Config) -> None:
@@ -110,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         if args.command == "serve":
-            return serve(config, log_level=args.log_level)
+            return serve(config)
         return _admin(args, config)
     except ConfigError as exc:
         print(f"shadowpi: config error: {exc}", file=sys.stderr)
@@ -132,12 +146,16 @@ def _admin(args: argparse.Namespace, config: Config) -> int:
         return admin.run(admin.change_files(config, args.command, args.project, args.target, reason, print))
     if args.command == "audit":
         return admin.run(admin.audit(config, print))
+    if args.command == "cache":
+        if args.action == "usage":
+            return admin.run(admin.cache_usage(config, print))
+        return admin.run(admin.cache_purge(config, args.project, print))
     raise AssertionError(args.command)  # argparse only accepts the commands above
 
 
-def serve(config: Config, *, log_level: str = "INFO") -> int:
+def serve(config: Config) -> int:
     """Run the server until SIGINT/SIGTERM (graceful: in-flight requests get time to finish)."""
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(config.logging.level, config.logging.format)
     prepare_data_dir(config)
     upstream = "offline" if config.upstream.offline else mask_url(config.upstream.url)
     log.info(
@@ -164,7 +182,9 @@ def _run(config: Config, *, reuse_port: bool) -> None:
         port=config.server.port,
         reuse_port=reuse_port,
         print=None,
-        shutdown_timeout=30,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        access_log_class=AccessLogger,
+        access_log_format=config.logging.format,
     )
 
 

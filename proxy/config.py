@@ -57,12 +57,35 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheConfig:
+    max_size: int = 0  # bytes of cached upstream files; 0 = unlimited. Private uploads never count or go.
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    enabled: bool = True
+    token: str | None = None  # when set, /metrics needs "Authorization: Bearer <token>"
+
+    def __repr__(self) -> str:
+        return f"MetricsConfig(enabled={self.enabled}, token={'***' if self.token else None})"
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: str = "INFO"
+    format: str = "text"  # "text" or "json" (one JSON object per line)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -105,6 +128,12 @@ def _as_str(key: str, value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{key}: must be a non-empty string, not {value!r}")
     return value
+
+
+def _as_choice(key: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{key}: must be one of {', '.join(choices)}, not {value!r}")
+    return str(value)
 
 
 def _as_path(key: str, value: object) -> Path:
@@ -162,6 +191,12 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "allow_overwrite": _as_bool,
     },
     "policy": {"merge_upstream": _as_names, "private_patterns": _as_patterns},
+    "cache": {"max_size": lambda k, v: _as_int(k, v, minimum=0)},
+    "metrics": {"enabled": _as_bool, "token": _as_str},
+    "logging": {
+        "level": lambda k, v: _as_choice(k, v, ("DEBUG", "INFO", "WARNING", "ERROR")),
+        "format": lambda k, v: _as_choice(k, v, ("text", "json")),
+    },
 }
 
 
@@ -184,8 +219,39 @@ def build_config(raw: Mapping[str, Any], *, base: Config | None = None) -> Confi
     return config
 
 
-def load_config(path: Path | None, overrides: Mapping[str, Mapping[str, object]] | None = None) -> Config:
-    """Defaults, then the TOML file (if any), then `overrides` (command-line flags, already TOML-shaped)."""
+ENV_PREFIX = "SHADOWPI_"
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, object]]:
+    """SHADOWPI_<SECTION>_<KEY> variables as a TOML-shaped mapping (values parsed as TOML, else strings).
+
+    Raises ConfigError for a SHADOWPI_ variable that names no known key (a typo must not pass silently).
+    """
+    found: dict[str, dict[str, object]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "SHADOWPI_CONFIG":
+            continue
+        rest = name.removeprefix(ENV_PREFIX).lower()
+        section = next((s for s in _SCHEMA if rest.startswith(s + "_") and rest[len(s) + 1 :] in _SCHEMA[s]), None)
+        if section is None:
+            raise ConfigError(f"{name}: unknown setting (use SHADOWPI_<SECTION>_<KEY>, e.g. SHADOWPI_UPSTREAM_URL)")
+        found.setdefault(section, {})[rest[len(section) + 1 :]] = _env_value(raw)
+    return found
+
+
+def _env_value(raw: str) -> object:
+    try:  # numbers, booleans and lists read like TOML; anything else is a plain string
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def load_config(
+    path: Path | None,
+    overrides: Mapping[str, Mapping[str, object]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Defaults, then the TOML file (if any), then SHADOWPI_* variables, then `overrides` (command-line flags)."""
     raw: dict[str, Any] = {}
     if path is not None:
         try:
@@ -196,6 +262,7 @@ def load_config(path: Path | None, overrides: Mapping[str, Mapping[str, object]]
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     config = build_config(raw)
+    config = build_config(env_overrides(environ or {}), base=config)
     return build_config({k: dict(v) for k, v in (overrides or {}).items() if v}, base=config)
 
 

@@ -73,6 +73,10 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at  REAL
     );
     """,
+    """
+    ALTER TABLE blobs ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;  -- set by `shadowpi warm --pin`
+    CREATE INDEX blobs_lru ON blobs (last_access);
+    """,
 )
 
 
@@ -84,6 +88,26 @@ class StoredPage:
     etag: str | None
     last_modified: str | None
     fetched_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CacheUsage:
+    files: int
+    bytes: int
+    pinned_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRecord:
+    sha256: str
+    size: int
+    last_access: float
+
+
+# Blobs that are cached upstream files: not a private upload, nor a private upload's metadata file.
+_EVICTABLE_SCOPE = (
+    "NOT EXISTS (SELECT 1 FROM private_files p WHERE p.sha256 = blobs.sha256 OR p.metadata_sha256 = blobs.sha256)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +173,11 @@ class Database:
     async def close(self) -> None:
         await self._conn.close()
 
+    async def ping(self) -> None:
+        """A trivial query: proves the database answers."""
+        async with self._conn.execute("SELECT 1") as cur:
+            await cur.fetchone()
+
     async def schema_version(self) -> int:
         async with self._conn.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
@@ -189,9 +218,9 @@ class Database:
 
     # --- blobs ---
 
-    async def record_blob(self, sha256: str, size: int) -> None:
+    async def record_blob(self, sha256: str, size: int, now: float | None = None) -> None:
         """Remember a committed blob (for usage accounting and eviction)."""
-        now = time.time()
+        now = time.time() if now is None else now
         await self._conn.execute(
             "INSERT INTO blobs (sha256, size, created_at, last_access) VALUES (?, ?, ?, ?)"
             " ON CONFLICT(sha256) DO UPDATE SET last_access = excluded.last_access",
@@ -211,6 +240,57 @@ class Database:
         async with self._conn.execute("SELECT sha256 FROM upstream_files WHERE url = ?", (url,)) as cur:
             row = await cur.fetchone()
         return str(row[0]) if row else None
+
+    # --- cache accounting and eviction ---
+
+    async def touch_blob(self, sha256: str, when: float) -> None:
+        """Record a cache hit (callers throttle this: it is a write)."""
+        await self._conn.execute("UPDATE blobs SET last_access = ? WHERE sha256 = ?", (when, sha256))
+        await self._conn.commit()
+
+    async def cache_usage(self) -> CacheUsage:
+        """Files and bytes of cached upstream blobs (private uploads excluded), and how much is pinned."""
+        query = (
+            "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(size * pinned), 0)"  # noqa: S608 constant SQL
+            f" FROM blobs WHERE {_EVICTABLE_SCOPE}"
+        )
+        async with self._conn.execute(query) as cur:
+            row = await cur.fetchone()
+        files, size, pinned = row if row else (0, 0, 0)
+        return CacheUsage(int(files), int(size), int(pinned))
+
+    async def eviction_candidates(self, *, accessed_before: float, limit: int = 500) -> list[BlobRecord]:
+        """Least recently used upstream blobs that may go: not private, not pinned, not touched recently."""
+        query = (
+            f"SELECT sha256, size, last_access FROM blobs WHERE {_EVICTABLE_SCOPE} AND pinned = 0"  # noqa: S608 constant
+            " AND last_access < ? ORDER BY last_access LIMIT ?"
+        )
+        async with self._conn.execute(query, (accessed_before, limit)) as cur:
+            return [BlobRecord(str(r[0]), int(r[1]), float(r[2])) async for r in cur]
+
+    async def forget_blob(self, sha256: str) -> None:
+        await self._conn.execute("DELETE FROM blobs WHERE sha256 = ?", (sha256,))
+        await self._conn.commit()
+
+    async def pin_blobs(self, sha256s: list[str], *, pinned: bool = True) -> int:
+        """Pin (or unpin) blobs so eviction never removes them; returns how many rows changed."""
+        cur = await self._conn.executemany(
+            "UPDATE blobs SET pinned = ? WHERE sha256 = ?", [(int(pinned), sha) for sha in sha256s]
+        )
+        await self._conn.commit()
+        return cur.rowcount
+
+    async def is_private_blob(self, sha256: str) -> bool:
+        query = "SELECT 1 FROM private_files WHERE sha256 = ? OR metadata_sha256 = ? LIMIT 1"
+        async with self._conn.execute(query, (sha256, sha256)) as cur:
+            return await cur.fetchone() is not None
+
+    async def drop_page(self, name: NormalizedName) -> StoredPage | None:
+        """Remove a project's cached upstream page; returns what was cached."""
+        stored = await self.get_page(name)
+        await self._conn.execute("DELETE FROM pages WHERE project = ?", (name,))
+        await self._conn.commit()
+        return stored
 
 
     # --- API tokens ---
@@ -323,6 +403,115 @@ class Database:
         async with self._conn.execute("SELECT sha256 FROM deleted_files WHERE filename = ?", (filename,)) as cur:
             row = await cur.fetchone()
         return str(row[0]) if row else None
+
+
+    # --- bundles (export/import) ---
+
+    @dataclass(frozen=True, slots=True)
+    class DeletedFile:
+        """A deleted private filename and the sha256 it had (the reuse rule)."""
+
+        filename: str
+        sha256: str
+        deleted_at: float
+
+    async def bundle_pages(self) -> list[tuple[NormalizedName, StoredPage]]:
+        """Every cached upstream page (remembered 404s excluded), by project name."""
+        query = "SELECT project FROM pages WHERE status = 200 AND body IS NOT NULL ORDER BY project"
+        async with self._conn.execute(query) as cur:
+            names = [NormalizedName(row[0]) async for row in cur]
+        found = [(name, await self.get_page(name)) for name in names]
+        return [(name, stored) for name, stored in found if stored is not None and stored.page is not None]
+
+    async def bundle_blob_times(self) -> dict[str, float]:
+        """sha256 -> created_at of every recorded blob."""
+        async with self._conn.execute("SELECT sha256, created_at FROM blobs") as cur:
+            return {str(row[0]): float(row[1]) async for row in cur}
+
+    async def bundle_upstream_files(self) -> dict[str, str]:
+        """URL -> sha256 of upstream files whose page declared no sha256."""
+        async with self._conn.execute("SELECT url, sha256 FROM upstream_files") as cur:
+            return {str(row[0]): str(row[1]) async for row in cur}
+
+    async def bundle_private_files(self) -> list[PrivateFile]:
+        """Every private file, by project and filename."""
+        query = f"SELECT {_PRIVATE_COLUMNS} FROM private_files ORDER BY project, filename"  # noqa: S608 constant columns
+        async with self._conn.execute(query) as cur:
+            return [PrivateFile(*row) async for row in cur]
+
+    async def bundle_deleted_files(self) -> list[Database.DeletedFile]:
+        """Every deleted private filename, by filename."""
+        query = "SELECT filename, sha256, deleted_at FROM deleted_files ORDER BY filename"
+        async with self._conn.execute(query) as cur:
+            return [Database.DeletedFile(str(r[0]), str(r[1]), float(r[2])) async for r in cur]
+
+    async def data_version(self) -> int:
+        """SQLite's PRAGMA data_version: changes whenever ANOTHER connection commits (e.g. `shadowpi import`)."""
+        async with self._conn.execute("PRAGMA data_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    # The bundle_stage_* methods do not commit: call them between bundle_begin() and bundle_commit().
+
+    async def bundle_begin(self) -> None:
+        """Start one write transaction (taking the write lock now, so reads inside it stay current)."""
+        await self._conn.execute("BEGIN IMMEDIATE")
+
+    async def bundle_commit(self) -> None:
+        await self._conn.commit()
+
+    async def bundle_rollback(self) -> None:
+        await self._conn.rollback()
+
+    async def bundle_stage_page(self, name: NormalizedName, stored: StoredPage) -> None:
+        """Insert or replace a cached upstream page (as put_page, without committing)."""
+        body = render_project_json(stored.page, lambda f: f.url) if stored.page is not None else None
+        await self._conn.execute(
+            "INSERT OR REPLACE INTO pages (project, status, body, etag, last_modified, fetched_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (name, 200 if stored.page else 404, body, stored.etag, stored.last_modified, stored.fetched_at),
+        )
+
+    async def bundle_stage_private_file(self, record: PrivateFile) -> None:
+        """Insert or replace a private file row."""
+        await self._conn.execute(
+            f"INSERT OR REPLACE INTO private_files ({_PRIVATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 constant columns
+            (
+                record.filename, record.project, record.version, record.sha256, record.blake2_256,
+                record.size, record.requires_python, record.metadata_sha256, record.yanked,
+                record.upload_time, record.uploaded_by,
+            ),
+        )
+
+    async def bundle_stage_remove_private_file(self, filename: str) -> None:
+        await self._conn.execute("DELETE FROM private_files WHERE filename = ?", (filename,))
+
+    async def bundle_stage_deleted(self, deleted: Database.DeletedFile) -> bool:
+        """Remember a deleted filename unless already known; True when it was new."""
+        cur = await self._conn.execute(
+            "INSERT OR IGNORE INTO deleted_files (filename, sha256, deleted_at) VALUES (?, ?, ?)",
+            (deleted.filename, deleted.sha256, deleted.deleted_at),
+        )
+        return cur.rowcount > 0
+
+    async def bundle_stage_upstream_file(self, url: str, sha256: str) -> bool:
+        """Map an upstream URL to its blob; True when the mapping is new or changed."""
+        cur = await self._conn.execute(
+            "INSERT INTO upstream_files (url, sha256, fetched_at) VALUES (?, ?, ?)"
+            " ON CONFLICT(url) DO UPDATE SET sha256 = excluded.sha256, fetched_at = excluded.fetched_at"
+            " WHERE upstream_files.sha256 != excluded.sha256",
+            (url, sha256, time.time()),
+        )
+        return cur.rowcount > 0
+
+    async def bundle_stage_blob(self, sha256: str, size: int) -> bool:
+        """Record a blob unless already recorded (created_at = now); True when it was new."""
+        now = time.time()
+        cur = await self._conn.execute(
+            "INSERT OR IGNORE INTO blobs (sha256, size, created_at, last_access) VALUES (?, ?, ?, ?)",
+            (sha256, size, now, now),
+        )
+        return cur.rowcount > 0
 
 
 async def _migrate(conn: aiosqlite.Connection) -> None:

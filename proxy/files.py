@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from proxy.db import Database
 from proxy.errors import IntegrityError, ProxyError, UpstreamUnavailable
+from proxy.janitor import CacheJanitor
 from proxy.simple.model import DistFile
 from proxy.storage import BlobInfo, BlobStore, Spool
 from proxy.upstream import UpstreamClient
@@ -85,10 +86,11 @@ class Fill:
 class FileCache:
     """Serves distribution files from storage, filling misses from upstream exactly once."""
 
-    def __init__(self, store: BlobStore, db: Database, upstream: UpstreamClient) -> None:
+    def __init__(self, store: BlobStore, db: Database, upstream: UpstreamClient, janitor: CacheJanitor) -> None:
         self._store = store
         self._db = db
         self._upstream = upstream
+        self._janitor = janitor
         self._fills: dict[str, Fill] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -98,7 +100,10 @@ class FileCache:
         if sha256 is None:
             return None
         blob = await self._store.stat(sha256)
-        return Cached(blob) if blob is not None else None
+        if blob is None:
+            return None
+        await self._janitor.touch(sha256)
+        return Cached(blob)
 
     def fill(self, dist: DistFile) -> Fill:
         """The in-flight fill for this file, starting one if none is running."""
@@ -176,7 +181,8 @@ class FileCache:
         fill.result = blob
 
     async def _record(self, dist: DistFile, blob: BlobInfo) -> None:
-        await self._db.record_blob(blob.sha256, blob.size)
+        await self._db.record_blob(blob.sha256, blob.size, now=self._janitor.now())
+        self._janitor.poke()
         if dist.sha256 is None:
             await self._db.remember_upstream_file(dist.url, blob.sha256)
 

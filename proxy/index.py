@@ -70,7 +70,9 @@ class ProjectIndex:
             raise ProjectNotFound(f"no project named {name} here or upstream")
         return Resolved(page, lookup.outcome, lookup.error)
 
-    def _resolve(self, name: NormalizedName, private: ProjectPage | None, upstream: ProjectPage | None) -> ProjectPage | None:
+    def _resolve(
+        self, name: NormalizedName, private: ProjectPage | None, upstream: ProjectPage | None
+    ) -> ProjectPage | None:
         if private is None or upstream is None:
             return private or upstream
         known = self._merged.get(name)

@@ -11,6 +11,8 @@ from proxy.config import Config
 from proxy.db import Database
 from proxy.files import FileCache
 from proxy.index import ProjectIndex
+from proxy.janitor import CacheJanitor
+from proxy.metrics import Metrics
 from proxy.pages import PageCache
 from proxy.private import PrivateIndex
 from proxy.rendered import RenderCache
@@ -29,4 +31,9 @@ RENDERED = web.AppKey("rendered", RenderCache)
 AUTH = web.AppKey("auth", Authenticator)
 PRIVATE = web.AppKey("private", PrivateIndex)
 UPLOADER = web.AppKey("uploader", Uploader)
+METRICS = web.AppKey("metrics", Metrics)
+JANITOR = web.AppKey("janitor", CacheJanitor)
+# kind ("page" | "file") -> (result, unix time) of the last upstream contact, for /ready.
+UPSTREAM_STATUS: web.AppKey[dict[str, tuple[str, float]]] = web.AppKey("upstream_status")
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+BACKGROUND: web.AppKey[bool] = web.AppKey("background")  # periodic maintenance tasks on/off

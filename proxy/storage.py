@@ -117,6 +117,15 @@ class BlobStore:
                 removed += 1
         return removed
 
+    async def probe_writable(self) -> None:
+        """Write and delete a small file in the spool directory; raises OSError when storage is not writable."""
+        spool = await self.new_spool()
+        try:
+            await spool.write(b"probe")
+        finally:
+            await self.discard(spool)
+            self.release(spool)
+
     def _path(self, sha256: str) -> Path:
         key = _check_key(sha256)
         return self._blobs / key[:2] / key[2:4] / key

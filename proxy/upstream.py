@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -42,6 +43,12 @@ class Missing:
 
 
 PageResult = FetchedPage | NotModified | Missing
+# (kind "page" | "file", result, seconds): how the metrics see upstream, without this module knowing them.
+Observer = Callable[[str, str, float], None]
+
+
+def _ignore(_kind: str, _result: str, _seconds: float) -> None:
+    return None
 
 
 @dataclass(slots=True)
@@ -64,9 +71,10 @@ class UpstreamFile:
 class UpstreamClient:
     """Talks to the upstream simple index named in the config."""
 
-    def __init__(self, session: aiohttp.ClientSession, config: UpstreamConfig) -> None:
+    def __init__(self, session: aiohttp.ClientSession, config: UpstreamConfig, observe: Observer = _ignore) -> None:
         self._session = session
         self._config = config
+        self._observe = observe
         self._page_timeout = aiohttp.ClientTimeout(
             total=config.page_timeout, sock_connect=config.connect_timeout
         )
@@ -89,6 +97,19 @@ class UpstreamClient:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
+        started = time.monotonic()
+        result = "error"
+        try:
+            page = await self._get_page(name, headers)
+            result = type(page).__name__.lower()
+            return page
+        except UpstreamTimeout:
+            result = "timeout"
+            raise
+        finally:
+            self._observe("page", result, time.monotonic() - started)
+
+    async def _get_page(self, name: NormalizedName, headers: dict[str, str]) -> PageResult:
         url = self.project_url(name)
         try:
             async with self._session.get(url, headers=headers, timeout=self._page_timeout) as resp:
@@ -112,6 +133,7 @@ class UpstreamClient:
 
         Raises FileNotFound for 404/410 and UpstreamUnavailable for anything else that is not a 200.
         """
+        started = time.monotonic()
         try:
             async with self._session.get(
                 url,
@@ -119,14 +141,18 @@ class UpstreamClient:
                 auto_decompress=False,
                 headers={"Accept-Encoding": "identity"},
             ) as resp:
+                result = "ok" if resp.status == 200 else str(resp.status)
+                self._observe("file", result, time.monotonic() - started)
                 if resp.status in {404, 410}:
                     raise FileNotFound(f"upstream has no file at {mask_url(url)}")
                 if resp.status != 200:
                     raise UpstreamUnavailable(f"upstream answered {resp.status} for a file download")
                 yield UpstreamFile(resp, resp.content_length)
         except TimeoutError:
+            self._observe("file", "timeout", time.monotonic() - started)
             raise UpstreamTimeout("upstream did not answer the file request in time") from None
         except aiohttp.ClientError as exc:
+            self._observe("file", "error", time.monotonic() - started)
             raise UpstreamUnavailable(f"upstream unreachable: {_describe(exc)}") from None
 
 

@@ -43,6 +43,7 @@ class ProxyFactory:
     data_dir: Path
     upstream: Upstream
     clock: FakeClock = field(default_factory=FakeClock)
+    background: bool = True  # False: no periodic cache sweeps (tests call janitor.sweep() themselves)
 
     def config(self, **sections: dict[str, Any]) -> Config:
         raw: dict[str, dict[str, Any]] = {
@@ -54,7 +55,8 @@ class ProxyFactory:
         return build_config(raw)
 
     async def __call__(self, **sections: dict[str, Any]) -> TestClient:
-        return await self.client_factory(create_app(self.config(**sections), clock=self.clock))
+        app = create_app(self.config(**sections), clock=self.clock, background=self.background)
+        return await self.client_factory(app)
 
 
 @pytest.fixture

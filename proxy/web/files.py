@@ -9,7 +9,7 @@ from aiohttp import web
 
 from proxy.errors import FileNotFound, ProxyError
 from proxy.files import Fill
-from proxy.keys import CONFIG, FILES, INDEX, STORE
+from proxy.keys import CONFIG, FILES, INDEX, METRICS, STORE
 from proxy.rendered import file_key
 from proxy.simple.model import DistFile, Origin, ProjectPage
 from proxy.simple.names import is_canonical, parse_project_name
@@ -31,8 +31,12 @@ async def download(request: web.Request) -> web.StreamResponse:
     resolved = await request.app[INDEX].project(name)
     dist = find_file(resolved.page, request.match_info["filename"], request.match_info["key"])
     files = request.app[FILES]
+    metrics = request.app[METRICS]
     cached = await files.cached(dist)
     if cached is not None:
+        metrics.file_requests.labels("private" if dist.origin is Origin.PRIVATE else "hit").inc()
+        if request.method == "GET" and "Range" not in request.headers:
+            metrics.bytes_served.labels("cache").inc(cached.blob.size)
         path = request.app[STORE].serve_path(cached.blob.sha256)
         return web.FileResponse(path, headers=_file_headers(dist, immutable=True))
     if dist.origin is Origin.PRIVATE:  # private bytes live only here: never fall through to upstream
@@ -41,6 +45,7 @@ async def download(request: web.Request) -> web.StreamResponse:
         raise FileNotFound(f"{dist.filename} is not in the cache and shadowpi is offline")
     if request.method == "HEAD":  # answer from the index data; a HEAD must not start a download
         return await _head_only(request, dist)
+    metrics.file_requests.labels("miss").inc()
     return await _stream_fill(request, dist, files.fill(dist))
 
 
@@ -95,9 +100,11 @@ async def _stream_fill(request: web.Request, dist: DistFile, fill: Fill) -> web.
     if fill.content_length is not None:
         response.content_length = fill.content_length
     await response.prepare(request)
+    streamed = request.app[METRICS].bytes_served.labels("upstream")
     try:
         async for chunk in request.app[FILES].stream(fill):
             await response.write(chunk)
+            streamed.inc(len(chunk))
     except ProxyError as exc:
         # Headers are gone: the only honest signal left is to cut the connection before the body completes.
         log.warning("aborting download of %s: %s", dist.filename, exc)

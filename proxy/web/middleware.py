@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -24,7 +25,7 @@ from proxy.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from proxy.keys import AUTH, CONFIG
+from proxy.keys import AUTH, CONFIG, METRICS
 
 log = logging.getLogger(__name__)
 
@@ -86,3 +87,23 @@ async def read_auth_middleware(request: web.Request, handler: Handler) -> web.St
     if request.app[CONFIG].auth.read and request.method in {"GET", "HEAD"} and request.path.startswith(_READ_PREFIXES):
         await request.app[AUTH].authorize(Action.READ, request.headers.get("Authorization"))
     return await handler(request)
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Requests and latency per route pattern (bounded labels: never the raw path)."""
+    started = time.monotonic()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        route = request.match_info.route.resource
+        pattern = route.canonical if route is not None else "unmatched"
+        metrics = request.app[METRICS]
+        metrics.requests.labels(pattern, request.method, str(status)).inc()
+        metrics.request_seconds.labels(pattern).observe(time.monotonic() - started)

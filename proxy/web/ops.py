@@ -1,18 +1,74 @@
-"""Operational endpoints: /health (liveness) and / (a short human-readable landing page)."""
+"""Operational endpoints: /health (liveness), /ready (readiness and status), /metrics, and a landing page."""
 
 from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Awaitable
 
 from aiohttp import web
 
 from proxy import __version__
+from proxy.keys import CONFIG, DB, FILES, JANITOR, METRICS, STORE, UPSTREAM_STATUS
+from proxy.metrics import CONTENT_TYPE
 
 routes = web.RouteTableDef()
+metrics_routes = web.RouteTableDef()
 
 
 @routes.get("/health", name="health")
 async def health(_request: web.Request) -> web.Response:
     """Liveness: the process serves requests. Cheap by design (no database or upstream traffic)."""
     return web.json_response({"status": "ok", "version": __version__})
+
+
+@routes.get("/ready", name="ready")
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: database answers and the data dir is writable (503 otherwise), plus informational status.
+
+    Upstream trouble does not make shadowpi unready: it keeps serving from the cache.
+    """
+    app = request.app
+    checks = {"database": await _check(app[DB].ping()), "data_dir": await _check(app[STORE].probe_writable())}
+    usage = app[JANITOR].usage
+    body = {
+        "status": "ok" if all(v == "ok" for v in checks.values()) else "unavailable",
+        "version": __version__,
+        "checks": checks,
+        "upstream": _upstream_status(app),
+        "cache": {"bytes": usage.bytes, "files": usage.files, "pinned_bytes": usage.pinned_bytes,
+                  "max_size": app[CONFIG].cache.max_size or None},
+        "downloads_in_flight": app[FILES].in_flight,
+    }
+    return web.json_response(body, status=200 if body["status"] == "ok" else 503)
+
+
+async def _check(probe: Awaitable[object]) -> str:
+    try:
+        await asyncio.wait_for(probe, timeout=5)
+    except Exception as exc:  # a readiness probe reports failures, it does not raise them
+        return f"failed: {type(exc).__name__}: {exc}"
+    return "ok"
+
+
+def _upstream_status(app: web.Application) -> dict[str, object]:
+    if app[CONFIG].upstream.offline:
+        return {"mode": "offline"}
+    status: dict[str, object] = {"mode": "online"}
+    for kind, (result, when) in app[UPSTREAM_STATUS].items():
+        status[f"last_{kind}"] = {"result": result, "seconds_ago": round(time.time() - when, 1)}
+    return status
+
+
+@metrics_routes.get("/metrics", name="metrics")
+async def metrics(request: web.Request) -> web.Response:
+    token = request.app[CONFIG].metrics.token
+    if token is not None:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").encode()
+        if not hmac.compare_digest(sent, token.encode()):
+            raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Bearer realm="shadowpi metrics"'})
+    return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 @routes.get("/", name="root")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from proxy.keys import CONFIG, INDEX, RENDERED
+from proxy.keys import CONFIG, INDEX, METRICS, RENDERED
 from proxy.pages import Outcome
 from proxy.rendered import Rendered, render_index
 from proxy.simple.names import is_canonical, parse_project_name
@@ -42,6 +42,7 @@ async def project_page(request: web.Request) -> web.StreamResponse:
     resolved = await request.app[INDEX].project(name)
     response = _respond(request, request.app[RENDERED].project(resolved.page, fmt))
     response.headers["X-Shadowpi-Cache"] = resolved.outcome.value
+    request.app[METRICS].page_lookups.labels(resolved.outcome.value).inc()
     if resolved.outcome is Outcome.STALE:
         response.headers["Warning"] = '110 shadowpi "Response is Stale"'
     return response

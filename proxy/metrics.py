@@ -1,0 +1,54 @@
+"""Prometheus metrics: one registry per app (no prometheus_client globals), updated by the caches and handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """Every metric shadowpi exports. Label values are bounded (routes, outcomes), never names or paths."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "shadowpi_http_requests", "HTTP requests answered", ["route", "method", "status"], registry=r
+        )
+        self.request_seconds = Histogram(
+            "shadowpi_http_request_duration_seconds", "Time to answer (streamed bodies: until the last byte)",
+            ["route"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.page_lookups = Counter(
+            "shadowpi_page_lookups", "Project page lookups by cache outcome", ["outcome"], registry=r
+        )
+        self.file_requests = Counter(
+            "shadowpi_file_requests", "File downloads by cache outcome (hit, miss, private)", ["outcome"], registry=r
+        )
+        self.bytes_served = Counter(
+            "shadowpi_file_bytes_served", "File bytes sent to clients, by where they came from", ["source"],
+            registry=r,
+        )
+        self.upstream_requests = Counter(
+            "shadowpi_upstream_requests", "Requests to upstream by kind (page, file) and result", ["kind", "result"],
+            registry=r,
+        )
+        self.upstream_seconds = Histogram(
+            "shadowpi_upstream_request_duration_seconds", "Upstream response time (pages: whole; files: headers)",
+            ["kind"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.fills_in_flight = Gauge("shadowpi_downloads_in_flight", "Upstream file downloads running", registry=r)
+        self.cache_bytes = Gauge("shadowpi_cache_bytes", "Bytes of cached upstream files", registry=r)
+        self.cache_files = Gauge("shadowpi_cache_files", "Number of cached upstream files", registry=r)
+        self.evictions = Counter("shadowpi_cache_evictions", "Cached files evicted (LRU)", registry=r)
+
+    def track_fills(self, count: Callable[[], int]) -> None:
+        """Read the in-flight download count at scrape time."""
+        self.fills_in_flight.set_function(lambda: float(count()))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

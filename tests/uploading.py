@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import compat32
 from pathlib import Path
 from urllib.parse import quote
 
+import aiofiles.os
 import aiohttp
 import bcrypt
 from aiohttp import hdrs
@@ -63,7 +66,7 @@ def twine_form(artifact: Artifact, *, filename: str | None = None, **overrides: 
     writer = form()
     if unsafe:
         for part, _encoding, _te in writer:
-            if part.filename == "placeholder" or 'filename="placeholder"' in part.headers[hdrs.CONTENT_DISPOSITION]:
+            if 'filename="placeholder"' in part.headers[hdrs.CONTENT_DISPOSITION]:
                 part.headers[hdrs.CONTENT_DISPOSITION] = f"form-data; name=\"content\"; filename*=utf-8''{quote(name)}"
     return writer
 
@@ -75,11 +78,16 @@ async def twine_upload(
     auth: tuple[str, str] | None = TOKEN_AUTH,
     path: str = "/",
     filename: str | None = None,
+    headers: Mapping[str, str] | None = None,
     **overrides: str | None,
 ) -> aiohttp.ClientResponse:
-    """POST `artifact` the way `twine upload` does; the response body is already read."""
-    basic = aiohttp.BasicAuth(*auth) if auth is not None else None
-    async with client.post(path, data=twine_form(artifact, filename=filename, **overrides), auth=basic) as resp:
+    """POST `artifact` the way `twine upload` does; the response body is already read.
+
+    `auth=None` sends no credentials (or only what `headers` carries, for hand-made Authorization headers).
+    """
+    sent = {"Authorization": aiohttp.encode_basic_auth(*auth)} if auth is not None else {}
+    body = twine_form(artifact, filename=filename, **overrides)
+    async with client.post(path, data=body, headers={**sent, **(headers or {})}) as resp:
         await resp.read()
         return resp
 
@@ -89,7 +97,7 @@ async def twine_upload(
 
 async def add_token(data_dir: Path, user: str, token: str = TOKEN) -> int:
     """Store a token's hash in shadowpi's database (created if needed) and return its id."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    await aiofiles.os.makedirs(data_dir, exist_ok=True)
     db = await Database.open(data_dir / DB_FILENAME)
     try:
         return await db.add_token(user, hash_token(token))
@@ -133,3 +141,15 @@ async def private_filenames(data_dir: Path) -> set[str]:
         return {f.filename for project in await db.private_projects() for f in await db.private_files(project)}
     finally:
         await db.close()
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What an upload can leave behind: committed blobs and private_files rows."""
+
+    blobs: frozenset[str]
+    files: frozenset[str]
+
+
+async def stored(data_dir: Path) -> Stored:
+    return Stored(frozenset(blob_files(data_dir)), frozenset(await private_filenames(data_dir)))

@@ -77,6 +77,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE blobs ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;  -- set by `shadowpi warm --pin`
     CREATE INDEX blobs_lru ON blobs (last_access);
     """,
+    """
+    -- A name, once private, stays private: deleting its last file must not hand it back to upstream.
+    CREATE TABLE private_projects (
+        name       TEXT PRIMARY KEY,
+        created_at REAL NOT NULL
+    );
+    INSERT OR IGNORE INTO private_projects (name, created_at)
+        SELECT DISTINCT project, CAST(strftime('%s', 'now') AS REAL) FROM private_files;
+    """,
 )
 
 
@@ -355,8 +364,13 @@ class Database:
         return PrivateFile(*row) if row else None
 
     async def private_projects(self) -> list[NormalizedName]:
-        async with self._conn.execute("SELECT DISTINCT project FROM private_files ORDER BY project") as cur:
+        """Every name that is or was private (with or without files now)."""
+        async with self._conn.execute("SELECT name FROM private_projects ORDER BY name") as cur:
             return [NormalizedName(row[0]) async for row in cur]
+
+    async def is_private_project(self, name: NormalizedName) -> bool:
+        async with self._conn.execute("SELECT 1 FROM private_projects WHERE name = ?", (name,)) as cur:
+            return await cur.fetchone() is not None
 
     async def add_private_file(self, record: PrivateFile, *, replace: bool = False) -> None:
         """Insert a private file (or replace one, when overwrites are allowed).
@@ -365,6 +379,9 @@ class Database:
         """
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         try:
+            await self._conn.execute(
+                "INSERT OR IGNORE INTO private_projects (name, created_at) VALUES (?, ?)", (record.project, time.time())
+            )
             await self._conn.execute(
                 f"{verb} INTO private_files ({_PRIVATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -482,6 +499,13 @@ class Database:
                 record.upload_time, record.uploaded_by,
             ),
         )
+
+    async def bundle_stage_private_project(self, name: NormalizedName) -> bool:
+        """Register a name as private (for good, as uploads do); True when it was new."""
+        cur = await self._conn.execute(
+            "INSERT OR IGNORE INTO private_projects (name, created_at) VALUES (?, ?)", (name, time.time())
+        )
+        return cur.rowcount > 0
 
     async def bundle_stage_remove_private_file(self, filename: str) -> None:
         await self._conn.execute("DELETE FROM private_files WHERE filename = ?", (filename,))

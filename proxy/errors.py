@@ -43,6 +43,10 @@ class IntegrityError(ProxyError):
     """Downloaded bytes do not match what the index declared (hash or size)."""
 
 
+class BadRequest(ProxyError):
+    """A request that cannot be understood (malformed body, wrong content type)."""
+
+
 class InvalidUpload(ProxyError):
     """An upload was rejected; the message follows PyPI's wording (twine prints it)."""
 

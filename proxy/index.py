@@ -56,6 +56,8 @@ class ProjectIndex:
         if not upstream_allowed(name, has_private=private is not None, policy=self._policy):
             if private is None:
                 raise ProjectNotFound(f"{name} is reserved for private packages and has none")
+            if not private.files:
+                raise ProjectNotFound(f"{name} is a private project whose files were all deleted")
             return Resolved(private, Outcome.PRIVATE)
         try:
             lookup = await self._pages.lookup(name)

@@ -51,6 +51,8 @@ class PrivateIndex:
         rows = tuple(await self._db.private_files(name))
         if not rows:
             self._pages.pop(name, None)
+            if await self._db.is_private_project(name):  # all files deleted: the name stays private
+                return ProjectPage(name=name, files=(), origin=Origin.PRIVATE)
             return None
         known = self._pages.get(name)
         if known is not None and known[0] == rows:
@@ -90,12 +92,16 @@ class PrivateIndex:
         return await self._db.set_yanked([f.filename for f in selection.files], None)
 
     async def delete(self, selection: Selection) -> None:
-        """Remove files from the index and storage; their filenames stay reserved for the same bytes."""
+        """Remove files from the index and storage; their filenames stay reserved for the same bytes.
+
+        Blobs are content-addressed and may be shared (sibling wheels often have identical METADATA), so a
+        blob is deleted only when no remaining private file refers to it.
+        """
         await self._db.delete_private_files(list(selection.files))
         for record in selection.files:
-            await self._store.delete(record.sha256)
-            if record.metadata_sha256:
-                await self._store.delete(record.metadata_sha256)
+            for sha256 in filter(None, (record.sha256, record.metadata_sha256)):
+                if not await self._db.is_private_blob(sha256):
+                    await self._store.delete(sha256)
 
 
 def _same_version(stored: str, target: str) -> bool:

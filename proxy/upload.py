@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import BodyPartReader, MultipartReader
+from packaging.version import Version
 
 from proxy.archives import DistMetadata, inspect_distribution
 from proxy.config import UploadConfig
@@ -23,6 +24,7 @@ from proxy.simple.uploads import (
     check_filename,
     check_metadata_matches,
     parse_upload_form,
+    release_key,
 )
 from proxy.storage import BlobStore, Spool
 
@@ -111,6 +113,7 @@ class Uploader:
         existing = await self._check_reuse(received.filename, digests)
         if existing is not None:
             return existing
+        await self._check_release_slot(request, received.filename)
         loop = asyncio.get_running_loop()
         meta = await loop.run_in_executor(None, inspect_distribution, received.spool.path, received.filename)
         check_metadata_matches(request, meta.name, meta.version)
@@ -132,9 +135,24 @@ class Uploader:
             )
         return None
 
+    async def _check_release_slot(self, request: UploadRequest, filename: str) -> None:
+        """One file per (release, wheel tags), one sdist per release: equal versions count as one release."""
+        key = release_key(filename)
+        for other in await self._db.private_files(request.name):
+            if other.filename == filename or Version(other.version) != request.version:
+                continue
+            if release_key(other.filename) == key:
+                if key == ("sdist",):
+                    raise InvalidUpload("Only one sdist may be uploaded per release.")
+                raise FileExists(
+                    f"File already exists ('{other.filename}' has the same release and tags as '{filename}'). "
+                    "See https://pypi.org/help/#file-name-reuse for more information."
+                )
+
     async def _commit(self, request: UploadRequest, received: _Received, meta: DistMetadata, user: str) -> UploadResult:
         filename = received.filename
         digests = received.spool.digests()
+        replaced = await self._db.private_file(filename) if self._config.allow_overwrite else None
         blob = await self._store.commit(received.spool)
         metadata_sha256 = None
         if filename.endswith(".whl"):  # PEP 658 is defined for wheels only
@@ -155,12 +173,32 @@ class Uploader:
         try:
             await self._db.add_private_file(record, replace=self._config.allow_overwrite)
         except DuplicateFilename:  # a concurrent upload of the same filename committed first
-            winner = await self._check_reuse(filename, digests)
+            try:
+                winner = await self._check_reuse(filename, digests)
+            except InvalidUpload:
+                await self._drop_unreferenced(record.sha256, record.metadata_sha256)  # our bytes lost the race
+                raise
             if winner is None:
                 raise FileExists(f"File already exists ('{filename}').") from None
             return winner
+        if replaced is not None and replaced.sha256 != record.sha256:
+            await self._drop_unreferenced(replaced.sha256, replaced.metadata_sha256)
         await self._db.record_blob(blob.sha256, blob.size)
         return UploadResult(filename, request.name, str(request.version), created=True)
+
+
+    async def _drop_unreferenced(self, *sha256s: str | None) -> None:
+        """Delete blobs no private file refers to any more (blobs are shared by content)."""
+        for sha256 in filter(None, sha256s):
+            if not await self._db.is_private_blob(sha256):
+                await self._store.delete(sha256)
+
+
+def size_text(limit: int) -> str:
+    """A byte count as people read it: '100 MB (104857600 bytes)', or '1000 bytes' below a megabyte."""
+    if limit < 2**20:
+        return f"{limit} bytes"
+    return f"{limit / 2**20:g} MB ({limit} bytes)"
 
 
 def _part_filename(part: BodyPartReader) -> str:
@@ -173,7 +211,7 @@ def _part_filename(part: BodyPartReader) -> str:
 
 def _too_large(fields: dict[str, list[str]], limit: int) -> str:
     project = (fields.get("name") or ["this project"])[0][:100]
-    return f"File too large. Limit for project '{project}' is {limit // 2**20} MB ({limit} bytes)."
+    return f"File too large. Limit for project '{project}' is {size_text(limit)}."
 
 
 def _already_exists(current: PrivateFile) -> str:

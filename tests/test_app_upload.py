@@ -286,11 +286,6 @@ async def test_same_filename_other_bytes_is_refused(index: TestClient, data_dir:
     assert (await index.get(file_url(WHEEL_OTHER))).status == 404
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: proxy/simple/uploads.py check_filename accepts non-normalized filenames, so a second file "
-    "with other bytes for the same release and tags bypasses 'File already exists'",
-)
 @pytest.mark.parametrize(
     "filename",
     ["Hello_World-1.0-py3-none-any.whl", "hello.world-1.0-py3-none-any.whl", "hello_world-1.0.0-py3-none-any.whl"],
@@ -490,7 +485,7 @@ async def test_oversized_upload_is_refused_while_streaming(make_proxy: ProxyFact
     resp = await twine_upload(client, BIG)
     assert resp.status == 413
     assert "File too large" in resp.reason
-    assert resp.reason == f"File too large. Limit for project '{PROJECT}' is 0 MB (1000 bytes)."
+    assert resp.reason == f"File too large. Limit for project '{PROJECT}' is 1000 bytes."
     await assert_nothing_written(client, data_dir, before)
 
 
@@ -700,9 +695,6 @@ async def test_yank_a_whole_version(index: TestClient):
 
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: proxy/web/upload.py yank lets request.json()'s ValueError escape as a 500"
-)
 async def test_yank_with_malformed_json_is_a_client_error(index: TestClient):
     """A yank whose body claims JSON but is not: 400, and the file stays unyanked."""
     await publish_both(index)
@@ -752,10 +744,6 @@ async def test_delete_a_whole_version(index: TestClient, data_dir: Path):
     assert (await stored(data_dir)).files == {newer.filename}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: proxy/private.py PrivateIndex.delete removes the shared METADATA blob of sibling wheels",
-)
 async def test_deleting_one_wheel_keeps_the_metadata_of_its_siblings(index: TestClient):
     """Wheels of one release share identical METADATA bytes; deleting one must not break the others' .metadata."""
     py3 = build_wheel(PROJECT, "1.0", requires_python=">=3.9")
@@ -772,10 +760,6 @@ async def test_deleting_one_wheel_keeps_the_metadata_of_its_siblings(index: Test
     assert await resp.read() == universal.metadata
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: deleting every private file of a project hands its name back to upstream (dependency confusion)",
-)
 async def test_deleting_all_files_does_not_reopen_the_name_to_upstream(index: TestClient, upstream: Upstream):
     """After its last private file is deleted, a private name still never reaches upstream."""
     upstream.fake.add(build_wheel(PROJECT, "9.0"))
@@ -826,3 +810,22 @@ async def test_management_refusals_change_nothing(
     assert await files_on_page(index) == page
     assert upstream.fake.requests == []
 
+
+
+async def test_equal_versions_share_release_slots_but_build_tags_do_not(index: TestClient, data_dir: Path):
+    """1.0 and 1.0.0 are one release: a second wheel with the same tags or a second sdist is refused;
+    a build-tagged wheel (how a fixed wheel is re-published) is accepted beside the original."""
+    assert (await twine_upload(index, WHEEL)).status == 200
+    assert (await twine_upload(index, SDIST)).status == 200
+    respelled = build_wheel(PROJECT, "1.0.0")
+    refused = await twine_upload(index, respelled)
+    assert refused.status == 400
+    assert refused.reason.startswith("File already exists")
+    second_sdist = build_sdist(PROJECT, "1.0.0")
+    refused_sdist = await twine_upload(index, second_sdist)
+    assert (refused_sdist.status, refused_sdist.reason) == (400, "Only one sdist may be uploaded per release.")
+    rebuilt = build_wheel(PROJECT, "1.0", module_source="FIXED = True\n")
+    rebuilt_name = rebuilt.filename.replace("-1.0-", "-1.0-1-")
+    accepted = await twine_upload(index, Artifact(rebuilt_name, rebuilt.data, rebuilt.metadata))
+    assert accepted.status == 200, accepted.reason
+    assert set(await files_on_page(index)) == {WHEEL.filename, SDIST.filename, rebuilt_name}

@@ -239,17 +239,34 @@ SDIST_REQUEST = request(filetype="sdist", pyversion="source", raw_name="Acme_Uti
     ("upload", "filename"),
     [
         (WHEEL_REQUEST, "acme_utils-1.0-py3-none-any.whl"),
-        (WHEEL_REQUEST, "Acme_Utils-1.0-py3-none-any.whl"),
         (WHEEL_REQUEST, "acme_utils-1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl"),
         (request(version=Version("1.0+local")), "acme_utils-1.0+local-py3-none-any.whl"),
         (SDIST_REQUEST, "acme_utils-1.0.tar.gz"),
-        (SDIST_REQUEST, "acme-utils-1.0.tar.gz"),
         (SDIST_REQUEST, "acme_utils-1.0.zip"),
     ],
 )
 def test_matching_filename_is_accepted(upload: UploadRequest, filename: str) -> None:
     """A filename naming the form's project (normalized) and version, with the filetype's extension, passes."""
     check_filename(upload, filename)
+
+
+@pytest.mark.parametrize(
+    ("upload", "filename", "message"),
+    [
+        (WHEEL_REQUEST, "Acme_Utils-1.0-py3-none-any.whl",
+         "Filename 'Acme_Utils-1.0-py3-none-any.whl' should contain the normalized project name 'acme_utils', "
+         "not 'Acme_Utils'."),
+        (SDIST_REQUEST, "acme-utils-1.0.tar.gz",
+         "Filename 'acme-utils-1.0.tar.gz' should contain the normalized project name 'acme_utils', not 'acme-utils'."),
+        (request(version=Version("1.0")), "acme_utils-1.0.0-py3-none-any.whl",
+         "Version in filename should be '1.0' not '1.0.0'."),
+    ],
+)
+def test_non_normalized_filename_is_refused(upload: UploadRequest, filename: str, message: str) -> None:
+    """Name and version must be spelled in normalized form, so one release can't hold respelled duplicates."""
+    with pytest.raises(InvalidUpload) as excinfo:
+        check_filename(upload, filename)
+    assert str(excinfo.value) == message
 
 
 @pytest.mark.parametrize(

@@ -219,6 +219,37 @@ def check_filename(request: UploadRequest, filename: str) -> None:
         version = _check_sdist_name(request, filename)
     if version != request.version:
         raise InvalidUpload(f"Version in filename should be '{request.version}' not '{version}'.")
+    _check_normalized_spelling(request, filename, extension)
+
+
+def _check_normalized_spelling(request: UploadRequest, filename: str, extension: str) -> None:
+    """Name and version must be written in normalized form (wheel spec, PEP 625), as PyPI requires.
+
+    Otherwise `Hello_World-1.0...` and `hello_world-1.0.0...` could add other bytes beside an existing file.
+    """
+    stem = filename.removesuffix(extension)
+    if extension == ".whl":
+        name_part, version_part = stem.split("-")[:2]
+    else:
+        name_part, _, version_part = stem.rpartition("-")
+    expected_name = request.name.replace("-", "_")
+    if name_part != expected_name:
+        raise InvalidUpload(
+            f"Filename '{filename}' should contain the normalized project name '{expected_name}', not '{name_part}'."
+        )
+    if version_part != str(request.version):
+        raise InvalidUpload(f"Version in filename should be '{request.version}' not '{version_part}'.")
+
+
+def release_key(filename: str) -> tuple[str, ...]:
+    """What makes two files of one release clash: build tag + wheel tags, or "sdist" (one sdist per release).
+
+    Build tags are how a fixed wheel is re-published for the same release and tags, so they keep files apart.
+    """
+    if filename.endswith(".whl"):
+        _name, _version, build, tags = parse_wheel_filename(filename)
+        return (repr(build), *sorted(str(t) for t in tags))
+    return ("sdist",)
 
 
 def _check_wheel_name(request: UploadRequest, filename: str) -> Version:

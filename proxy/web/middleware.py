@@ -11,6 +11,7 @@ from aiohttp.typedefs import Handler
 from proxy.auth import Action
 from proxy.errors import (
     AuthenticationRequired,
+    BadRequest,
     ConfigError,
     FileExists,
     FileNotFound,
@@ -36,6 +37,7 @@ _STATUS: tuple[tuple[type[ProxyError], int], ...] = (
     (UploadTooLarge, 413),
     (FileExists, 400),  # PyPI's status; twine --skip-existing matches the "File already exists" reason
     (InvalidUpload, 400),
+    (BadRequest, 400),
     (InvalidProjectName, 400),
     (InvalidFilename, 400),
     (ProjectNotFound, 404),

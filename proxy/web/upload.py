@@ -7,9 +7,10 @@ import logging
 from aiohttp import web
 
 from proxy.auth import Action, Identity
-from proxy.errors import AuthenticationRequired, Forbidden, InvalidUpload, UploadTooLarge
+from proxy.errors import AuthenticationRequired, BadRequest, Forbidden, InvalidUpload, UploadTooLarge
 from proxy.keys import AUTH, CONFIG, PRIVATE, UPLOADER
 from proxy.simple.names import parse_project_name
+from proxy.upload import size_text
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -40,7 +41,7 @@ async def upload(request: web.Request) -> web.Response:
     identity = await require(request, Action.UPLOAD)
     limit = request.app[CONFIG].upload.max_size
     if request.content_length is not None and request.content_length > limit + FORM_OVERHEAD:
-        raise UploadTooLarge(f"File too large. Limit is {limit // 2**20} MB ({limit} bytes).")
+        raise UploadTooLarge(f"File too large. Limit is {size_text(limit)}.")
     if not request.content_type.startswith("multipart/form-data"):
         raise InvalidUpload("Uploads must be multipart/form-data, as twine and uv publish send them.")
     result = await request.app[UPLOADER].receive(await request.multipart(), identity.user)
@@ -53,8 +54,11 @@ async def upload(request: web.Request) -> web.Response:
 async def yank(request: web.Request) -> web.Response:
     identity = await require(request, Action.DELETE)
     reason = ""
-    if request.can_read_body:
-        body = await request.json() if request.content_type == "application/json" else {}
+    if request.can_read_body and request.content_type == "application/json":
+        try:
+            body = await request.json()
+        except ValueError:
+            raise BadRequest('The body is not valid JSON; send {"reason": "..."} or nothing.') from None
         reason = str(body.get("reason", "")) if isinstance(body, dict) else ""
     private = request.app[PRIVATE]
     selection = await private.select(parse_project_name(request.match_info["project"]), request.match_info["target"])

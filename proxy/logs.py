@@ -17,6 +17,11 @@ class AccessLogger(AbstractAccessLogger):
     Never logged: headers (Authorization), so credentials and tokens cannot leak into logs.
     """
 
+    @property
+    def enabled(self) -> bool:
+        """aiohttp skips log() entirely when this is false: no per-request work at --log-level WARNING."""
+        return self.logger.isEnabledFor(logging.INFO)
+
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         fields = {
             "remote": request.remote or "-",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import re
 
 __all__ = ["Format", "choose_format"]
@@ -42,6 +43,8 @@ _MEDIA_RANGE = re.compile(rf"({_TCHARS})/({_TCHARS})")
 _WEIGHT = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 
 
+# Clients send a handful of distinct Accept headers; parsing one costs ~40 us, a cache hit well under 1 us.
+@functools.lru_cache(maxsize=256)
 def choose_format(accept: str | None, query_format: str | None = None) -> Format | None:
     """The format to answer with; None (= 406) only for an unknown `?format=` value.
 

@@ -18,6 +18,7 @@ from proxy import __version__
 from proxy.config import Config, load_config, mask_url
 from proxy.errors import ConfigError
 from proxy.logs import AccessLogger, setup_logging
+from proxy.warm.command import add_warm_parser, run_warm
 
 log = logging.getLogger("shadowpi")
 SHUTDOWN_TIMEOUT = 30.0  # seconds in-flight requests (downloads) get to finish after SIGTERM
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="worker processes sharing the port and data dir")
     serve.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="overrides logging.level")
     serve.add_argument("--log-format", choices=["text", "json"], help="overrides logging.format")
+    add_warm_parser(commands)
     _add_token_commands(commands)
     _add_file_commands(commands)
     audit = commands.add_parser("audit", help="list private projects whose names also exist upstream")
@@ -125,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
         if args.command == "serve":
             return serve(config)
+        if args.command == "warm":
+            return run_warm(args, config)
         return _admin(args, config)
     except ConfigError as exc:
         print(f"shadowpi: config error: {exc}", file=sys.stderr)

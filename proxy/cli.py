@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from proxy import __version__
+from proxy.bundle.command import add_bundle_parsers, run_export, run_import
 from proxy.config import Config, load_config, mask_url
 from proxy.errors import ConfigError
 from proxy.logs import AccessLogger, setup_logging
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_warm_parser(commands)
     _add_token_commands(commands)
     _add_file_commands(commands)
+    add_bundle_parsers(commands)
     audit = commands.add_parser("audit", help="list private projects whose names also exist upstream")
     _add_common(audit)
     cache = commands.add_parser("cache", help="show cache usage, or purge a project's cached pages and files")
@@ -150,6 +152,10 @@ def _admin(args: argparse.Namespace, config: Config) -> int:
         return admin.run(admin.change_files(config, args.command, args.project, args.target, reason, print))
     if args.command == "audit":
         return admin.run(admin.audit(config, print))
+    if args.command == "export":
+        return run_export(args, config)
+    if args.command == "import":
+        return run_import(args, config)
     if args.command == "cache":
         if args.action == "usage":
             return admin.run(admin.cache_usage(config, print))

@@ -529,10 +529,12 @@ class Database:
         return cur.rowcount > 0
 
     async def bundle_stage_blob(self, sha256: str, size: int) -> bool:
-        """Record a blob unless already recorded (created_at = now); True when it was new."""
+        """Record an imported blob as pinned (offline, an evicted file could never come back); True when that
+        changed anything."""
         now = time.time()
         cur = await self._conn.execute(
-            "INSERT OR IGNORE INTO blobs (sha256, size, created_at, last_access) VALUES (?, ?, ?, ?)",
+            "INSERT INTO blobs (sha256, size, created_at, last_access, pinned) VALUES (?, ?, ?, ?, 1)"
+            " ON CONFLICT(sha256) DO UPDATE SET pinned = 1 WHERE blobs.pinned = 0",
             (sha256, size, now, now),
         )
         return cur.rowcount > 0

@@ -61,12 +61,15 @@ class PageCache:
         self._memory: OrderedDict[NormalizedName, StoredPage] = OrderedDict()
         self._memory_entries = memory_entries
         self._inflight: dict[NormalizedName, asyncio.Task[PageLookup]] = {}
+        self._data_version: int | None = None
 
     async def lookup(self, name: NormalizedName) -> PageLookup:
         """The upstream page for `name`, fetching or revalidating it when the cached copy is too old.
 
         Raises UpstreamUnavailable only when upstream fails and nothing was ever cached.
         """
+        if self._config.offline:
+            await self._forget_if_changed_elsewhere()
         stored = await self._cached(name)
         if self._config.offline:
             return PageLookup(stored.page if stored else None, Outcome.OFFLINE, stored.fetched_at if stored else 0)
@@ -95,6 +98,16 @@ class PageCache:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _forget_if_changed_elsewhere(self) -> None:
+        """Offline, pages change only by `shadowpi import` (another connection): drop memory when it commits.
+
+        PRAGMA data_version changes only on other connections' commits; online, the TTL does this job.
+        """
+        version = await self._db.data_version()
+        if version != self._data_version:
+            self._data_version = version
+            self._memory.clear()
 
     def _is_fresh(self, stored: StoredPage) -> bool:
         ttl = self._config.page_ttl if stored.page is not None else self._config.negative_ttl

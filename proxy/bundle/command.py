@@ -1,0 +1,120 @@
+"""The `shadowpi export` and `shadowpi import` commands: arguments, the data dir, and what is printed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from proxy.admin import open_data, run
+from proxy.bundle.export import export_bundle, resolve_since
+from proxy.bundle.importer import ImportResult, apply_bundle, opened_bundle
+from proxy.bundle.reader import VerifiedBundle
+from proxy.bundle.static import plan_static, write_static
+from proxy.config import Config
+from proxy.simple.names import parse_project_name
+from proxy.simple.policy import ShadowPolicy
+from proxy.storage import BlobStore
+
+Print = Callable[[str], None]
+
+
+def add_bundle_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `export` and `import` to the CLI's subcommands."""
+    export = commands.add_parser("export", help="write cached and private packages to a bundle (for an air gap)")
+    export.add_argument("out", type=Path, metavar="OUT", help="new bundle directory, or a file ending in .tar")
+    export.add_argument(
+        "--since",
+        metavar="DATE|BUNDLE",
+        help="only files new since an ISO date/datetime (UTC), or since a previous bundle (dir, .tar, manifest.json)",
+    )
+    export.add_argument("--project", action="append", metavar="NAME", help="only this project (repeatable)")
+    export.add_argument("--static", type=Path, metavar="DIR", help="also write a static PEP 503/691 index to DIR")
+    imported = commands.add_parser("import", help="verify a bundle and add its packages to this data dir")
+    imported.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle directory or .tar")
+    for sub in (export, imported):
+        sub.add_argument("--config", type=Path, help="TOML config file (flags override it)")
+        sub.add_argument("--data-dir", type=Path, help="where the database and files live")
+        sub.add_argument("--upstream", help=argparse.SUPPRESS)  # config_from_args reads it
+
+
+def run_export(args: argparse.Namespace, config: Config) -> int:
+    return run(export_command(config, args.out, since=args.since, projects=args.project, static=args.static))
+
+
+def run_import(args: argparse.Namespace, config: Config) -> int:
+    return run(import_command(config, args.bundle))
+
+
+async def export_command(
+    config: Config,
+    path: Path,
+    *,
+    since: str | None = None,
+    projects: Sequence[str] | None = None,
+    static: Path | None = None,
+    out: Print = print,
+) -> int:
+    """Export the data dir to a bundle at `path`. Raises ProxyError (BundleError, InvalidProjectName)."""
+    cutoff = await asyncio.to_thread(resolve_since, since) if since else None
+    names = frozenset(parse_project_name(p) for p in projects) if projects else None
+    written = 0
+    async with open_data(config) as (db, _private):
+        store = BlobStore(config.data_dir)
+        result, snapshot = await export_bundle(db, store, config, path, cutoff=cutoff, projects=names)
+        if static is not None:
+            policy = ShadowPolicy(config.policy.merge_upstream, config.policy.private_patterns)
+            written = await asyncio.to_thread(write_static, static, plan_static(snapshot, policy), store)
+    manifest = result.manifest
+    out(
+        f"Exported {result.upstream_projects} upstream and {result.private_projects} private project(s):"
+        f" {result.blobs} file(s), {_size(result.blob_bytes)}."
+    )
+    if manifest.since is not None:
+        out(f"Incremental: only files new since {manifest.since.time}; import the earlier bundles first.")
+    out(f"Bundle: {path} ({len(manifest.files) + 2} files including the manifest)")
+    if static is not None:
+        out(f"Static index: {static} ({written} files); serve {static}/simple/ with any web server.")
+    return 0
+
+
+async def import_command(config: Config, path: Path, *, out: Print = print) -> int:
+    """Verify and import the bundle at `path`. Raises ProxyError (BundleError) before changing anything."""
+    async with opened_bundle(path) as (source, bundle):
+        out(_verified(path, bundle))
+        async with open_data(config) as (db, _private):
+            result = await apply_bundle(db, BlobStore(config.data_dir), source, bundle)
+    if not result.changed:
+        out(f"Nothing to do: everything in {path} is already in {config.data_dir}.")
+        return 0
+    out(_imported(result))
+    return 0
+
+
+def _verified(path: Path, bundle: VerifiedBundle) -> str:
+    manifest = bundle.manifest
+    total = sum(f.size for f in manifest.files)
+    return (
+        f"Verified {path}: manifest and {len(manifest.files)} files, {_size(total)}, all sha256s match"
+        f" (made {manifest.created_at} by shadowpi {manifest.shadowpi_version} on {manifest.source})."
+    )
+
+
+def _imported(result: ImportResult) -> str:
+    return (
+        f"Imported {result.blobs_added} new file(s) of {_size(result.blob_bytes)},"
+        f" {result.pages_changed} upstream page(s) added or updated, {result.private_names_added} new private"
+        f" project(s), private files: {result.private_added} added, {result.private_updated} updated,"
+        f" {result.private_removed} removed; {result.deleted_added} deleted filename(s) recorded."
+    )
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    value, unit = float(count) / 1024, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if value >= 1024:
+            value, unit = value / 1024, bigger
+    return f"{value:.1f} {unit} ({count} bytes)"

@@ -1,0 +1,211 @@
+"""`shadowpi import`: verify a whole bundle, check it fits this data dir, commit its blobs, then write every row
+in one transaction. Idempotent: a second import of the same bundle changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from proxy.bundle.manifest import BundleError, blob_path
+from proxy.bundle.reader import Source, VerifiedBundle, iter_chunks, open_source, verify
+from proxy.bundle.records import page_blobs, private_blobs
+from proxy.db import Database, PrivateFile, StoredPage
+from proxy.simple.policy import merge_versions
+from proxy.storage import BlobStore, Spool
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    blobs_added: int = 0
+    blob_bytes: int = 0
+    pages_changed: int = 0
+    private_names_added: int = 0
+    private_added: int = 0
+    private_updated: int = 0
+    private_removed: int = 0
+    deleted_added: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return any((self.blobs_added, self.pages_changed, self.private_names_added, self.private_added,
+                    self.private_updated, self.private_removed, self.deleted_added))
+
+
+@asynccontextmanager
+async def opened_bundle(path: Path) -> AsyncIterator[tuple[Source, VerifiedBundle]]:
+    """The bundle at `path`, every file verified against its manifest. Raises BundleError; touches no data dir."""
+    source = await asyncio.to_thread(open_source, path)
+    try:
+        yield source, await asyncio.to_thread(verify, source)
+    finally:
+        await asyncio.to_thread(source.close)
+
+
+async def apply_bundle(db: Database, store: BlobStore, source: Source, bundle: VerifiedBundle) -> ImportResult:
+    """Add a verified bundle to this data dir. Raises BundleError, before changing anything, when it does not
+    fit (missing earlier bundles, private files that clash)."""
+    await check_fits(db, store, bundle)
+    added, size = await commit_blobs(store, source, bundle)
+    rows = await write_rows(db, bundle)
+    return replace(rows, blobs_added=added, blob_bytes=size)
+
+
+async def check_fits(db: Database, store: BlobStore, bundle: VerifiedBundle) -> None:
+    """Every record's blobs are in the bundle or already here; no private file clashes with this data dir."""
+    carried = bundle.manifest.blobs
+    needed = {sha for record in bundle.pages for sha in page_blobs(record)}
+    needed |= {sha for rows in bundle.private.values() for row in rows for sha in private_blobs(row)}
+    missing = [sha for sha in sorted(needed - set(carried)) if await store.stat(sha) is None]
+    if missing and bundle.manifest.since is None:
+        raise BundleError(f"the bundle is inconsistent: its records need blob {missing[0]}, which it does not carry")
+    if missing:
+        raise BundleError(
+            f"this incremental bundle needs {len(missing)} file(s) from earlier bundles that are not here"
+            f" (e.g. blob {missing[0]}): import the earlier bundles first"
+        )
+    for rows in bundle.private.values():
+        for row in rows:
+            private_action(row, await db.private_file(row.filename), await db.deleted_sha256(row.filename))
+    for gone in _deletions(bundle):
+        deletion_action(gone.filename, gone.sha256, await db.private_file(gone.filename))
+
+
+def private_action(incoming: PrivateFile, existing: PrivateFile | None, deleted_sha256: str | None) -> str:
+    """"add", "update" (same bytes, other yank state or fields: the bundle wins) or "skip". Raises BundleError."""
+    if existing is not None and not hmac.compare_digest(existing.sha256, incoming.sha256):
+        raise BundleError(
+            f"private file {incoming.filename} already exists here with other bytes"
+            f" (sha256 {existing.sha256[:12]}…, the bundle has {incoming.sha256[:12]}…)"
+        )
+    if existing is None and deleted_sha256 is not None and deleted_sha256 != incoming.sha256:
+        raise BundleError(f"private file {incoming.filename} was deleted here and may not return with other bytes")
+    if existing is None:
+        return "add"
+    return "skip" if replace(existing, uploaded_by=None) == incoming else "update"
+
+
+def deletion_action(filename: str, sha256: str, existing: PrivateFile | None) -> bool:
+    """Whether a file the source deleted must be removed here. Raises BundleError when it has other bytes."""
+    if existing is None:
+        return False
+    if existing.sha256 != sha256:
+        raise BundleError(f"private file {filename} was deleted at the source, but has other bytes here")
+    return True
+
+
+def _deletions(bundle: VerifiedBundle) -> list[Database.DeletedFile]:
+    live = {row.filename for rows in bundle.private.values() for row in rows}
+    return [d for d in bundle.deleted if d.filename not in live]
+
+
+def merge_page(existing: StoredPage | None, incoming: StoredPage) -> StoredPage:
+    """The bundle's page merged into the cached one: union by filename, the bundle's entry and validators win."""
+    if existing is None or existing.page is None or incoming.page is None:
+        return incoming
+    new = {f.filename: f for f in incoming.page.files}
+    files = [new.pop(f.filename, f) for f in existing.page.files]
+    files += new.values()
+    versions = merge_versions(existing.page.versions, incoming.page.versions)
+    return replace(incoming, page=replace(existing.page, files=tuple(files), versions=versions))
+
+
+# --- blobs ---
+
+
+async def commit_blobs(store: BlobStore, source: Source, bundle: VerifiedBundle) -> tuple[int, int]:
+    """Commit each blob the data dir lacks (atomic, content-addressed); returns (count, bytes)."""
+    added = size = 0
+    for sha256, expected in sorted(bundle.manifest.blobs.items()):
+        if await store.stat(sha256) is not None:
+            continue
+        try:
+            await _commit_one(store, source, sha256, expected)
+        except OSError as exc:  # a full disk: the rows are not written, so nothing becomes visible
+            raise BundleError(f"cannot store {blob_path(sha256)} in this data dir: {exc.strerror or exc}") from None
+        added, size = added + 1, size + expected
+    return added, size
+
+
+async def _commit_one(store: BlobStore, source: Source, sha256: str, expected: int) -> None:
+    spool = await _new_spool(store)
+    chunks = iter_chunks(source, blob_path(sha256))
+    try:
+        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+            await spool.write(chunk)
+        if spool.digests()["sha256"] != sha256 or spool.size != expected:
+            raise BundleError(f"{blob_path(sha256)} changed while it was being imported")
+        await store.commit(spool)
+    finally:
+        await asyncio.to_thread(chunks.close)
+        await store.discard(spool)
+        store.release(spool)
+
+
+async def _new_spool(store: BlobStore) -> Spool:
+    try:
+        return await store.new_spool()
+    except FileNotFoundError:
+        # A data dir no server ever opened: creating its directories cannot touch anyone's spools.
+        await store.open()
+        return await store.new_spool()
+
+
+# --- rows ---
+
+
+@asynccontextmanager
+async def _transaction(db: Database) -> AsyncIterator[None]:
+    await db.bundle_begin()
+    try:
+        yield
+    except BaseException:
+        await db.bundle_rollback()
+        raise
+    await db.bundle_commit()
+
+
+async def write_rows(db: Database, bundle: VerifiedBundle) -> ImportResult:
+    """Every page, mapping, private file and deleted filename, in one transaction (conflicts re-checked in it)."""
+    counts = {"page": 0, "names": 0, "add": 0, "update": 0, "skip": 0, "removed": 0, "deleted": 0}
+    async with _transaction(db):
+        for sha256, size in bundle.manifest.blobs.items():
+            await db.bundle_stage_blob(sha256, size)
+        for record in bundle.pages:
+            existing = await db.get_page(record.name)
+            merged = merge_page(existing, record.stored)
+            if merged != existing:
+                await db.bundle_stage_page(record.name, merged)
+                counts["page"] += 1
+            for url, sha256 in record.upstream_files.items():
+                await db.bundle_stage_upstream_file(url, sha256)
+        for name, rows in bundle.private.items():
+            counts["names"] += await db.bundle_stage_private_project(name)  # private for good, files or not
+            for row in rows:
+                await _stage_private(db, row, counts)
+        for gone in bundle.deleted:
+            counts["deleted"] += await db.bundle_stage_deleted(gone)
+        for gone in _deletions(bundle):
+            if deletion_action(gone.filename, gone.sha256, await db.private_file(gone.filename)):
+                await db.bundle_stage_remove_private_file(gone.filename)
+                counts["removed"] += 1
+    return ImportResult(
+        pages_changed=counts["page"],
+        private_names_added=counts["names"],
+        private_added=counts["add"],
+        private_updated=counts["update"],
+        private_removed=counts["removed"],
+        deleted_added=counts["deleted"],
+    )
+
+
+async def _stage_private(db: Database, row: PrivateFile, counts: dict[str, int]) -> None:
+    existing = await db.private_file(row.filename)
+    action = private_action(row, existing, await db.deleted_sha256(row.filename))
+    counts[action] += 1
+    if action != "skip":
+        uploaded_by = existing.uploaded_by if existing is not None else None
+        await db.bundle_stage_private_file(replace(row, uploaded_by=uploaded_by))

@@ -1,0 +1,123 @@
+"""`shadowpi export --static DIR`: a static PEP 503/691 index any web server (or pip's file:// URLs) can serve.
+
+    DIR/simple/index.html, DIR/simple/index.json                 the project list
+    DIR/simple/<project>/index.html, .../index.json              project pages, relative links
+    DIR/files/<sha256>/<filename>, .../<filename>.metadata      the bytes (PEP 658 metadata beside its file)
+
+The tree is always complete for the exported projects (it ignores --since), resolved by the same shadow policy as
+the server: a private project hides the upstream one unless it is in merge_upstream.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import quote
+
+from proxy.bundle.export import Snapshot
+from proxy.bundle.manifest import BundleError
+from proxy.bundle.records import METADATA_SUFFIX, file_blob, metadata_blob
+from proxy.errors import InvalidFilename
+from proxy.private import to_dist
+from proxy.simple import html, json
+from proxy.simple.model import DistFile, Origin, ProjectList, ProjectPage
+from proxy.simple.names import NormalizedName, check_safe_filename
+from proxy.simple.policy import ShadowPolicy, merge_versions, resolve_project, upstream_allowed
+from proxy.storage import BlobStore
+
+
+@dataclass(frozen=True, slots=True)
+class StaticTree:
+    """What to write: text files by relative path, and blob copies (relative path -> sha256)."""
+
+    texts: dict[str, str]
+    blobs: dict[str, str]
+
+
+def plan_static(snapshot: Snapshot, policy: ShadowPolicy) -> StaticTree:
+    """The static index for a snapshot (pure)."""
+    upstream = {record.name: record for record in snapshot.pages}
+    mapping: dict[str, str] = {}
+    for record in snapshot.pages:
+        mapping.update(record.upstream_files)
+    tree = StaticTree({}, {})
+    names: list[NormalizedName] = []
+    for name in sorted(set(upstream) | set(snapshot.private)):
+        private = _private_page(name, snapshot)
+        allowed = upstream_allowed(name, has_private=private is not None, policy=policy)
+        cached = upstream.get(name) if allowed else None
+        page = resolve_project(private, cached.stored.page if cached is not None else None)
+        if page is None or not page.files:
+            continue
+        page = replace(page, files=tuple(_placed(tree, page.files, mapping)))
+        names.append(name)
+        href = _href(mapping)
+        tree.texts[f"simple/{name}/index.html"] = html.render_project_html(page, href)
+        tree.texts[f"simple/{name}/index.json"] = json.render_project_json(page, href)
+    projects = ProjectList(tuple(names))
+    tree.texts["simple/index.html"] = html.render_index_html(projects, lambda n: f"{n}/")
+    tree.texts["simple/index.json"] = json.render_index_json(projects)
+    return tree
+
+
+def _private_page(name: NormalizedName, snapshot: Snapshot) -> ProjectPage | None:
+    """The private page; without files when every file was deleted (the name still hides upstream)."""
+    rows = snapshot.private.get(name)
+    if rows is None:
+        return None
+    files = tuple(to_dist(row) for row in rows)
+    return ProjectPage(name, files, merge_versions(row.version for row in rows), Origin.PRIVATE)
+
+
+def _href(mapping: Mapping[str, str]) -> Callable[[DistFile], str]:
+    def href(dist: DistFile) -> str:
+        return f"../../files/{file_blob(dist, mapping)}/{quote(dist.filename)}"
+
+    return href
+
+
+def _placed(tree: StaticTree, files: tuple[DistFile, ...], mapping: Mapping[str, str]) -> Iterator[DistFile]:
+    """Files with a safe filename and known bytes, each scheduled for copying; hash-less ones gain their sha256."""
+    for dist in files:
+        sha256 = file_blob(dist, mapping)
+        try:
+            check_safe_filename(dist.filename)  # it becomes a path component
+        except InvalidFilename:
+            continue
+        if sha256 is None:
+            continue
+        tree.blobs[f"files/{sha256}/{dist.filename}"] = sha256
+        meta = metadata_blob(dist, mapping)
+        if meta is not None:
+            tree.blobs[f"files/{sha256}/{dist.filename}{METADATA_SUFFIX}"] = meta
+        yield dist if dist.sha256 else replace(dist, hashes={**dist.hashes, "sha256": sha256})
+
+
+def write_static(out: Path, tree: StaticTree, store: BlobStore) -> int:
+    """Write the tree to `out` (which must not exist) via a temporary sibling; returns the file count.
+
+    Synchronous: run it in a worker thread. Raises BundleError.
+    """
+    if out.exists():
+        raise BundleError(f"{out} already exists; choose a new directory for the static index")
+    partial = out.with_name(f".{out.name}.partial-{secrets.token_hex(4)}")
+    try:
+        for relative, text in tree.texts.items():
+            target = partial / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        for relative, sha256 in tree.blobs.items():
+            target = partial / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(store.serve_path(sha256), target)
+        partial.rename(out)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise BundleError(f"cannot write {out}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return len(tree.texts) + len(tree.blobs)

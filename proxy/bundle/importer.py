@@ -13,7 +13,7 @@ from pathlib import Path
 from proxy.bundle.manifest import BundleError, blob_path
 from proxy.bundle.reader import Source, VerifiedBundle, iter_chunks, open_source, verify
 from proxy.bundle.records import page_blobs, private_blobs
-from proxy.db import Database, PrivateFile, StoredPage
+from proxy.db import Database, DeletedFile, PrivateFile, StoredPage
 from proxy.simple.policy import merge_versions
 from proxy.storage import BlobStore, Spool
 
@@ -97,7 +97,7 @@ def deletion_action(filename: str, sha256: str, existing: PrivateFile | None) ->
     return True
 
 
-def _deletions(bundle: VerifiedBundle) -> list[Database.DeletedFile]:
+def _deletions(bundle: VerifiedBundle) -> list[DeletedFile]:
     live = {row.filename for rows in bundle.private.values() for row in rows}
     return [d for d in bundle.deleted if d.filename not in live]
 

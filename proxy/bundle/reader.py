@@ -23,8 +23,8 @@ from proxy.bundle.manifest import (
     check_path,
     parse_manifest,
 )
-from proxy.bundle.records import DeletedFile, PageRecord, decode_deleted, decode_page, decode_private
-from proxy.db import PrivateFile
+from proxy.bundle.records import PageRecord, decode_deleted, decode_page, decode_private
+from proxy.db import DeletedFile, PrivateFile
 from proxy.simple.names import NormalizedName
 
 CHUNK = 1024 * 1024

@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from proxy.bundle.manifest import BundleError, is_sha256
-from proxy.db import Database, PrivateFile, StoredPage
+from proxy.db import DeletedFile, PrivateFile, StoredPage
 from proxy.errors import InvalidFilename, UpstreamInvalid
 from proxy.simple.json import parse_project_json, render_project_json
 from proxy.simple.model import DistFile
 from proxy.simple.names import NormalizedName, parse_dist_filename
 
 METADATA_SUFFIX = ".metadata"  # PEP 658: the metadata file's URL is the file's URL plus this
-DeletedFile = Database.DeletedFile
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,18 @@
+"""The base of the query groups: the connection and the one-row helper."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiosqlite
+
+
+class Queries:
+    """Shared by the query groups: the one connection (set by Database)."""
+
+    _conn: aiosqlite.Connection
+
+    async def _one(self, query: str, params: tuple[Any, ...] = ()) -> Any:
+        """The first row of a query, or None."""
+        async with self._conn.execute(query, params) as cur:
+            return await cur.fetchone()

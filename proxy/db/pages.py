@@ -1,0 +1,48 @@
+"""Queries: cached upstream project pages."""
+
+from __future__ import annotations
+
+from proxy.db.base import Queries
+from proxy.db.records import StoredPage
+from proxy.simple.json import parse_project_json, render_project_json
+from proxy.simple.names import NormalizedName
+
+
+class PageQueries(Queries):
+
+    async def get_page(self, name: NormalizedName) -> StoredPage | None:
+        """The cached upstream answer for a project, if any."""
+        query = "SELECT status, body, etag, last_modified, fetched_at FROM pages WHERE project = ?"
+        row = await self._one(query, (name,))
+        if row is None:
+            return None
+        status, body, etag, last_modified, fetched_at = row
+        page = parse_project_json(body, "", name) if status == 200 and body else None
+        return StoredPage(page, etag, last_modified, float(fetched_at))
+
+    async def put_page(self, name: NormalizedName, stored: StoredPage) -> None:
+        """Insert or replace the cached upstream answer for a project."""
+        body = render_project_json(stored.page, lambda f: f.url) if stored.page is not None else None
+        await self._conn.execute(
+            "INSERT OR REPLACE INTO pages (project, status, body, etag, last_modified, fetched_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (name, 200 if stored.page else 404, body, stored.etag, stored.last_modified, stored.fetched_at),
+        )
+        await self._conn.commit()
+
+    async def touch_page(self, name: NormalizedName, fetched_at: float) -> None:
+        """Record that upstream confirmed the cached page unchanged (a 304)."""
+        await self._conn.execute("UPDATE pages SET fetched_at = ? WHERE project = ?", (fetched_at, name))
+        await self._conn.commit()
+
+    async def cached_projects(self) -> list[NormalizedName]:
+        """Names of projects with a cached upstream page (not remembered 404s)."""
+        async with self._conn.execute("SELECT project FROM pages WHERE status = 200 ORDER BY project") as cur:
+            return [NormalizedName(row[0]) async for row in cur]
+
+    async def drop_page(self, name: NormalizedName) -> StoredPage | None:
+        """Remove a project's cached upstream page; returns what was cached."""
+        stored = await self.get_page(name)
+        await self._conn.execute("DELETE FROM pages WHERE project = ?", (name,))
+        await self._conn.commit()
+        return stored

@@ -7,7 +7,6 @@ import time
 from proxy.db.pages import PageQueries
 from proxy.db.private import _PRIVATE_COLUMNS
 from proxy.db.records import DeletedFile, PrivateFile, StoredPage
-from proxy.simple.json import render_project_json
 from proxy.simple.names import NormalizedName
 
 
@@ -62,12 +61,7 @@ class BundleQueries(PageQueries):
 
     async def bundle_stage_page(self, name: NormalizedName, stored: StoredPage) -> None:
         """Insert or replace a cached upstream page (as put_page, without committing)."""
-        body = render_project_json(stored.page, lambda f: f.url) if stored.page is not None else None
-        await self._conn.execute(
-            "INSERT OR REPLACE INTO pages (project, status, body, etag, last_modified, fetched_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (name, 200 if stored.page else 404, body, stored.etag, stored.last_modified, stored.fetched_at),
-        )
+        await self._write_page(name, stored)
 
     async def bundle_stage_private_file(self, record: PrivateFile) -> None:
         """Insert or replace a private file row."""

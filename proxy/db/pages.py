@@ -22,13 +22,17 @@ class PageQueries(Queries):
 
     async def put_page(self, name: NormalizedName, stored: StoredPage) -> None:
         """Insert or replace the cached upstream answer for a project."""
+        await self._write_page(name, stored)
+        await self._conn.commit()
+
+    async def _write_page(self, name: NormalizedName, stored: StoredPage) -> None:
+        """The page row write, without committing (imports stage many in one transaction)."""
         body = render_project_json(stored.page, lambda f: f.url) if stored.page is not None else None
         await self._conn.execute(
             "INSERT OR REPLACE INTO pages (project, status, body, etag, last_modified, fetched_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (name, 200 if stored.page else 404, body, stored.etag, stored.last_modified, stored.fetched_at),
         )
-        await self._conn.commit()
 
     async def touch_page(self, name: NormalizedName, fetched_at: float) -> None:
         """Record that upstream confirmed the cached page unchanged (a 304)."""

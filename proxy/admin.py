@@ -96,8 +96,7 @@ async def cache_purge(config: Config, project: str, out: Print) -> int:
         stored = await db.drop_page(name)
         removed = 0
         for dist in stored.page.files if stored and stored.page else ():
-            metadata = dist.core_metadata if isinstance(dist.core_metadata, dict) else {}
-            for sha256 in {dist.sha256 or await db.upstream_file_sha256(dist.url), metadata.get("sha256")}:
+            for sha256 in {dist.sha256 or await db.upstream_file_sha256(dist.url), dist.metadata_sha256}:
                 if sha256 and not await db.is_private_blob(sha256) and await store.delete(sha256):
                     await db.forget_blob(sha256)
                     removed += 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -173,8 +172,3 @@ def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if "@" not in text else type(exc).__name__
 
-
-async def wait_closed(session: aiohttp.ClientSession) -> None:
-    """Close a session and give SSL transports a moment to shut down cleanly (aiohttp docs' advice)."""
-    await session.close()
-    await asyncio.sleep(0)

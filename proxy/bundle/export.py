@@ -29,7 +29,6 @@ from proxy.bundle.manifest import (
 )
 from proxy.bundle.reader import open_source, read_small
 from proxy.bundle.records import (
-    METADATA_SUFFIX,
     PageRecord,
     encode_deleted,
     encode_page,
@@ -43,7 +42,7 @@ from proxy.bundle.writer import Content, write_bundle
 from proxy.config import Config
 from proxy.db import Database, DeletedFile, PrivateFile
 from proxy.errors import InvalidFilename
-from proxy.simple.model import DistFile
+from proxy.simple.model import METADATA_SUFFIX, DistFile
 from proxy.simple.names import NormalizedName, parse_dist_filename
 from proxy.storage import BlobStore
 

@@ -12,10 +12,8 @@ from proxy.bundle.manifest import BundleError, is_sha256
 from proxy.db import DeletedFile, PrivateFile, StoredPage
 from proxy.errors import InvalidFilename, UpstreamInvalid
 from proxy.simple.json import parse_project_json, render_project_json
-from proxy.simple.model import DistFile
+from proxy.simple.model import METADATA_SUFFIX, DistFile
 from proxy.simple.names import NormalizedName, parse_dist_filename
-
-METADATA_SUFFIX = ".metadata"  # PEP 658: the metadata file's URL is the file's URL plus this
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +34,7 @@ def metadata_blob(dist: DistFile, upstream_files: Mapping[str, str]) -> str | No
     """The sha256 of a file's PEP 658 metadata, if the page advertises metadata and its bytes are known."""
     if dist.core_metadata is False:
         return None
-    declared = dist.core_metadata.get("sha256") if isinstance(dist.core_metadata, Mapping) else None
-    return declared or upstream_files.get(dist.url + METADATA_SUFFIX)
+    return dist.metadata_sha256 or upstream_files.get(dist.url + METADATA_SUFFIX)
 
 
 def page_blobs(record: PageRecord) -> Iterator[str]:

@@ -19,11 +19,11 @@ from urllib.parse import quote
 
 from proxy.bundle.export import Snapshot
 from proxy.bundle.manifest import BundleError
-from proxy.bundle.records import METADATA_SUFFIX, file_blob, metadata_blob
+from proxy.bundle.records import file_blob, metadata_blob
 from proxy.errors import InvalidFilename
 from proxy.private import to_dist
 from proxy.simple import html, json
-from proxy.simple.model import DistFile, Origin, ProjectList, ProjectPage
+from proxy.simple.model import METADATA_SUFFIX, DistFile, Origin, ProjectList, ProjectPage
 from proxy.simple.names import NormalizedName, check_safe_filename
 from proxy.simple.policy import ShadowPolicy, merge_versions, resolve_project, upstream_allowed
 from proxy.storage import BlobStore

@@ -13,6 +13,7 @@ from proxy.simple.names import NormalizedName, version_of_filename
 # Hash algorithms both pip and uv accept in URL fragments and JSON `hashes`, strongest first.
 # uv hard-fails on any other algorithm name, so nothing else is ever emitted.
 EMITTABLE_HASHES = ("sha256", "sha512", "sha384", "md5")
+METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core-metadata file lives at the file's URL plus this
 
 
 class Origin(enum.Enum):
@@ -47,6 +48,15 @@ class DistFile:
     @property
     def has_metadata(self) -> bool:
         return self.core_metadata is not False
+
+    @property
+    def metadata_hashes(self) -> Mapping[str, str]:
+        """Hashes the index declares for the PEP 658 metadata file ({} when it declares none)."""
+        return self.core_metadata if isinstance(self.core_metadata, Mapping) else {}
+
+    @property
+    def metadata_sha256(self) -> str | None:
+        return self.metadata_hashes.get("sha256")
 
 
 @dataclass(frozen=True, slots=True)

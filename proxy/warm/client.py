@@ -14,7 +14,7 @@ import aiohttp
 from proxy.errors import UpstreamInvalid
 from proxy.simple.html import parse_project_html
 from proxy.simple.json import parse_project_json
-from proxy.simple.model import DistFile, ProjectPage
+from proxy.simple.model import METADATA_SUFFIX, DistFile, ProjectPage
 from proxy.simple.names import NormalizedName
 from proxy.warm.download import Fetcher
 from proxy.warm.metadata import Dependencies, dependencies, read_archive_metadata
@@ -85,7 +85,7 @@ class IndexClient:
         return dependencies(data, dist.filename, from_sdist=not dist.filename.endswith(".whl"))
 
     async def _core_metadata(self, dist: DistFile) -> bytes:
-        url = urldefrag(dist.url).url + ".metadata"  # PEP 658: the metadata file sits beside the file
+        url = urldefrag(dist.url).url + METADATA_SUFFIX
         try:
             async with self._limit, self._session.get(url) as response:
                 if response.status != 200:
@@ -93,7 +93,7 @@ class IndexClient:
                 data = await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise WarmError(f"{dist.filename}.metadata: {exc or type(exc).__name__}") from None
-        expected = dist.core_metadata.get("sha256") if isinstance(dist.core_metadata, dict) else None
+        expected = dist.metadata_sha256
         if expected is not None and hashlib.sha256(data).hexdigest() != expected:
             raise WarmError(f"{dist.filename}.metadata does not match the sha256 the index lists for it")
         return data

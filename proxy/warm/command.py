@@ -7,7 +7,7 @@ import asyncio
 import hmac
 import secrets
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -165,9 +165,9 @@ async def pin_warmed(config: Config, report: WarmReport) -> int:
     sha256s = {r.digests["sha256"] for r in report.results.values() if r.status != "failed" and "sha256" in r.digests}
     for plan in report.plans:
         for pick in plan.picks:
-            metadata = pick.dist.core_metadata
-            if isinstance(metadata, Mapping) and "sha256" in metadata and report.pick_error(pick) is None:
-                sha256s.add(metadata["sha256"])
+            metadata_sha256 = pick.dist.metadata_sha256
+            if metadata_sha256 is not None and report.pick_error(pick) is None:
+                sha256s.add(metadata_sha256)
     db = await Database.open(config.data_dir / DB_FILENAME)
     try:
         return await db.pin_blobs(sorted(sha256s))

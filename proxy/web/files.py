@@ -11,13 +11,12 @@ from proxy.errors import FileNotFound, ProxyError
 from proxy.files import Fill
 from proxy.keys import CONFIG, FILES, INDEX, METRICS, STORE
 from proxy.rendered import file_key
-from proxy.simple.model import DistFile, Origin, ProjectPage
+from proxy.simple.model import METADATA_SUFFIX, DistFile, Origin, ProjectPage
 from proxy.simple.names import is_canonical, parse_project_name
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-METADATA_SUFFIX = ".metadata"
 # The URL holds the content hash, so the bytes behind it never change: any cache may keep them for good.
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -65,12 +64,11 @@ def find_file(page: ProjectPage, filename: str, key: str) -> DistFile:
 
 def metadata_file(dist: DistFile) -> DistFile:
     """The PEP 658 core-metadata file of a distribution, as a file of its own (hashes from the index)."""
-    hashes = dist.core_metadata if isinstance(dist.core_metadata, dict) else {}
     return replace(
         dist,
         filename=dist.filename + METADATA_SUFFIX,
         url=dist.url + METADATA_SUFFIX,
-        hashes=dict(hashes),
+        hashes=dict(dist.metadata_hashes),
         size=None,
         core_metadata=False,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from proxy.simple.model import ProjectList, ProjectPage
 from proxy.simple.names import NormalizedName
 from proxy.simple.policy import ShadowPolicy, resolve_project, upstream_allowed
 
+log = logging.getLogger(__name__)
 PrivateLookup = Callable[[NormalizedName], Awaitable[ProjectPage | None]]
 PrivateNames = Callable[[], Awaitable[list[NormalizedName]]]
 
@@ -29,7 +31,6 @@ class Resolved:
 
     page: ProjectPage
     outcome: Outcome
-    stale_reason: str | None = None
 
 
 class ProjectIndex:
@@ -64,13 +65,14 @@ class ProjectIndex:
         except UpstreamUnavailable as exc:
             if private is None:
                 raise
-            return Resolved(private, Outcome.STALE, str(exc))
+            log.warning("upstream failed for %s, serving its private files only: %s", name, exc)
+            return Resolved(private, Outcome.STALE)
         page = self._resolve(name, private, lookup.page)
         if page is None and lookup.outcome is Outcome.OFFLINE:
             raise ProjectNotFound(f"{name} is not in the cache and shadowpi is offline")
         if page is None:
             raise ProjectNotFound(f"no project named {name} here or upstream")
-        return Resolved(page, lookup.outcome, lookup.error)
+        return Resolved(page, lookup.outcome)
 
     def _resolve(
         self, name: NormalizedName, private: ProjectPage | None, upstream: ProjectPage | None

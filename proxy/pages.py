@@ -39,7 +39,6 @@ class PageLookup:
     page: ProjectPage | None
     outcome: Outcome
     fetched_at: float
-    error: str | None = None  # why a stale copy was served
 
 
 class PageCache:
@@ -141,7 +140,7 @@ class PageCache:
             if stored is None:
                 raise
             log.warning("upstream failed for %s, serving the cached copy: %s", name, exc)
-            return PageLookup(stored.page, Outcome.STALE, stored.fetched_at, error=str(exc))
+            return PageLookup(stored.page, Outcome.STALE, stored.fetched_at)
         now = self._clock()
         if isinstance(result, NotModified) and validators is not None:
             fresh = StoredPage(validators.page, validators.etag, validators.last_modified, now)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from proxy.config import UpstreamConfig
-from proxy.db import Database, StoredPage
+from proxy.db import Database, StoredPage, Topic
 from proxy.errors import UpstreamUnavailable
 from proxy.simple.model import ProjectPage
 from proxy.simple.names import NormalizedName
@@ -60,7 +60,7 @@ class PageCache:
         self._memory: OrderedDict[NormalizedName, StoredPage] = OrderedDict()
         self._memory_entries = memory_entries
         self._inflight: dict[NormalizedName, asyncio.Task[PageLookup]] = {}
-        self._data_version: int | None = None
+        self._pages_stamp: bytes | None = None
 
     async def lookup(self, name: NormalizedName) -> PageLookup:
         """The upstream page for `name`, fetching or revalidating it when the cached copy is too old.
@@ -68,7 +68,7 @@ class PageCache:
         Raises UpstreamUnavailable only when upstream fails and nothing was ever cached.
         """
         if self._config.offline:
-            await self._forget_if_changed_elsewhere()
+            self._forget_if_changed_elsewhere()
         stored = await self._cached(name)
         if self._config.offline:
             return PageLookup(stored.page if stored else None, Outcome.OFFLINE, stored.fetched_at if stored else 0)
@@ -98,14 +98,12 @@ class PageCache:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _forget_if_changed_elsewhere(self) -> None:
-        """Offline, pages change only by `shadowpi import` (another connection): drop memory when it commits.
-
-        PRAGMA data_version changes only on other connections' commits; online, the TTL does this job.
-        """
-        version = await self._db.data_version()
-        if version != self._data_version:
-            self._data_version = version
+    def _forget_if_changed_elsewhere(self) -> None:
+        """Offline, pages change only by other processes (`shadowpi import`, `shadowpi warm`): drop memory when
+        one commits. Online, the TTL does this job."""
+        stamp = self._db.change_stamp(Topic.PAGES)
+        if stamp != self._pages_stamp:
+            self._pages_stamp = stamp
             self._memory.clear()
 
     def _is_fresh(self, stored: StoredPage) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
-from proxy.db import Database, PrivateFile
+from proxy.db import Database, PrivateFile, Topic
 from proxy.errors import FileNotFound, ProjectNotFound
 from proxy.simple.model import DistFile, Origin, ProjectPage
 from proxy.simple.names import NormalizedName
@@ -38,36 +38,58 @@ class Selection:
 
 
 class PrivateIndex:
-    """Private projects, read from the database on every lookup (other processes may have changed them)."""
+    """Private projects, kept in memory and reloaded as soon as any process commits a private change.
+
+    Every project lookup asks "is this name private?", so the answer must cost no query; the database's
+    change stamp (a shared-memory read) says when the names and pages held here are out of date.
+    """
 
     def __init__(self, db: Database, store: BlobStore) -> None:
         self._db = db
         self._store = store
-        # The same rows give the same page object, so rendered pages stay cached until something changes.
-        self._pages: dict[NormalizedName, tuple[tuple[PrivateFile, ...], ProjectPage]] = {}
+        self._stamp: bytes | None = None
+        self._names: frozenset[NormalizedName] | None = None
+        # Kept until the next private change: the same page object keeps rendered bytes cached.
+        self._pages: dict[NormalizedName, ProjectPage] = {}
 
     async def page(self, name: NormalizedName) -> ProjectPage | None:
         """The private page for a project, or None when nothing was uploaded under that name."""
-        rows = tuple(await self._db.private_files(name))
-        if not rows:
-            self._pages.pop(name, None)
-            if await self._db.is_private_project(name):  # all files deleted: the name stays private
-                return ProjectPage(name=name, files=(), origin=Origin.PRIVATE)
+        stamp = self._current()
+        if name not in await self._private_names(stamp):
             return None
-        known = self._pages.get(name)
-        if known is not None and known[0] == rows:
-            return known[1]
-        page = ProjectPage(
+        page = self._pages.get(name)
+        if page is not None:
+            return page
+        rows = await self._db.private_files(name)
+        page = ProjectPage(  # no rows: every file was deleted, but the name stays private
             name=name,
             files=tuple(to_dist(r) for r in rows),
             versions=merge_versions(r.version for r in rows),
             origin=Origin.PRIVATE,
         )
-        self._pages[name] = (rows, page)
+        if stamp == self._stamp:  # nothing changed while reading: safe to keep
+            self._pages[name] = page
         return page
 
     async def names(self) -> list[NormalizedName]:
-        return await self._db.private_projects()
+        return sorted(await self._private_names(self._current()))
+
+    def _current(self) -> bytes:
+        """The change stamp now; drops everything held when it differs from the last one seen."""
+        stamp = self._db.change_stamp(Topic.PRIVATE)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self._names = None
+            self._pages.clear()
+        return stamp
+
+    async def _private_names(self, stamp: bytes) -> frozenset[NormalizedName]:
+        names = self._names
+        if names is None:
+            names = frozenset(await self._db.private_projects())
+            if stamp == self._stamp:  # a change during the query makes the result suspect for later requests
+                self._names = names
+        return names
 
     async def select(self, project: NormalizedName, target: str) -> Selection:
         """Files named by `target`: a filename of the project, or a version (all its files).

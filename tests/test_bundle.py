@@ -22,7 +22,7 @@ from pytest_aiohttp import AiohttpClient
 from proxy.bundle.command import add_bundle_parsers, export_command, import_command, run_export, run_import
 from proxy.bundle.manifest import BundleError, parse_manifest, parse_time, render_manifest_sha256
 from proxy.cli import config_from_args
-from proxy.db import DB_FILENAME, Database, StoredPage
+from proxy.db import DB_FILENAME, Database, StoredPage, Topic
 from proxy.simple.html import parse_index_html, parse_project_html
 from proxy.simple.json import parse_project_json
 from proxy.simple.model import DistFile, ProjectPage
@@ -403,15 +403,15 @@ async def test_running_offline_server_sees_a_page_merged_by_import(env: Env, dis
     assert len(await listed(b, "tinylib")) == 3
 
 
-async def test_data_version_sees_other_connections(env: Env):
-    """Database.data_version changes when another connection (an import) commits: a cheap staleness check."""
+async def test_import_changes_stamps_other_connections_see(env: Env):
+    """An import (another connection) changes both change stamps a running server watches."""
     bundle, _out = await env.export()
     db = await Database.open(env.a.data_dir / DB_FILENAME)
     try:
-        version = await db.data_version()
+        before = {topic: db.change_stamp(topic) for topic in Topic}
         env.b = ProxyFactory(env.b.client_factory, env.a.data_dir, env.upstream)  # import into A itself
         await env.import_(bundle)
-        assert await db.data_version() != version
+        assert all(db.change_stamp(topic) != before[topic] for topic in Topic)
     finally:
         await db.close()
 

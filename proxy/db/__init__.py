@@ -3,6 +3,7 @@
 Nothing outside this module knows the backend is SQLite; a future PostgreSQL backend implements the same methods.
 """
 
+from proxy.db.changes import Topic
 from proxy.db.database import Database
 from proxy.db.records import (
     BlobRecord,
@@ -26,4 +27,5 @@ __all__ = [
     "PrivateFile",
     "StoredPage",
     "TokenRecord",
+    "Topic",
 ]

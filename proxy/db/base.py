@@ -6,11 +6,14 @@ from typing import Any
 
 import aiosqlite
 
+from proxy.db.changes import ChangeStamps
+
 
 class Queries:
     """Shared by the query groups: the one connection (set by Database)."""
 
     _conn: aiosqlite.Connection
+    _changes: ChangeStamps  # writers bump a topic after committing (see changes.py)
 
     async def _one(self, query: str, params: tuple[Any, ...] = ()) -> Any:
         """The first row of a query, or None."""

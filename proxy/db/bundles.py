@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from proxy.db.changes import Topic
 from proxy.db.pages import PageQueries
 from proxy.db.private import _PRIVATE_COLUMNS
 from proxy.db.records import DeletedFile, PrivateFile, StoredPage
@@ -42,11 +43,6 @@ class BundleQueries(PageQueries):
         async with self._conn.execute(query) as cur:
             return [DeletedFile(str(r[0]), str(r[1]), float(r[2])) async for r in cur]
 
-    async def data_version(self) -> int:
-        """SQLite's PRAGMA data_version: changes whenever ANOTHER connection commits (e.g. `shadowpi import`)."""
-        row = await self._one("PRAGMA data_version")
-        return int(row[0]) if row else 0
-
     # The bundle_stage_* methods do not commit: call them between bundle_begin() and bundle_commit().
 
     async def bundle_begin(self) -> None:
@@ -55,6 +51,7 @@ class BundleQueries(PageQueries):
 
     async def bundle_commit(self) -> None:
         await self._conn.commit()
+        self._changes.bump(Topic.PRIVATE, Topic.PAGES)
 
     async def bundle_rollback(self) -> None:
         await self._conn.rollback()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiosqlite
 
 from proxy.db.blobs import BlobQueries
 from proxy.db.bundles import BundleQueries
+from proxy.db.changes import ChangeStamps, Topic
 from proxy.db.private import PrivateQueries
 from proxy.db.schema import migrate
 from proxy.db.tokens import TokenQueries
@@ -16,12 +18,14 @@ from proxy.db.tokens import TokenQueries
 class Database(BundleQueries, BlobQueries, TokenQueries, PrivateQueries):  # BundleQueries extends PageQueries
     """The shadowpi database. Use `async with Database.open(path) as db` or open()/close()."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, changes: ChangeStamps) -> None:
         self._conn = conn
+        self._changes = changes
 
     @classmethod
     async def open(cls, path: Path) -> Database:
         """Open (creating if needed) and migrate the database file."""
+        changes = await asyncio.to_thread(ChangeStamps.open, path.with_name(path.name + ".changes"))
         conn = await aiosqlite.connect(path)
         try:
             await conn.execute("PRAGMA journal_mode=WAL")
@@ -31,11 +35,20 @@ class Database(BundleQueries, BlobQueries, TokenQueries, PrivateQueries):  # Bun
             await migrate(conn)
         except BaseException:
             await conn.close()
+            changes.close()
             raise
-        return cls(conn)
+        return cls(conn, changes)
 
     async def close(self) -> None:
         await self._conn.close()
+        self._changes.close()
+
+    def change_stamp(self, topic: Topic) -> bytes:
+        """A value that differs after any process commits a change to `topic` (cheap: call per request).
+
+        Lets callers keep reads in memory across requests and still see other workers' and commands' writes.
+        """
+        return self._changes.stamp(topic)
 
     async def ping(self) -> None:
         """A trivial query: proves the database answers."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from proxy.db.base import Queries
+from proxy.db.changes import Topic
 from proxy.db.records import StoredPage
 from proxy.simple.json import parse_project_json, render_project_json
 from proxy.simple.names import NormalizedName
@@ -24,6 +25,7 @@ class PageQueries(Queries):
         """Insert or replace the cached upstream answer for a project."""
         await self._write_page(name, stored)
         await self._conn.commit()
+        self._changes.bump(Topic.PAGES)
 
     async def _write_page(self, name: NormalizedName, stored: StoredPage) -> None:
         """The page row write, without committing (imports stage many in one transaction)."""
@@ -49,4 +51,5 @@ class PageQueries(Queries):
         stored = await self.get_page(name)
         await self._conn.execute("DELETE FROM pages WHERE project = ?", (name,))
         await self._conn.commit()
+        self._changes.bump(Topic.PAGES)
         return stored

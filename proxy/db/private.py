@@ -6,6 +6,7 @@ import sqlite3
 import time
 
 from proxy.db.base import Queries
+from proxy.db.changes import Topic
 from proxy.db.records import DuplicateFilename, PrivateFile
 from proxy.simple.names import NormalizedName
 
@@ -59,6 +60,7 @@ class PrivateQueries(Queries):
         except sqlite3.IntegrityError:
             await self._conn.rollback()
             raise DuplicateFilename(record.filename) from None
+        self._changes.bump(Topic.PRIVATE)
 
     async def set_yanked(self, filenames: list[str], reason: str | None) -> int:
         """Yank (reason: str, may be empty) or unyank (None) files; returns how many changed."""
@@ -68,6 +70,7 @@ class PrivateQueries(Queries):
             (reason, *filenames),
         )
         await self._conn.commit()
+        self._changes.bump(Topic.PRIVATE)
         return cur.rowcount
 
     async def delete_private_files(self, files: list[PrivateFile]) -> None:
@@ -79,6 +82,7 @@ class PrivateQueries(Queries):
         )
         await self._conn.executemany("DELETE FROM private_files WHERE filename = ?", [(f.filename,) for f in files])
         await self._conn.commit()
+        self._changes.bump(Topic.PRIVATE)
 
     async def deleted_sha256(self, filename: str) -> str | None:
         """The sha256 a deleted private file had, if that filename was ever deleted."""

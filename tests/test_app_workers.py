@@ -1,0 +1,106 @@
+"""Two apps on one data dir, as `--workers 2` runs them: what one worker writes, the other serves on its very
+next request, although each keeps private pages in memory (see proxy/db/changes.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aiohttp
+from aiohttp.test_utils import TestClient
+
+from proxy.db.changes import ChangeStamps, Topic
+from tests.artifacts import build_wheel
+from tests.conftest import Upstream
+from tests.proxy_fixtures import JSON, ProxyFactory
+from tests.uploading import TOKEN_AUTH, add_token, twine_upload
+
+PRIVATE = build_wheel("acme-internal", "1.0.0")
+PRIVATE_2 = build_wheel("acme-internal", "2.0.0")
+UPSTREAM_HIGHER = build_wheel("acme-internal", "99.0.0")
+
+
+async def listed(client: TestClient, project: str = "acme-internal") -> dict[str, object]:
+    resp = await client.get(f"/simple/{project}/", headers=JSON)
+    assert resp.status == 200, resp.reason
+    return {f["filename"]: f["yanked"] for f in json.loads(await resp.text())["files"]}
+
+
+def basic(auth: tuple[str, str]) -> dict[str, str]:
+    return {"Authorization": aiohttp.encode_basic_auth(*auth)}
+
+
+async def test_upload_on_one_worker_shadows_upstream_on_the_other(make_proxy: ProxyFactory, upstream: Upstream):
+    """Worker B served the upstream acme-internal (and keeps it in memory); once worker A takes a private upload
+    of that name, B's next answer is the private page, and upstream is not asked again."""
+    await add_token(make_proxy.data_dir, "ci")
+    upstream.fake.add(UPSTREAM_HIGHER)
+    worker_a, worker_b = await make_proxy(), await make_proxy()
+    assert await listed(worker_b) == {UPSTREAM_HIGHER.filename: False}
+    asked = len(upstream.fake.requests)
+
+    assert (await twine_upload(worker_a, PRIVATE)).status == 200
+    assert await listed(worker_b) == {PRIVATE.filename: False}
+    url = f"/files/acme-internal/{UPSTREAM_HIGHER.sha256}/{UPSTREAM_HIGHER.filename}"
+    assert (await worker_b.get(url)).status == 404
+    assert len(upstream.fake.requests) == asked
+
+
+async def test_yank_and_delete_on_one_worker_show_on_the_other(make_proxy: ProxyFactory, upstream: Upstream):
+    """Each private change made through worker A is on worker B's next page, for every change in turn."""
+    await add_token(make_proxy.data_dir, "ci")
+    worker_a, worker_b = await make_proxy(), await make_proxy()
+    assert (await twine_upload(worker_a, PRIVATE)).status == 200
+    assert await listed(worker_b) == {PRIVATE.filename: False}
+    assert (await twine_upload(worker_a, PRIVATE_2)).status == 200
+    assert await listed(worker_b) == {PRIVATE.filename: False, PRIVATE_2.filename: False}
+
+    api = f"/api/projects/acme-internal/{PRIVATE.filename}"
+    resp = await worker_a.post(api + "/yank", json={"reason": "broken"}, headers=basic(TOKEN_AUTH))
+    assert resp.status == 200, resp.reason
+    assert await listed(worker_b) == {PRIVATE.filename: "broken", PRIVATE_2.filename: False}
+    assert (await worker_a.delete(api, headers=basic(TOKEN_AUTH))).status == 200
+    assert await listed(worker_b) == {PRIVATE_2.filename: False}
+    assert (await worker_a.delete("/api/projects/acme-internal/2.0.0", headers=basic(TOKEN_AUTH))).status == 200
+    resp = await worker_b.get("/simple/acme-internal/", headers=JSON)
+    assert resp.status == 404  # the name stays private with no files: never handed back to upstream
+    assert [p for p in upstream.fake.requests if "acme" in p] == []
+
+
+async def test_project_list_on_one_worker_sees_uploads_on_the_other(make_proxy: ProxyFactory, upstream: Upstream):
+    await add_token(make_proxy.data_dir, "ci")
+    worker_a, worker_b = await make_proxy(), await make_proxy()
+    assert "acme-internal" not in await (await worker_b.get("/simple/")).text()
+    assert (await twine_upload(worker_a, PRIVATE)).status == 200
+    assert "acme-internal" in await (await worker_b.get("/simple/")).text()
+
+
+# --- the stamps themselves ---
+
+
+def test_a_bump_is_seen_through_another_mapping_of_the_same_file(tmp_path: Path):
+    path = tmp_path / "db.changes"
+    writer, reader = ChangeStamps.open(path), ChangeStamps.open(path)
+    try:
+        before = {topic: reader.stamp(topic) for topic in Topic}
+        writer.bump(Topic.PRIVATE)
+        assert reader.stamp(Topic.PRIVATE) != before[Topic.PRIVATE]
+        assert reader.stamp(Topic.PAGES) == before[Topic.PAGES]  # topics are independent
+        seen = reader.stamp(Topic.PRIVATE)
+        writer.bump(Topic.PRIVATE)
+        assert reader.stamp(Topic.PRIVATE) != seen  # every bump, not only the first
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_an_existing_short_file_is_grown_and_keeps_its_stamps(tmp_path: Path):
+    path = tmp_path / "db.changes"
+    path.write_bytes(b"\x01" * 8)  # written by a version with one topic
+    stamps = ChangeStamps.open(path)
+    try:
+        assert stamps.stamp(Topic.PRIVATE) == b"\x01" * 8
+        assert stamps.stamp(Topic.PAGES) == b"\x00" * 8
+        assert path.stat().st_size == 8 * len(Topic)
+    finally:
+        stamps.close()

@@ -3,7 +3,8 @@
 
 Starts the benchmark's upstream nginx and one shadowpi (fresh data dir), primes the workload, then records the
 shadowpi process with `py-spy record --format raw` (collapsed stacks) while the workload runs, and prints the
-functions with the most samples (self and total). Needs py-spy (`.venv/bin/pip install py-spy`) and permission to ptrace (root, or ptrace_scope 0).
+functions with the most samples (self and total).
+Needs py-spy (`.venv/bin/pip install py-spy`) and permission to ptrace (root, or ptrace_scope 0).
 """
 
 from __future__ import annotations

@@ -3,6 +3,11 @@ spool, verifies size and hashes, and commits atomically, while every waiting cli
 
 A client never receives the final byte of a fill before the fill is verified, so a lying or cut-off upstream can
 never produce a complete-looking response: the connection is aborted instead.
+
+The fill is a pipeline: the event loop reads the network while a worker thread writes and hashes what arrived
+before (batched, so a slow disk or hash only makes the batches bigger), and followers send the spool's bytes to
+their clients with sendfile, never copying them through Python. Verified bytes are released before the commit's
+fsync: the commit makes the cache durable, but clients already have correct bytes.
 """
 
 from __future__ import annotations
@@ -10,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from proxy.db import Database
 from proxy.errors import IntegrityError, ProxyError, UpstreamUnavailable
@@ -25,6 +31,10 @@ log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
 # Bytes withheld from followers until the fill is verified (see module docstring).
 HOLDBACK = 1
+# Network bytes the fill may hold in memory ahead of the disk before it stops reading from upstream.
+WRITE_BEHIND = 8 * 1024 * 1024
+
+SendFile = Callable[[BinaryIO, int, int], Awaitable[object]]  # (source, offset, count): loop.sendfile for a client
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +51,12 @@ class Fill:
         self.dist = dist
         self.spool: Spool | None = None
         self.content_length: int | None = None
-        self.result: BlobInfo | None = None
-        self.error: ProxyError | None = None
+        self.verified = False  # every byte is in the spool and matched the index: followers may send them all
+        self.result: BlobInfo | None = None  # committed (None until then, and when the commit failed)
+        self.error: ProxyError | None = None  # failed before verification: followers must abort
+        self.done = False  # nothing more will happen; the spool is closed once no follower reads it
         self.followers = 0
         self._changed = asyncio.Event()
-
-    @property
-    def finished(self) -> bool:
-        return self.result is not None or self.error is not None
 
     def notify(self) -> None:
         """Wake every follower; they re-check the state."""
@@ -62,8 +70,8 @@ class Fill:
         if self.spool is None and self.error is not None:
             raise self.error
 
-    async def follow(self) -> AsyncIterator[bytes]:
-        """The file's bytes as they arrive. Raises the fill's error (after partial output) on failure."""
+    async def ranges(self) -> AsyncIterator[tuple[int, int]]:
+        """(offset, count) of spool bytes as they become sendable. Raises the fill's error (after partial output)."""
         await self.wait_started()
         spool = self.spool
         assert spool is not None  # wait_started returned without error
@@ -72,12 +80,11 @@ class Fill:
             changed = self._changed  # captured before checking, so no wake-up is missed
             if self.error is not None:
                 raise self.error
-            limit = spool.size if self.result is not None else spool.size - HOLDBACK
+            limit = spool.size if self.verified else spool.size - HOLDBACK
             if offset < limit:
-                chunk = await spool.read(offset, min(CHUNK, limit - offset))
-                offset += len(chunk)
-                yield chunk
-            elif self.result is not None:
+                yield offset, limit - offset
+                offset = limit
+            elif self.verified:
                 return
             else:
                 await changed.wait()
@@ -92,7 +99,7 @@ class FileCache:
         self._upstream = upstream
         self._janitor = janitor
         self._fills: dict[str, Fill] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], Fill] = {}
 
     async def cached(self, dist: DistFile) -> Cached | None:
         """The committed blob for this file, if it is in the cache."""
@@ -113,30 +120,46 @@ class FileCache:
             fill = Fill(dist)
             self._fills[key] = fill
             task = asyncio.create_task(self._run(key, fill), name=f"fill:{dist.filename}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks[task] = fill
+            task.add_done_callback(self._forget_task)
         return fill
 
     @property
     def in_flight(self) -> int:
         return len(self._fills)
 
-    async def stream(self, fill: Fill) -> AsyncIterator[bytes]:
-        """Follow a fill, keeping its spool open while this follower reads."""
+    async def send(self, fill: Fill, sendfile: SendFile) -> AsyncIterator[int]:
+        """Follow a fill, handing each sendable range of the spool to `sendfile`; yields the bytes sent.
+
+        Raises the fill's error when it fails before verification (the client has a partial body by then).
+        """
+        await fill.wait_started()
+        assert fill.spool is not None
         fill.followers += 1
         try:
-            async for chunk in fill.follow():
-                yield chunk
+            with fill.spool.sendfile_source() as source:
+                async for offset, count in fill.ranges():
+                    await sendfile(source, offset, count)
+                    yield count
         finally:
             fill.followers -= 1
             self._release_if_idle(fill)
 
+    async def settled(self) -> None:
+        """Until every fill has finished, commit included (clients may have their bytes before that)."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
     async def close(self) -> None:
-        """Cancel running fills (shutdown); their spools are discarded."""
+        """Shutdown: cancel fills still downloading (their spools are discarded); let verified ones commit."""
         tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
+        for task, fill in list(self._tasks.items()):
+            if not fill.verified:
+                task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
 
     async def _run(self, key: str, fill: Fill) -> None:
         dist = fill.dist
@@ -155,29 +178,41 @@ class FileCache:
             error = UpstreamUnavailable(f"download failed: {type(exc).__name__}")
         finally:
             # Clean up before publishing the outcome: whoever sees the error also sees no spool on disk.
-            if error is not None:
+            if error is not None or fill.result is None:
                 await asyncio.shield(self._store.discard(spool))
+            # Registered until now, so a request arriving between verification and commit follows this fill.
             self._fills.pop(key, None)
-            fill.error = error
+            if not fill.verified:
+                fill.error = error or UpstreamUnavailable("download stopped")
+            fill.done = True
             fill.notify()
             if fill.spool is None:  # never published: no follower can hold it
                 self._store.release(spool)
             self._release_if_idle(fill)
 
     async def _download(self, fill: Fill, spool: Spool) -> None:
-        """Stream upstream into the spool, verify, commit; followers are woken after every chunk."""
+        """Stream upstream into the spool, verify, release to followers, then commit."""
         dist = fill.dist
         async with self._upstream.open_file(dist.url) as remote:
             _check_size(dist, remote.content_length)
             fill.content_length = dist.size if dist.size is not None else remote.content_length
             fill.spool = spool
             fill.notify()
-            async for chunk in remote.chunks(CHUNK):
-                await spool.write(chunk)
-                fill.notify()
+            writer = _WriteBehind(spool, fill.notify)
+            try:
+                async for chunk in remote.chunks(CHUNK):
+                    await writer.put(chunk)
+            finally:
+                await writer.close()
         _verify(dist, spool, fill.content_length)
-        blob = await self._store.commit(spool)
-        await self._record(dist, blob)
+        fill.verified = True
+        fill.notify()
+        try:
+            blob = await self._store.commit(spool)
+            await self._record(dist, blob)
+        except OSError as exc:  # clients have their bytes; only the cache copy is lost
+            log.error("could not store %s in the cache: %s", dist.filename, exc)
+            return
         fill.result = blob
 
     async def _record(self, dist: DistFile, blob: BlobInfo) -> None:
@@ -187,8 +222,46 @@ class FileCache:
             await self._db.remember_upstream_file(dist.url, blob.sha256)
 
     def _release_if_idle(self, fill: Fill) -> None:
-        if fill.finished and fill.followers == 0 and fill.spool is not None:
+        if fill.done and fill.followers == 0 and fill.spool is not None:
             self._store.release(fill.spool)
+
+
+class _WriteBehind:
+    """Writes network chunks to a spool from a worker thread while the event loop keeps reading.
+
+    Chunks that arrive during a write are batched into the next one; `put` waits only when WRITE_BEHIND bytes
+    are queued. `close` flushes, and raises what a write raised.
+    """
+
+    def __init__(self, spool: Spool, written: Callable[[], None]) -> None:
+        self._spool = spool
+        self._written = written
+        self._queued: list[bytes] = []
+        self._queued_bytes = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def put(self, chunk: bytes) -> None:
+        self._queued.append(chunk)
+        self._queued_bytes += len(chunk)
+        if self._task is not None and self._task.done():
+            await self._task  # a finished write: raise its error now, not at close
+            self._task = None
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain())
+        elif self._queued_bytes >= WRITE_BEHIND:
+            await asyncio.shield(self._task)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await self._task
+        if self._queued:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        while self._queued:
+            batch, self._queued, self._queued_bytes = self._queued, [], 0
+            await self._spool.write_all(batch)
+            self._written()
 
 
 def _check_size(dist: DistFile, content_length: int | None) -> None:

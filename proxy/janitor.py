@@ -64,8 +64,11 @@ class CacheJanitor:
                 await self.sweep()
             except Exception:  # a failed sweep must not stop future ones
                 log.exception("cache sweep failed")
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that races with a poke(),
+            # and shutdown would then wait forever for this task.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def touch(self, sha256: str) -> None:

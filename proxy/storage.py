@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import os
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import aiofiles.os
 
@@ -72,18 +73,35 @@ class Spool:
         """The spool's local temporary file (spools are local whatever the blob backend), for inspection."""
         return self._path
 
-    def _write_sync(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        for hasher in self._hashers.values():
-            hasher.update(chunk)  # hashlib releases the GIL for large buffers
+    def _write_sync(self, chunks: Sequence[bytes], offset: int) -> None:
+        # Positional writes: the descriptor's file offset is never used, so readers may share it (sendfile).
+        pending = [memoryview(chunk) for chunk in chunks if chunk]
+        while pending:
+            written = os.pwritev(self._fd, pending, offset)
+            offset += written
+            while pending and written >= len(pending[0]):
+                written -= len(pending.pop(0))
+            if written:
+                pending[0] = pending[0][written:]
+        for chunk in chunks:
+            for hasher in self._hashers.values():
+                hasher.update(chunk)  # hashlib releases the GIL for large buffers
 
     async def write(self, chunk: bytes) -> None:
         """Append a chunk (off the event loop) and update the running hashes."""
-        await asyncio.get_running_loop().run_in_executor(None, self._write_sync, chunk)
-        self.size += len(chunk)
+        await self.write_all((chunk,))
+
+    async def write_all(self, chunks: Sequence[bytes]) -> None:
+        """Append several chunks in one trip off the event loop (one system call, one thread hand-off)."""
+        await asyncio.get_running_loop().run_in_executor(None, self._write_sync, chunks, self.size)
+        self.size += sum(len(chunk) for chunk in chunks)
+
+    def sendfile_source(self) -> BinaryIO:
+        """A file object for loop.sendfile over the bytes written so far (close it when done).
+
+        It shares the spool's open file, so it stays readable after commit() renames or discard() deletes it.
+        """
+        return io.FileIO(os.dup(self._fd), "rb")
 
     def digests(self) -> dict[str, str]:
         """Hex digests of everything written so far, per algorithm (always includes sha256)."""

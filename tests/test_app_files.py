@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from proxy.keys import FILES
 from tests.artifacts import Artifact, build_wheel
 from tests.conftest import SampleDists, Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
@@ -42,6 +43,11 @@ async def _listed(proxy: TestClient, project: str) -> None:
     assert (await proxy.get(f"/simple/{project}/", headers=JSON)).status == 200
 
 
+async def settled(proxy: TestClient) -> None:
+    """Until every fill committed: clients get their (verified) last byte before the commit's fsync."""
+    await proxy.app[FILES].settled()
+
+
 async def test_miss_then_hit(make_proxy: ProxyFactory, upstream: Upstream, big: Artifact):
     """First download streams from upstream and is cached; the second is served from disk, upstream untouched."""
     upstream.fake.add(big)
@@ -51,6 +57,7 @@ async def test_miss_then_hit(make_proxy: ProxyFactory, upstream: Upstream, big: 
     assert first.status == 200
     assert first.headers["X-Shadowpi-Cache"] == "miss"
     assert await first.read() == big.data
+    await settled(proxy)
     second = await proxy.get(file_url(big), headers={"Accept-Encoding": "gzip"})
     assert second.status == 200
     assert await second.read() == big.data
@@ -68,6 +75,7 @@ async def test_cached_file_supports_head_and_range(proxy: TestClient, dists: Sam
     wheel = dists.tinylib_1
     await _listed(proxy, "tinylib")
     await (await proxy.get(file_url(wheel))).read()
+    await settled(proxy)
     head = await proxy.head(file_url(wheel))
     assert head.status == 200
     assert head.headers["Content-Length"] == str(wheel.size)
@@ -163,6 +171,7 @@ async def test_cut_stream_is_never_completed_or_cached(make_proxy: ProxyFactory,
     upstream.fake.cut_after = None
     fixed = await proxy.get(file_url(big))
     assert await fixed.read() == big.data
+    await settled(proxy)
     assert [p.name for p in blobs(make_proxy.data_dir)] == [big.sha256]
 
 

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from proxy.config import load_config
 from proxy.db import DB_FILENAME, Database
 from proxy.errors import ConfigError
-from proxy.keys import JANITOR
+from proxy.keys import FILES, JANITOR
 from tests.artifacts import Artifact, build_wheel
 from tests.conftest import SampleDists, Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
@@ -76,6 +76,7 @@ async def test_metrics_move_with_requests(proxy: TestClient, dists: SampleDists)
     await proxy.get("/simple/tinylib/", headers=JSON)
     wheel = dists.tinylib_1
     assert await (await proxy.get(file_url(wheel))).read() == wheel.data
+    await proxy.app[FILES].settled()
     assert await (await proxy.get(file_url(wheel))).read() == wheel.data
     text = await scrape(proxy)
     assert metric(text, "shadowpi_page_lookups_total", outcome="miss") == 1
@@ -115,6 +116,7 @@ async def test_eviction_is_lru_and_spares_private_pinned_and_recent(make_proxy: 
     await proxy.get("/simple/evictme/", headers=JSON)
     for wheel in wheels:  # fetched one after another, each a minute apart on the injected clock
         assert await (await proxy.get(file_url(wheel))).read() == wheel.data
+        await proxy.app[FILES].settled()  # committed (and timestamped) before the clock moves
         make_proxy.clock.advance(300)
     db = await Database.open(make_proxy.data_dir / DB_FILENAME)
     try:
@@ -138,6 +140,7 @@ async def test_nothing_is_evicted_under_the_limit_or_when_unlimited(proxy: TestC
     """Without max_size (the default) the janitor only measures."""
     await proxy.get("/simple/tinylib/")
     await (await proxy.get(file_url(dists.tinylib_1))).read()
+    await proxy.app[FILES].settled()
     assert await proxy.app[JANITOR].sweep() == 0
     assert proxy.app[JANITOR].usage.files == 1
     assert proxy.app[JANITOR].usage.bytes == dists.tinylib_1.size

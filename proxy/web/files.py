@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
+from typing import BinaryIO
 
 from aiohttp import web
 
@@ -98,16 +100,22 @@ async def _stream_fill(request: web.Request, dist: DistFile, fill: Fill) -> web.
     if fill.content_length is not None:
         response.content_length = fill.content_length
     await response.prepare(request)
+    transport = request.transport
+    if transport is None:
+        raise ConnectionResetError("client went away")
+    loop = asyncio.get_running_loop()
+
+    async def sendfile(source: BinaryIO, offset: int, count: int) -> int:
+        return await loop.sendfile(transport, source, offset, count)
+
     streamed = request.app[METRICS].bytes_served.labels("upstream")
     try:
-        async for chunk in request.app[FILES].stream(fill):
-            await response.write(chunk)
-            streamed.inc(len(chunk))
+        async for sent in request.app[FILES].send(fill, sendfile):
+            streamed.inc(sent)
     except ProxyError as exc:
         # Headers are gone: the only honest signal left is to cut the connection before the body completes.
         log.warning("aborting download of %s: %s", dist.filename, exc)
-        if request.transport is not None:
-            request.transport.abort()
+        transport.abort()
         return response
     await response.write_eof()
     return response

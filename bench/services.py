@@ -258,7 +258,7 @@ def start_nginx(supervisor: Supervisor, name: str, nginx: str, conf: Path, port:
 def start_shadowpi(supervisor: Supervisor, name: str, *, port: int, data_dir: Path, upstream: str,
                    workers: int, log_path: Path) -> Service:
     argv = [sys.executable, "-m", "proxy", "serve", "--data-dir", str(data_dir), "--upstream", upstream,
-            "--port", str(port), "--log-level", "WARNING"]
+            "--port", str(port), "--log-level", os.environ.get("BENCH_SHADOWPI_LOG", "WARNING")]
     if workers > 1:
         argv += ["--workers", str(workers)]
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}

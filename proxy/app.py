@@ -56,7 +56,10 @@ def create_app(
 
     `clock` and `background=False` (no periodic cache sweeps) let tests control time and maintenance.
     """
-    app = web.Application(middlewares=[metrics_middleware, error_middleware, read_auth_middleware])
+    middlewares = [metrics_middleware, error_middleware]
+    if config.auth.read:  # every middleware costs every request something: only when reads need credentials
+        middlewares.append(read_auth_middleware)
+    app = web.Application(middlewares=middlewares)
     app[CONFIG] = config
     app[CLOCK] = clock
     app[BACKGROUND] = background

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Methods get their own label value; anything else is "other", so made-up methods cannot grow the label set.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -45,6 +47,19 @@ class Metrics:
         self.cache_bytes = Gauge("shadowpi_cache_bytes", "Bytes of cached upstream files", registry=r)
         self.cache_files = Gauge("shadowpi_cache_files", "Number of cached upstream files", registry=r)
         self.evictions = Counter("shadowpi_cache_evictions", "Cached files evicted (LRU)", registry=r)
+        # labels() takes a lock and builds a key on every call; requests reuse the children they resolved.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency (route: the route pattern, never the raw path)."""
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            label = method if method in _METHODS else "other"
+            children = (self.requests.labels(route, label, str(status)), self.request_seconds.labels(route))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def track_fills(self, count: Callable[[], int]) -> None:
         """Read the in-flight download count at scrape time."""

@@ -8,8 +8,9 @@ import enum
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from proxy.config import UpstreamConfig
 from proxy.db import Database, StoredPage, Topic
@@ -60,6 +61,7 @@ class PageCache:
         self._memory: OrderedDict[NormalizedName, StoredPage] = OrderedDict()
         self._memory_entries = memory_entries
         self._inflight: dict[NormalizedName, asyncio.Task[PageLookup]] = {}
+        self._writes: set[asyncio.Task[None]] = set()
         self._pages_stamp: bytes | None = None
 
     async def lookup(self, name: NormalizedName) -> PageLookup:
@@ -91,12 +93,18 @@ class PageCache:
         """Projects with a cached upstream page."""
         return await self._db.cached_projects()
 
+    async def flushed(self) -> None:
+        """Until every page fetched so far is in the database (other processes read it from there)."""
+        while self._writes:
+            await asyncio.wait(list(self._writes))
+
     async def close(self) -> None:
-        """Cancel in-flight refreshes (shutdown)."""
+        """Cancel in-flight refreshes, then let the pending database writes finish (shutdown)."""
         tasks = list(self._inflight.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.flushed()
 
     def _forget_if_changed_elsewhere(self) -> None:
         """Offline, pages change only by other processes (`shadowpi import`, `shadowpi warm`): drop memory when
@@ -142,8 +150,8 @@ class PageCache:
         now = self._clock()
         if isinstance(result, NotModified) and validators is not None:
             fresh = StoredPage(validators.page, validators.etag, validators.last_modified, now)
-            await self._db.touch_page(name, now)
             self._remember(name, fresh)
+            self._write_behind(self._db.touch_page(name, now), name)
             return PageLookup(fresh.page, Outcome.REVALIDATED, now)
         if isinstance(result, FetchedPage):
             fresh = StoredPage(result.page, result.etag, result.last_modified, now)
@@ -151,6 +159,20 @@ class PageCache:
             fresh = StoredPage(None, None, None, now)
         else:  # a 304 we did not ask for: upstream is confused
             raise UpstreamUnavailable(f"upstream answered 304 for {name} without a cached copy")
-        await self._db.put_page(name, fresh)
         self._remember(name, fresh)
+        self._write_behind(self._db.put_page(name, fresh), name)
         return PageLookup(fresh.page, Outcome.MISS, now)
+
+    def _write_behind(self, write: Coroutine[Any, Any, None], name: NormalizedName) -> None:
+        """Store a page without making the client wait for the commit: memory already answers for it, and
+        writes to one connection run in order, so a later write of the same page cannot be overtaken."""
+        task = asyncio.create_task(self._logged(write, name), name=f"store-page:{name}")
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    @staticmethod
+    async def _logged(write: Coroutine[Any, Any, None], name: NormalizedName) -> None:
+        try:
+            await write
+        except Exception:  # the page was served; only its persistence failed
+            log.exception("could not store the page of %s", name)

@@ -16,6 +16,9 @@ class Queries:
     _changes: ChangeStamps  # writers bump a topic after committing (see changes.py)
 
     async def _one(self, query: str, params: tuple[Any, ...] = ()) -> Any:
-        """The first row of a query, or None."""
-        async with self._conn.execute(query, params) as cur:
-            return await cur.fetchone()
+        """The first row of a query, or None (for queries that return at most a few rows).
+
+        One trip to the connection's thread: execute() + fetchone() + close() would be three.
+        """
+        rows = await self._conn.execute_fetchall(query, params)
+        return next(iter(rows), None)

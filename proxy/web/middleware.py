@@ -104,8 +104,6 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = exc.status
         raise
     finally:
-        route = request.match_info.route.resource
-        pattern = route.canonical if route is not None else "unmatched"
-        metrics = request.app[METRICS]
-        metrics.requests.labels(pattern, request.method, str(status)).inc()
-        metrics.request_seconds.labels(pattern).observe(time.monotonic() - started)
+        resource = request.match_info.route.resource
+        pattern = resource.canonical if resource is not None else "unmatched"
+        request.app[METRICS].request_done(pattern, request.method, status, time.monotonic() - started)

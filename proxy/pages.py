@@ -123,10 +123,13 @@ class PageCache:
         if stored is not None:
             self._memory.move_to_end(name)
             return stored
-        stored = await self._db.get_page(name)
-        if stored is not None:
-            self._remember(name, stored)
-        return stored
+        from_db = await self._db.get_page(name)
+        stored = self._memory.get(name)
+        if stored is not None:  # a refresh finished while we read: newer than the row (stored behind)
+            return stored
+        if from_db is not None:
+            self._remember(name, from_db)
+        return from_db
 
     def _remember(self, name: NormalizedName, stored: StoredPage) -> None:
         self._memory[name] = stored

@@ -49,6 +49,14 @@ class Metrics:
         self.evictions = Counter("shadowpi_cache_evictions", "Cached files evicted (LRU)", registry=r)
         # labels() takes a lock and builds a key on every call; requests reuse the children they resolved.
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._page_children: dict[str, Counter] = {}
+
+    def page_lookup(self, outcome: str) -> None:
+        """Count one project-page lookup by outcome (hit, miss, ...: a fixed set)."""
+        child = self._page_children.get(outcome)
+        if child is None:
+            child = self._page_children[outcome] = self.page_lookups.labels(outcome)
+        child.inc()
 
     def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency (route: the route pattern, never the raw path)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from packaging.utils import (
@@ -35,6 +36,8 @@ def parse_project_name(raw: str) -> NormalizedName:
 
     Raises InvalidProjectName for anything that is not a valid name (slashes, '..', NUL, control characters).
     """
+    if _is_canonical_cached(raw):  # every simple-API request parses a name: the common case costs a lookup
+        return NormalizedName(raw)
     try:
         # validate=True matters: without it canonicalize_name("x\n") passes the newline through.
         return canonicalize_name(raw, validate=True)
@@ -43,8 +46,16 @@ def parse_project_name(raw: str) -> NormalizedName:
 
 
 def is_canonical(raw: str) -> bool:
-    """True when the name is already in PEP 503 normalized form."""
-    return canonicalize_name(raw) == raw
+    """True when the name is already in PEP 503 normalized form (and valid)."""
+    return _is_canonical_cached(raw)
+
+
+@functools.lru_cache(maxsize=8192)
+def _is_canonical_cached(raw: str) -> bool:
+    try:
+        return canonicalize_name(raw, validate=True) == raw
+    except InvalidName:
+        return False
 
 
 def check_safe_filename(filename: str) -> None:

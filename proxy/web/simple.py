@@ -42,7 +42,7 @@ async def project_page(request: web.Request) -> web.StreamResponse:
     resolved = await request.app[INDEX].project(name)
     response = _respond(request, request.app[RENDERED].project(resolved.page, fmt))
     response.headers["X-Shadowpi-Cache"] = resolved.outcome.value
-    request.app[METRICS].page_lookups.labels(resolved.outcome.value).inc()
+    request.app[METRICS].page_lookup(resolved.outcome.value)
     if resolved.outcome is Outcome.STALE:
         response.headers["Warning"] = '110 shadowpi "Response is Stale"'
     return response
@@ -55,7 +55,7 @@ def _moved(request: web.Request, path: str) -> str:
 
 
 def _format(request: web.Request) -> Format:
-    query_format = request.query.get("format")
+    query_format = request.query.get("format") if request.query_string else None
     if query_format is not None:  # an unencoded "v1+json" arrives as "v1 json"; media types hold no spaces
         query_format = query_format.replace(" ", "+")
     fmt = choose_format(request.headers.get("Accept"), query_format)
@@ -85,11 +85,16 @@ def _respond(request: web.Request, rendered: Rendered) -> web.Response:
     return response
 
 
+_PUBLIC = f"public, max-age={PAGE_MAX_AGE}"
+_PRIVATE = f"private, max-age={PAGE_MAX_AGE}"  # reads need credentials: shared caches must not keep pages
+
+
 def _cache_control(request: web.Request) -> str:
-    scope = "private" if request.app[CONFIG].auth.read else "public"
-    return f"{scope}, max-age={PAGE_MAX_AGE}"
+    return _PRIVATE if request.app[CONFIG].auth.read else _PUBLIC
 
 
 def _if_none_match(request: web.Request) -> set[str]:
-    raw = request.headers.get("If-None-Match", "")
+    raw = request.headers.get("If-None-Match")
+    if not raw:
+        return set()
     return {tag.strip().removeprefix("W/") for tag in raw.split(",") if tag.strip()}

@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --compare: compare two saved results, run nothing")
     parser.add_argument("--workers", type=int, default=1,
                         help="shadowpi --workers and nginx worker_processes (default 1)")
+    parser.add_argument("--only", action="append", default=[], metavar="WORDS",
+                        help="run only scenarios whose title contains WORDS (repeatable), e.g. --only uv")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, configs) for debugging")
     return parser
 
@@ -60,9 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from(args: argparse.Namespace) -> Settings:
     if args.quick:
         return Settings(quick=True, runs=args.runs or 1, workers=args.workers, sizes=Sizes(10 * MIB, 20 * MIB),
-                        wrk_seconds=2, download_seconds=0.5)
+                        wrk_seconds=2, download_seconds=0.5, only=tuple(args.only))
     return Settings(quick=False, runs=args.runs or 3, workers=args.workers, sizes=Sizes(100 * MIB, 1024 * MIB),
-                    wrk_seconds=5, download_seconds=2)
+                    wrk_seconds=5, download_seconds=2, only=tuple(args.only))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,6 +160,8 @@ def one_run(run: int, settings: Settings, projects: dict[str, corpus.Project], w
         uv = find_tool_next_to_python("uv")
         ctx = Context(settings, projects, UpstreamLog(access_log), wrk, uv, work, log)
         for title, scenario in scenarios.SCENARIOS:
+            if not settings.runs_scenario(title):
+                continue
             for target in targets:
                 log(f"run {run + 1}/{settings.runs}: {title} via {target.name}")
                 results.add(target.name, scenario(ctx, target))

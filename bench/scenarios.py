@@ -35,6 +35,10 @@ class Settings:
     wrk_connections: int = 32
     wrk_threads: int = 2
     slow_rate: str = "25m"
+    only: tuple[str, ...] = ()  # scenario titles containing any of these (empty: every scenario)
+
+    def runs_scenario(self, title: str) -> bool:
+        return not self.only or any(word in title for word in self.only)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,10 @@ The fill is a pipeline: the event loop reads the network while a worker thread w
 before (batched, so a slow disk or hash only makes the batches bigger), and followers send the spool's bytes to
 their clients with sendfile, never copying them through Python. Verified bytes are released before the commit's
 fsync: the commit makes the cache durable, but clients already have correct bytes.
+
+Worker processes sharing the data dir share fills too: for a file with a declared sha256 one process on the host
+leads the download (BlobStore.claim_fill) and the others follow its spool as it grows, polling it, and release the
+last byte only once the leader has committed it under that sha256. Files without one are single-flight per process.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from proxy.db import Database
 from proxy.errors import IntegrityError, ProxyError, UpstreamUnavailable
 from proxy.janitor import CacheJanitor
 from proxy.simple.model import DistFile
-from proxy.storage import BlobInfo, BlobStore, Spool
+from proxy.storage import BlobInfo, BlobStore, FillOutcome, ForeignSpool, Spool
 from proxy.upstream import UpstreamClient
 
 log = logging.getLogger(__name__)
@@ -33,6 +37,9 @@ CHUNK = 256 * 1024
 HOLDBACK = 1
 # Network bytes the fill may hold in memory ahead of the disk before it stops reading from upstream.
 WRITE_BEHIND = 8 * 1024 * 1024
+# Seconds between looks at another worker's spool: the shortest while it grows, backing off to the longest while
+# it does not (waiting for upstream, or for the leader's commit fsync).
+POLL_MIN, POLL_MAX = 0.005, 0.05
 
 SendFile = Callable[[BinaryIO, int, int], Awaitable[object]]  # (source, offset, count): loop.sendfile for a client
 
@@ -45,11 +52,12 @@ class Cached:
 
 
 class Fill:
-    """One upstream download in flight. Followers read the spool up to what has been written."""
+    """One upstream download in flight, led here or by another worker (then `spool` is a ForeignSpool and
+    `content_length` is what the index declared). Followers read the spool up to what has been written."""
 
     def __init__(self, dist: DistFile) -> None:
         self.dist = dist
-        self.spool: Spool | None = None
+        self.spool: Spool | ForeignSpool | None = None
         self.content_length: int | None = None
         self.verified = False  # every byte is in the spool and matched the index: followers may send them all
         self.result: BlobInfo | None = None  # committed (None until then, and when the commit failed)
@@ -64,7 +72,8 @@ class Fill:
         changed.set()
 
     async def wait_started(self) -> None:
-        """Until upstream's headers arrived. Raises the fill's error if it failed before that."""
+        """Until upstream's headers arrived (another worker's fill: its first bytes). Raises the fill's error if it
+        failed before that."""
         while self.spool is None and self.error is None:
             await self._changed.wait()
         if self.spool is None and self.error is not None:
@@ -163,10 +172,17 @@ class FileCache:
 
     async def _run(self, key: str, fill: Fill) -> None:
         dist = fill.dist
-        spool = await self._store.new_spool(extra_algorithms=dist.hashes)
+        spool: Spool | ForeignSpool | None = None
         error: ProxyError | None = None
         try:
-            await self._download(fill, spool)
+            if dist.sha256 is None:
+                spool = await self._store.new_spool(extra_algorithms=dist.hashes)
+            else:
+                spool = await self._store.claim_fill(dist.sha256, extra_algorithms=dist.hashes)
+            if isinstance(spool, ForeignSpool):
+                await self._follow(fill, spool)
+            else:
+                await self._download(fill, spool)
         except ProxyError as exc:
             error = exc
             log.warning("download of %s failed: %s", dist.filename, exc)
@@ -178,7 +194,7 @@ class FileCache:
             error = UpstreamUnavailable(f"download failed: {type(exc).__name__}")
         finally:
             # Clean up before publishing the outcome: whoever sees the error also sees no spool on disk.
-            if error is not None or fill.result is None:
+            if isinstance(spool, Spool) and (error is not None or fill.result is None):
                 await asyncio.shield(self._store.discard(spool))
             # Registered until now, so a request arriving between verification and commit follows this fill.
             self._fills.pop(key, None)
@@ -186,7 +202,7 @@ class FileCache:
                 fill.error = error or UpstreamUnavailable("download stopped")
             fill.done = True
             fill.notify()
-            if fill.spool is None:  # never published: no follower can hold it
+            if fill.spool is None and spool is not None:  # never published: no follower can hold it
                 self._store.release(spool)
             self._release_if_idle(fill)
 
@@ -214,6 +230,34 @@ class FileCache:
             log.error("could not store %s in the cache: %s", dist.filename, exc)
             return
         fill.result = blob
+
+    async def _follow(self, fill: Fill, spool: ForeignSpool) -> None:
+        """Publish another worker's spool to local followers as it grows, until its leader commits or fails."""
+        dist = fill.dist
+        fill.content_length = dist.size  # the leader's upstream Content-Length is not visible from here
+        delay = POLL_MIN
+        while True:
+            if spool.grown():  # bytes are published only once some arrived: an early failure stays a clean 502
+                fill.spool = spool
+                fill.notify()
+                delay = POLL_MIN
+            else:
+                outcome = await spool.outcome()
+                if outcome is FillOutcome.COMMITTED:
+                    break
+                if outcome is FillOutcome.FAILED:
+                    raise UpstreamUnavailable(f"another worker's download of {dist.filename} failed")
+                if outcome is FillOutcome.ABANDONED:
+                    raise UpstreamUnavailable(f"the worker downloading {dist.filename} died")
+                delay = min(2 * delay, POLL_MAX)
+            await asyncio.sleep(delay)
+        spool.grown()  # the final size: the commit happened after the last write
+        if dist.size is not None and spool.size != dist.size:
+            raise IntegrityError(f"{dist.filename} is {spool.size} bytes in the cache, its index declared {dist.size}")
+        fill.spool = spool
+        fill.verified = True  # the leader committed this very file under the declared sha256
+        fill.result = BlobInfo(spool.sha256, spool.size)
+        fill.notify()
 
     async def _record(self, dist: DistFile, blob: BlobInfo) -> None:
         await self._db.record_blob(blob.sha256, blob.size, now=self._janitor.now())

@@ -56,6 +56,7 @@ class JsonFormatter(logging.Formatter):
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
+            "pid": record.process,  # `serve --workers N` interleaves N processes' lines in one stream
         }
         if message.startswith("{") and record.name == "aiohttp.access":
             entry.update(json.loads(message))

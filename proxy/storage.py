@@ -2,12 +2,18 @@
 
 Nothing outside this module knows blobs are files in a local directory; a future S3 backend implements the
 same methods.
+
+Several worker processes share the data dir. Every spool is flock()ed (LOCK_EX) by its writer from before it
+appears under its name until after its name is gone (committed by rename or discarded), so an unlocked spool was
+left by a dead process: start-up removes only those, and a fill of a blob has one leader per host (claim_fill).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
+import fcntl
 import hashlib
 import io
 import os
@@ -28,6 +34,9 @@ class Hasher(Protocol):
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 SPOOL_SUFFIX = ".partial"
+FILL_PREFIX = "fill-"  # + sha256 + SPOOL_SUFFIX: the one spool of a blob being fetched, shared by all workers
+# Rounds of claim_fill before giving up; each extra round needs another process to change the spool meanwhile.
+CLAIM_ATTEMPTS = 10
 
 
 def _check_key(sha256: str) -> str:
@@ -67,6 +76,7 @@ class Spool:
                 self._hashers[algorithm] = hasher
         self.size = 0
         self.closed = False
+        self.committed = False  # renamed to its blob path: the name is no longer ours to delete
 
     @property
     def path(self) -> Path:
@@ -114,7 +124,115 @@ class Spool:
     def _close(self) -> None:
         if not self.closed:
             self.closed = True
+            os.close(self._fd)  # drops the lock, so only after the name is gone (commit or discard)
+
+
+class FillOutcome(enum.Enum):
+    """Where a fill led by another process stands."""
+
+    WRITING = "writing"  # the leader lives and its spool is in place
+    COMMITTED = "committed"  # the spool is now the blob: every byte was verified against its sha256
+    FAILED = "failed"  # the leader discarded the spool
+    ABANDONED = "abandoned"  # the leader died: its spool is left behind, unlocked
+
+
+class ForeignSpool:
+    """A read-only view of a spool another process is filling (see claim_fill), to follow it from here."""
+
+    def __init__(self, sha256: str, path: Path, blob: Path, fd: int) -> None:
+        self.sha256 = sha256  # of the blob this spool becomes
+        self._path = path
+        self._blob = blob
+        self._fd = fd
+        self.size = 0  # as of the last grown()
+        self.closed = False
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def grown(self) -> bool:
+        """Re-read the size written so far (one fstat, cheap enough for the event loop); True when it grew."""
+        size = os.fstat(self._fd).st_size
+        grew, self.size = size > self.size, max(size, self.size)
+        return grew
+
+    async def outcome(self) -> FillOutcome:
+        """How the leader's fill stands now (a few system calls, off the event loop)."""
+        return await asyncio.get_running_loop().run_in_executor(None, self._outcome_sync)
+
+    def _outcome_sync(self) -> FillOutcome:
+        # Lock first: the leader unlocks only after its spool's name is gone, so a spool still in place after we
+        # could take the lock belongs to a dead leader, and one renamed meanwhile is found at the blob path.
+        alive = not _try_lock(self._fd, fcntl.LOCK_SH)
+        if not alive:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)  # holding it would make others think a leader is alive
+        if _same_file(self._path, self._fd):
+            return FillOutcome.WRITING if alive else FillOutcome.ABANDONED
+        if _same_file(self._blob, self._fd):  # our inode, not just any blob: no mix of two fills' bytes
+            return FillOutcome.COMMITTED
+        return FillOutcome.FAILED
+
+    def sendfile_source(self) -> BinaryIO:
+        """A file object for loop.sendfile over the bytes written so far (close it when done)."""
+        return io.FileIO(os.dup(self._fd), "rb")
+
+    def _close(self) -> None:
+        if not self.closed:
+            self.closed = True
             os.close(self._fd)
+
+
+def _try_lock(fd: int, kind: int) -> bool:
+    try:
+        fcntl.flock(fd, kind | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    """Whether `path` names the file open as `fd` right now."""
+    try:
+        named = path.stat()
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (own.st_dev, own.st_ino)
+
+
+def _open_existing(path: Path) -> int | None:
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+
+
+def _create_locked(directory: Path) -> tuple[Path, int]:
+    """A new, empty, exclusively locked spool under a random name in `directory`."""
+    while True:
+        path = directory / f"{secrets.token_hex(16)}{SPOOL_SUFFIX}"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        # Between open and flock a starting worker's sweep may take the file for a dead one's and delete it.
+        if _try_lock(fd, fcntl.LOCK_EX) and _same_file(path, fd):
+            return path, fd
+        os.close(fd)
+
+
+def _remove_if_abandoned(path: Path) -> bool:
+    """Delete a spool whose writer is gone (nobody holds its lock); False when it is live or already gone."""
+    fd = _open_existing(path)
+    if fd is None:
+        return False
+    try:
+        # While we hold the lock nobody else may delete or replace this name (the same rule binds them), so
+        # the name checked here is the name unlinked.
+        if not _try_lock(fd, fcntl.LOCK_EX) or not _same_file(path, fd):
+            return False
+        path.unlink()
+        return True
+    finally:
+        os.close(fd)
 
 
 class BlobStore:
@@ -125,15 +243,16 @@ class BlobStore:
         self._tmp = root / "tmp"
 
     async def open(self) -> int:
-        """Create the directories and delete spools a crash left behind; returns how many were removed."""
+        """Create the directories and delete spools a crash left behind; returns how many were removed.
+
+        Spools of live processes (other workers on this data dir) are locked and left alone.
+        """
         await aiofiles.os.makedirs(self._blobs, exist_ok=True)
         await aiofiles.os.makedirs(self._tmp, exist_ok=True)
-        removed = 0
-        for name in await aiofiles.os.listdir(self._tmp):
-            with contextlib.suppress(FileNotFoundError):
-                await aiofiles.os.remove(self._tmp / name)
-                removed += 1
-        return removed
+        return await asyncio.get_running_loop().run_in_executor(None, self._sweep_sync)
+
+    def _sweep_sync(self) -> int:
+        return sum(_remove_if_abandoned(entry) for entry in self._tmp.iterdir())
 
     async def probe_writable(self) -> None:
         """Write and delete a small file in the spool directory; raises OSError when storage is not writable."""
@@ -166,11 +285,49 @@ class BlobStore:
             return await f.read()
 
     async def new_spool(self, extra_algorithms: Iterable[str] = ()) -> Spool:
-        """A fresh spool in the tmp directory; commit() or discard() it."""
-        path = self._tmp / f"{secrets.token_hex(16)}{SPOOL_SUFFIX}"
-        loop = asyncio.get_running_loop()
-        fd = await loop.run_in_executor(None, os.open, path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        """A fresh spool in the tmp directory; commit() or discard() it, then release() it."""
+        path, fd = await asyncio.get_running_loop().run_in_executor(None, _create_locked, self._tmp)
         return Spool(path, fd, extra_algorithms)
+
+    async def claim_fill(self, sha256: str, extra_algorithms: Iterable[str] = ()) -> Spool | ForeignSpool:
+        """The spool to fetch this blob into, or, when another process on this host is already fetching it (or
+        has just committed it), a ForeignSpool to follow. At most one process leads a blob's fill at a time.
+
+        Raises OSError when the spool cannot be created, or keeps changing under us.
+        """
+        algorithms = tuple(extra_algorithms)
+        return await asyncio.get_running_loop().run_in_executor(None, self._claim_sync, sha256, algorithms)
+
+    def _claim_sync(self, sha256: str, algorithms: tuple[str, ...]) -> Spool | ForeignSpool:
+        path, blob = self._tmp / f"{FILL_PREFIX}{_check_key(sha256)}{SPOOL_SUFFIX}", self._path(sha256)
+        for _ in range(CLAIM_ATTEMPTS):
+            fd = self._lead_sync(path)
+            if fd is not None and not blob.exists():
+                return Spool(path, fd, algorithms)
+            if fd is not None:  # committed since the caller's cache lookup: follow the blob, do not fetch again
+                path.unlink()
+                os.close(fd)
+                fd = _open_existing(blob)
+            elif not _remove_if_abandoned(path):  # a live leader (a dead one's spool is removed: try again)
+                fd = _open_existing(path)
+            if fd is not None:
+                return ForeignSpool(sha256, path, blob, fd)
+        raise OSError(f"the spool {path.name} kept changing; giving up on this fill")
+
+    def _lead_sync(self, path: Path) -> int | None:
+        """Lock a new spool, then link it to `path`: a live leader's spool is never visible unlocked."""
+        staging, fd = _create_locked(self._tmp)
+        try:
+            path.hardlink_to(staging)  # fails if the name exists: one leader, even between processes
+        except FileExistsError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        finally:
+            staging.unlink()
+        return fd
 
     async def commit(self, spool: Spool) -> BlobInfo:
         """Fsync and atomically move the spool to its content address (its computed sha256)."""
@@ -180,17 +337,20 @@ class BlobStore:
         await loop.run_in_executor(None, os.fsync, spool._fd)
         await aiofiles.os.makedirs(final.parent, exist_ok=True)
         await aiofiles.os.replace(spool._path, final)
+        spool.committed = True
         # Open readers keep their descriptor; the spool's own fd is closed once they are done (release()).
         return BlobInfo(sha256, spool.size)
 
     async def discard(self, spool: Spool) -> None:
         """Delete an uncommitted spool; a no-op after commit."""
+        if spool.committed:  # the name may already be another fill's spool (claim_fill)
+            return
         with contextlib.suppress(FileNotFoundError):
             await aiofiles.os.remove(spool._path)
 
     @staticmethod
-    def release(spool: Spool) -> None:
-        """Close the spool's descriptor once no reader needs it any more."""
+    def release(spool: Spool | ForeignSpool) -> None:
+        """Close the spool's descriptor once no reader needs it any more (after commit or discard)."""
         spool._close()
 
     async def put_bytes(self, data: bytes) -> BlobInfo:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import json
+import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -282,3 +285,169 @@ async def test_client_disconnect_does_not_abort_the_fill(make_proxy: ProxyFactor
     again = await proxy.get(file_url(big))
     assert await again.read() == big.data
     assert upstream.fake.hits[upstream_path(big)] == 1
+
+
+# --- across workers: two apps on one data dir, as `--workers 2` runs them ---
+
+
+def fill_spool(data_dir: Path, sha256: str) -> Path:
+    """The one spool of a file being fetched, shared by every worker (see BlobStore.claim_fill)."""
+    return data_dir / "tmp" / f"fill-{sha256}.partial"
+
+
+@pytest.fixture
+async def stream_gate(make_proxy: ProxyFactory, upstream: Upstream) -> AsyncIterator[asyncio.Event]:
+    """Holds upstream file bodies after their first chunk until set; set at teardown, so a failing test cannot
+    leave the servers waiting on it."""
+    gate = asyncio.Event()
+    upstream.fake.file_stream_gate = gate
+    yield gate
+    gate.set()
+
+
+async def two_workers(make_proxy: ProxyFactory, project: str) -> tuple[TestClient, TestClient]:
+    workers = await make_proxy(), await make_proxy()
+    for worker in workers:
+        await _listed(worker, project)  # pages first, so only the file request meets the gated upstream
+    return workers
+
+
+async def test_workers_share_one_download_and_stream_it(
+    make_proxy: ProxyFactory, upstream: Upstream, big: Artifact, stream_gate: asyncio.Event
+):
+    """Clients of both workers: one upstream GET, and the other worker's clients get bytes while it is running."""
+    upstream.fake.add(big)
+    upstream.fake.file_chunk_size = 256 * 1024
+    worker_a, worker_b = await two_workers(make_proxy, "bigpkg")
+    gate = stream_gate  # upstream sends one chunk, then waits
+    leader = await worker_a.get(file_url(big))  # headers come once worker A leads and upstream has answered
+    readers = [leader, *[await worker_b.get(file_url(big)) for _ in range(3)], await worker_a.get(file_url(big))]
+    for resp in readers:
+        assert resp.status == 200
+        assert resp.headers["Content-Length"] == str(big.size)
+        head = await asyncio.wait_for(resp.content.readexactly(100_000), timeout=10)
+        assert head == big.data[:100_000]
+    assert not gate.is_set()  # worker B's clients were streamed bytes while upstream was blocked
+    gate.set()
+    for resp in readers:
+        assert await resp.read() == big.data[100_000:]
+    assert upstream.fake.hits[upstream_path(big)] == 1
+    await settled(worker_a)
+    await settled(worker_b)
+    assert [p.name for p in blobs(make_proxy.data_dir)] == [big.sha256]
+    assert spools(make_proxy.data_dir) == []
+    cached = await worker_b.get(file_url(big))
+    assert cached.headers.get("X-Shadowpi-Cache") is None and await cached.read() == big.data
+
+
+async def test_other_worker_streams_a_file_of_unknown_size(
+    make_proxy: ProxyFactory, upstream: Upstream, big: Artifact, stream_gate: asyncio.Event
+):
+    """An index without sizes (HTML): the following worker cannot know the length, so it streams chunked."""
+    upstream.fake.add(big)
+    upstream.fake.mode = "html"  # no PEP 700 size on the page
+    worker_a, worker_b = await two_workers(make_proxy, "bigpkg")
+    gate = stream_gate
+    leader = await worker_a.get(file_url(big))
+    follower = await worker_b.get(file_url(big))
+    assert "Content-Length" not in follower.headers
+    assert follower.headers["Transfer-Encoding"] == "chunked"
+    assert await asyncio.wait_for(follower.content.readexactly(10_000), timeout=10) == big.data[:10_000]
+    gate.set()
+    assert await follower.read() == big.data[10_000:]
+    assert await leader.read() == big.data
+    assert upstream.fake.hits[upstream_path(big)] == 1
+
+
+@pytest.mark.parametrize("fault", ["lying hash", "cut stream"])
+async def test_other_worker_aborts_when_the_download_fails(
+    make_proxy: ProxyFactory, upstream: Upstream, big: Artifact, stream_gate: asyncio.Event, fault: str
+):
+    """The leading worker's download fails after the other worker's client got bytes: that client's transfer is
+    cut too, nothing is cached or left behind, and the next request fetches again."""
+    key = "0" * 64 if fault == "lying hash" else big.sha256
+    upstream.fake.add(big, declared_sha256=key)
+    upstream.fake.cut_after = 700_000 if fault == "cut stream" else None
+    worker_a, worker_b = await two_workers(make_proxy, "bigpkg")
+    gate = stream_gate
+    url = f"/files/bigpkg/{key}/{big.filename}"
+    leader = await worker_a.get(url)
+    follower = await worker_b.get(url)
+    assert await asyncio.wait_for(follower.content.readexactly(1000), timeout=10) == big.data[:1000]
+    gate.set()
+    for resp in (leader, follower):
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await asyncio.wait_for(resp.read(), timeout=10)
+    await settled(worker_a)
+    await settled(worker_b)
+    assert upstream.fake.hits[upstream_path(big)] == 1  # worker B followed; it did not fetch on its own
+    assert blobs(make_proxy.data_dir) == []
+    assert spools(make_proxy.data_dir) == []
+    upstream.fake.cut_after = None  # a cut transfer was a passing fault; the lie stays
+    again = await worker_b.get(url)  # now worker B fetches on its own
+    if fault == "cut stream":
+        assert await again.read() == big.data
+    else:
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await again.read()
+    assert upstream.fake.hits[upstream_path(big)] == 2
+
+
+async def test_spool_of_a_dead_worker_is_taken_over(make_proxy: ProxyFactory, upstream: Upstream, big: Artifact):
+    """A spool left by a worker that died mid-download (no lock on it) is replaced, and the file fetched."""
+    upstream.fake.add(big)
+    worker = await make_proxy()
+    await _listed(worker, "bigpkg")
+    fill_spool(make_proxy.data_dir, big.sha256).write_bytes(b"the first bytes of something else")
+    resp = await worker.get(file_url(big))
+    assert resp.status == 200
+    assert await resp.read() == big.data
+    await settled(worker)
+    assert [p.name for p in blobs(make_proxy.data_dir)] == [big.sha256]
+    assert spools(make_proxy.data_dir) == []
+
+
+async def test_clients_following_a_worker_that_dies_are_cut_off(
+    make_proxy: ProxyFactory, upstream: Upstream, big: Artifact
+):
+    """Another process leads the download and dies mid-file (its lock vanishes, its spool stays): this worker's
+    client is cut off rather than handed a partial file, and the next request takes over and fetches."""
+    upstream.fake.add(big)
+    worker = await make_proxy()
+    await _listed(worker, "bigpkg")
+    spool = fill_spool(make_proxy.data_dir, big.sha256)
+    fd = os.open(spool, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)  # what a leading process holds
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        os.write(fd, big.data[:5000])
+        resp = await worker.get(file_url(big))
+        assert resp.status == 200
+        assert await asyncio.wait_for(resp.content.readexactly(4999), timeout=10) == big.data[:4999]
+    finally:
+        os.close(fd)  # the leader dies
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await asyncio.wait_for(resp.read(), timeout=10)  # a follower that missed the death would wait forever
+    assert upstream.fake.hits[upstream_path(big)] == 0
+    again = await worker.get(file_url(big))
+    assert await again.read() == big.data
+    assert upstream.fake.hits[upstream_path(big)] == 1
+    await settled(worker)
+    assert spools(make_proxy.data_dir) == []
+
+
+async def test_starting_worker_spares_the_spools_of_running_ones(
+    make_proxy: ProxyFactory, upstream: Upstream, big: Artifact, stream_gate: asyncio.Event
+):
+    """A worker starting while another downloads deletes a crash's leftovers, never a live download's spool."""
+    upstream.fake.add(big)
+    worker = await make_proxy()
+    await _listed(worker, "bigpkg")
+    gate = stream_gate
+    resp = await worker.get(file_url(big))
+    (make_proxy.data_dir / "tmp" / "deadbeef.partial").write_bytes(b"left by a crash")
+    await make_proxy()  # starts, sweeping the spool directory
+    assert spools(make_proxy.data_dir) == [fill_spool(make_proxy.data_dir, big.sha256)]
+    gate.set()
+    assert await resp.read() == big.data
+    await settled(worker)
+    assert [p.name for p in blobs(make_proxy.data_dir)] == [big.sha256]

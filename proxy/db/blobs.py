@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from proxy.db.base import Queries
+from proxy.db.changes import Topic
 from proxy.db.records import BlobRecord, CacheUsage
 
 # Blobs that are cached upstream files: not a private upload, nor a private upload's metadata file.
@@ -64,8 +65,10 @@ class BlobQueries(Queries):
             return [BlobRecord(str(r[0]), int(r[1]), float(r[2])) async for r in cur]
 
     async def forget_blob(self, sha256: str) -> None:
+        """Forget a blob whose file was deleted (tells every process to stop assuming it exists)."""
         await self._conn.execute("DELETE FROM blobs WHERE sha256 = ?", (sha256,))
         await self._conn.commit()
+        self._changes.bump(Topic.BLOBS)
 
     async def pin_blobs(self, sha256s: list[str], *, pinned: bool = True) -> int:
         """Pin (or unpin) blobs so eviction never removes them; returns how many rows changed."""

@@ -25,6 +25,7 @@ class Topic(enum.IntEnum):
 
     PRIVATE = 0  # private files and names: uploads, yank/unyank, deletes, imports
     PAGES = 1  # cached upstream pages written by any process (fetches, `shadowpi warm`, imports)
+    BLOBS = 2  # blobs deleted: evictions, `shadowpi cache purge`, private deletes
 
 
 class ChangeStamps:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import replace
 from typing import BinaryIO
 
 from aiohttp import web
 
 from proxy.errors import FileNotFound, ProxyError
-from proxy.files import Fill
+from proxy.files import CHUNK, Fill, SendFile
 from proxy.keys import CONFIG, FILES, INDEX, METRICS, STORE
 from proxy.rendered import file_key
 from proxy.simple.model import METADATA_SUFFIX, DistFile, Origin, ProjectPage
@@ -103,14 +104,10 @@ async def _stream_fill(request: web.Request, dist: DistFile, fill: Fill) -> web.
     transport = request.transport
     if transport is None:
         raise ConnectionResetError("client went away")
-    loop = asyncio.get_running_loop()
-
-    async def sendfile(source: BinaryIO, offset: int, count: int) -> int:
-        return await loop.sendfile(transport, source, offset, count)
-
+    send = _sendfile(transport) if fill.content_length is not None else _write_chunks(response)
     streamed = request.app[METRICS].bytes_served.labels("upstream")
     try:
-        async for sent in request.app[FILES].send(fill, sendfile):
+        async for sent in request.app[FILES].send(fill, send):
             streamed.inc(sent)
     except ProxyError as exc:
         # Headers are gone: the only honest signal left is to cut the connection before the body completes.
@@ -119,3 +116,28 @@ async def _stream_fill(request: web.Request, dist: DistFile, fill: Fill) -> web.
         return response
     await response.write_eof()
     return response
+
+
+def _sendfile(transport: asyncio.Transport) -> SendFile:
+    loop = asyncio.get_running_loop()
+
+    async def sendfile(source: BinaryIO, offset: int, count: int) -> int:
+        return await loop.sendfile(transport, source, offset, count)
+
+    return sendfile
+
+
+def _write_chunks(response: web.StreamResponse) -> SendFile:
+    """Without a length the response is chunked: bytes must go through aiohttp's writer, which frames them."""
+    loop = asyncio.get_running_loop()
+
+    async def write(source: BinaryIO, offset: int, count: int) -> None:
+        end = offset + count
+        while offset < end:
+            data = await loop.run_in_executor(None, os.pread, source.fileno(), min(CHUNK, end - offset), offset)
+            if not data:
+                raise ConnectionResetError("the spool is shorter than announced")
+            await response.write(data)
+            offset += len(data)
+
+    return write

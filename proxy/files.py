@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from proxy.db import Database
+from proxy.db import Database, Topic
 from proxy.errors import IntegrityError, ProxyError, UpstreamUnavailable
 from proxy.janitor import CacheJanitor
 from proxy.simple.model import DistFile
@@ -40,6 +40,7 @@ WRITE_BEHIND = 8 * 1024 * 1024
 # Seconds between looks at another worker's spool: the shortest while it grows, backing off to the longest while
 # it does not (waiting for upstream, or for the leader's commit fsync).
 POLL_MIN, POLL_MAX = 0.005, 0.05
+PRESENT_ENTRIES = 100_000  # blobs remembered as committed (about 10 MB); past that the memo starts over
 
 SendFile = Callable[[BinaryIO, int, int], Awaitable[object]]  # (source, offset, count): loop.sendfile for a client
 
@@ -109,17 +110,41 @@ class FileCache:
         self._janitor = janitor
         self._fills: dict[str, Fill] = {}
         self._tasks: dict[asyncio.Task[None], Fill] = {}
+        # Blobs seen committed, by sha256: a hit then costs no stat. Blobs are immutable and only ever deleted
+        # by forget_blob's callers (eviction, purge, private deletes), which bump Topic.BLOBS in every process.
+        self._present: dict[str, int] = {}
+        self._present_stamp: bytes | None = None
 
     async def cached(self, dist: DistFile) -> Cached | None:
         """The committed blob for this file, if it is in the cache."""
         sha256 = dist.sha256 or await self._db.upstream_file_sha256(dist.url)
         if sha256 is None:
             return None
-        blob = await self._store.stat(sha256)
-        if blob is None:
-            return None
+        stamp = self._blobs_stamp()
+        size = self._present.get(sha256)
+        if size is None:
+            blob = await self._store.stat(sha256)
+            if blob is None:
+                return None
+            self._remember_present(blob, stamp)
+        else:
+            blob = BlobInfo(sha256, size)
         await self._janitor.touch(sha256)
         return Cached(blob)
+
+    def _blobs_stamp(self) -> bytes:
+        stamp = self._db.change_stamp(Topic.BLOBS)
+        if stamp != self._present_stamp:  # something was deleted somewhere: forget what we believed
+            self._present_stamp = stamp
+            self._present.clear()
+        return stamp
+
+    def _remember_present(self, blob: BlobInfo, stamp: bytes) -> None:
+        if stamp != self._present_stamp:  # a deletion happened while we looked: the answer may be stale
+            return
+        if len(self._present) >= PRESENT_ENTRIES:
+            self._present.clear()
+        self._present[blob.sha256] = blob.size
 
     def fill(self, dist: DistFile) -> Fill:
         """The in-flight fill for this file, starting one if none is running."""
@@ -224,8 +249,10 @@ class FileCache:
         fill.verified = True
         fill.notify()
         try:
+            stamp = self._blobs_stamp()
             blob = await self._store.commit(spool)
             await self._record(dist, blob)
+            self._remember_present(blob, stamp)
         except OSError as exc:  # clients have their bytes; only the cache copy is lost
             log.error("could not store %s in the cache: %s", dist.filename, exc)
             return

@@ -124,6 +124,7 @@ class PrivateIndex:
             for sha256 in filter(None, (record.sha256, record.metadata_sha256)):
                 if not await self._db.is_private_blob(sha256):
                     await self._store.delete(sha256)
+                    await self._db.forget_blob(sha256)  # after the file is gone: processes stop assuming it
 
 
 def _same_version(stored: str, target: str) -> bool:

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from proxy.keys import FILES
 from tests.artifacts import build_wheel
 from tests.clients import RunResult, run
 from tests.conftest import SampleDists, Upstream
@@ -65,6 +66,7 @@ async def test_cache_usage_and_purge(proxy, make_proxy: ProxyFactory, populated_
     await proxy.get("/simple/tinylib/")
     url = f"/files/tinylib/{dists.tinylib_1.sha256}/{dists.tinylib_1.filename}"
     await (await proxy.get(url)).read()
+    await proxy.app[FILES].settled()  # committed: the client had its bytes a moment earlier
     usage = await shadowpi(make_proxy.data_dir, "cache", "usage")
     assert f"cached upstream files: 1 ({dists.tinylib_1.size:,} bytes" in usage.stdout
     purged = await shadowpi(make_proxy.data_dir, "cache", "purge", "TinyLib")

@@ -9,11 +9,13 @@ from pathlib import Path
 import aiohttp
 from aiohttp.test_utils import TestClient
 
+from proxy import admin
 from proxy.db.changes import ChangeStamps, Topic
+from proxy.keys import FILES
 from tests.artifacts import build_wheel
 from tests.conftest import Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
-from tests.uploading import TOKEN_AUTH, add_token, twine_upload
+from tests.uploading import TOKEN_AUTH, add_token, blob_files, twine_upload
 
 PRIVATE = build_wheel("acme-internal", "1.0.0")
 PRIVATE_2 = build_wheel("acme-internal", "2.0.0")
@@ -73,6 +75,28 @@ async def test_project_list_on_one_worker_sees_uploads_on_the_other(make_proxy: 
     assert "acme-internal" not in await (await worker_b.get("/simple/")).text()
     assert (await twine_upload(worker_a, PRIVATE)).status == 200
     assert "acme-internal" in await (await worker_b.get("/simple/")).text()
+
+
+async def test_a_file_deleted_by_another_process_is_fetched_again(make_proxy: ProxyFactory, upstream: Upstream):
+    """Worker A remembers which files it has (no stat per hit); after another process purges one (here the
+    `shadowpi cache purge` code path on its own database connection), A's next request refetches it."""
+    wheel = build_wheel("tinylib", "1.0")
+    upstream.fake.add(wheel)
+    worker_a = await make_proxy()
+    assert await listed(worker_a, "tinylib") == {wheel.filename: False}
+    url = f"/files/tinylib/{wheel.sha256}/{wheel.filename}"
+    assert await (await worker_a.get(url)).read() == wheel.data
+    await worker_a.app[FILES].settled()
+    hit = await worker_a.get(url)
+    assert (hit.headers.get("X-Shadowpi-Cache"), await hit.read()) == (None, wheel.data)  # from the cache
+
+    config = make_proxy.config()
+    assert await admin.cache_purge(config, "tinylib", lambda _line: None) == 0
+    assert wheel.sha256 not in blob_files(make_proxy.data_dir)
+    again = await worker_a.get(url)
+    assert again.status == 200
+    assert (again.headers.get("X-Shadowpi-Cache"), await again.read()) == ("miss", wheel.data)
+    assert upstream.fake.hits[f"/files/tinylib/{wheel.filename}"] == 2
 
 
 # --- the stamps themselves ---

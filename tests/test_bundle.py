@@ -23,6 +23,7 @@ from proxy.bundle.command import add_bundle_parsers, export_command, import_comm
 from proxy.bundle.manifest import BundleError, parse_manifest, parse_time, render_manifest_sha256
 from proxy.cli import config_from_args
 from proxy.db import DB_FILENAME, Database, StoredPage, Topic
+from proxy.keys import FILES
 from proxy.simple.html import parse_index_html, parse_project_html
 from proxy.simple.json import parse_project_json
 from proxy.simple.model import DistFile, ProjectPage
@@ -48,6 +49,7 @@ async def fetch(proxy: TestClient, project: str, filenames: set[str]) -> None:
                 resp = await proxy.get(url + suffix)
                 assert resp.status == 200
                 await resp.read()
+    await proxy.app[FILES].settled()  # clients get their last byte before the commit
 
 
 async def listed(proxy: TestClient, project: str) -> dict[str, dict[str, Any]]:

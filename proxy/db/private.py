@@ -82,7 +82,7 @@ class PrivateQueries(Queries):
         )
         await self._conn.executemany("DELETE FROM private_files WHERE filename = ?", [(f.filename,) for f in files])
         await self._conn.commit()
-        self._changes.bump(Topic.PRIVATE, Topic.BLOBS)
+        self._changes.bump(Topic.PRIVATE)
 
     async def deleted_sha256(self, filename: str) -> str | None:
         """The sha256 a deleted private file had, if that filename was ever deleted."""

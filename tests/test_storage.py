@@ -64,14 +64,20 @@ async def test_one_leader_and_a_follower_that_sees_the_commit(stores: tuple[Blob
     assert tmp_names(tmp_path) == []
 
 
+async def follow_a_failed_fill(leading: BlobStore, following: BlobStore) -> ForeignSpool:
+    """A follower (in `following`) of a fill that `leading` started, wrote part of, and discarded."""
+    leader = await lead(leading)
+    follower = await follow(following)
+    await leader.write(DATA[:100])
+    await leading.discard(leader)
+    leading.release(leader)
+    return follower
+
+
 async def test_a_discarded_fill_is_seen_as_failed(stores: tuple[BlobStore, BlobStore]):
     """The leader discards (bad hash, cut transfer): the follower learns it failed; the next claim leads."""
     a, b = stores
-    leader = await lead(a)
-    follower = await follow(b)
-    await leader.write(DATA[:100])
-    await a.discard(leader)
-    a.release(leader)
+    follower = await follow_a_failed_fill(a, b)
     assert await follower.outcome() is FillOutcome.FAILED
     b.release(follower)
     b.release(await lead(b))
@@ -98,11 +104,7 @@ async def test_a_later_fill_never_completes_a_failed_one(stores: tuple[BlobStore
     """A follower of a failed fill is not fooled by the blob a later fill committed: its bytes are the failed
     fill's, so only its own file at the blob path counts as committed."""
     a, b = stores
-    leader = await lead(a)
-    follower = await follow(b)
-    await leader.write(DATA[:100])
-    await a.discard(leader)
-    a.release(leader)
+    follower = await follow_a_failed_fill(a, b)
     retry = await lead(a)
     await retry.write(DATA)
     await a.commit(retry)

@@ -60,11 +60,10 @@ class Metrics:
 
     def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency (route: the route pattern, never the raw path)."""
-        key = (route, method, status)
+        key = (route, method if method in _METHODS else "other", status)  # bounded, like the labels
         children = self._request_children.get(key)
         if children is None:
-            label = method if method in _METHODS else "other"
-            children = (self.requests.labels(route, label, str(status)), self.request_seconds.labels(route))
+            children = (self.requests.labels(route, key[1], str(status)), self.request_seconds.labels(route))
             self._request_children[key] = children
         children[0].inc()
         children[1].observe(seconds)

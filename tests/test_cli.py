@@ -32,7 +32,10 @@ async def test_bad_config_is_one_line_without_traceback(tmp_path: Path):
     config.write_text("[server]\nprot = 8080\n")
     code, _out, err = await shadowpi("serve", "--config", str(config))
     assert code == 2
-    assert err.strip() == "shadowpi: config error: server.prot: unknown key (known: host, port, data_dir, workers)"
+    assert err.strip() == (
+        "shadowpi: config error: server.prot: unknown key (known: host, port, data_dir, workers, header_timeout,"
+        " max_connections, max_connections_per_client)"
+    )
 
 
 async def test_bad_flag_value_is_a_config_error(tmp_path: Path):

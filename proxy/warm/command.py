@@ -137,7 +137,7 @@ def run_warm(args: argparse.Namespace, config: Config) -> int:
         print("shadowpi warm: note: --config/--data-dir/--upstream are ignored with --server", file=sys.stderr)
     progress: Progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else Silent()
     if server is None:
-        from proxy.cli import prepare_data_dir
+        from proxy.config_env import prepare_data_dir
 
         prepare_data_dir(config)
         report = asyncio.run(warm_in_process(config, inputs, targets, jobs=args.jobs, progress=progress))

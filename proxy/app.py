@@ -41,6 +41,7 @@ from proxy.private import PrivateIndex
 from proxy.rendered import RenderCache
 from proxy.simple.policy import ShadowPolicy
 from proxy.storage import BlobStore
+from proxy.throttle import FailureLimiter
 from proxy.upload import Uploader
 from proxy.upstream import USER_AGENT, UpstreamClient
 from proxy.web import files, ops, simple, upload
@@ -95,8 +96,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _auth(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG].auth
     htpasswd = Htpasswd.load(config.htpasswd) if config.htpasswd else None
-    app[AUTH] = Authenticator(htpasswd, app[DB], read_requires_auth=config.read)
+    limiter = FailureLimiter(config.max_failures, config.failure_window)
+    auth = Authenticator(htpasswd, app[DB], read_requires_auth=config.read, bcrypt_threads=config.bcrypt_threads,
+                         limiter=limiter)
+    app[AUTH] = auth
     yield
+    auth.close()
 
 
 async def _upstream(app: web.Application) -> AsyncIterator[None]:

@@ -48,6 +48,7 @@ class ConnectionGuard:
         self.limits = limits
         self.open = 0
         self.per_client: Counter[str] = Counter()
+        self.lingering = 0  # refused connections still being answered (see _Refused)
         self._busy = _refusal(
             "503 Service Unavailable", f"shadowpi is at server.max_connections ({limits.max_connections}); retry soon."
         )
@@ -74,13 +75,46 @@ class ConnectionGuard:
 
 
 _OVERDUE = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+LINGER = 2.0  # seconds a refused connection may take to read its answer
+
+
+class _Refused(asyncio.Protocol):
+    """Takes over a refused connection: sends the answer and EOF, then discards what the client sends until it
+    closes or LINGER passes. Closing at once, with the client's request unread, makes the kernel send a reset,
+    which can destroy the answer before the client reads it. Lingering connections are bounded (by
+    max_connections): beyond that, a refused connection is simply closed."""
+
+    def __init__(self, guard: ConnectionGuard, transport: asyncio.Transport, answer: bytes) -> None:
+        self._guard = guard
+        self._timer: asyncio.TimerHandle | None = None
+        transport.set_protocol(self)
+        transport.write(answer)
+        if guard.lingering >= guard.limits.max_connections or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        guard.lingering += 1
+        self._timer = asyncio.get_running_loop().call_later(LINGER, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._guard.lingering -= 1
 
 
 class GuardedHandler(web.RequestHandler):
     """aiohttp's own request handler (the protocol of one connection), with two additions at its edges:
 
-    - connection_made: over a connection cap, the connection gets a fixed 429/503 and is closed before aiohttp
-      sees it; otherwise a timer starts that closes it unless complete request headers arrive in time.
+    - connection_made: over a connection cap, the connection is handed to _Refused (a fixed 429/503, then
+      closed) before aiohttp sees it; otherwise a timer starts that answers 408 and closes the connection
+      unless complete request headers arrive in time.
     - headers_complete (called by GuardedSite's request factory, once per request): stops that timer.
     Idle keep-alive connections are closed by aiohttp's own keepalive_timeout, as before.
     """
@@ -97,8 +131,7 @@ class GuardedHandler(web.RequestHandler):
         refusal = self._guard.admit(client)
         if refusal is not None:
             assert isinstance(transport, asyncio.Transport)
-            transport.write(refusal)
-            transport.close()
+            _Refused(self._guard, transport, refusal)  # this handler is never used
             return
         self._client = client
         super().connection_made(transport)
@@ -117,8 +150,8 @@ class GuardedHandler(web.RequestHandler):
         self.force_close()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._client is None:
-            return  # refused in connection_made: aiohttp never knew about it
+        if self._client is None:  # pragma: no cover - refused connections belong to _Refused
+            return
         self.headers_complete()
         self._guard.release(self._client)
         self._client = None

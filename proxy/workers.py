@@ -228,3 +228,4 @@ class Supervisor:
         elif len(self._workers) == self._config.server.workers and all(w.listening for w in self._workers.values()):
             self._announced = True
             log_serving(self._config, self._config.server.port)
+            log.info("worker pids: %s", " ".join(str(pid) for pid in sorted(self._workers)))

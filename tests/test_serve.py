@@ -23,8 +23,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from pytest_aiohttp import AiohttpClient, AiohttpServer
 
+from proxy.app import create_app
+from proxy.config import build_config
 from proxy.connections import AcceptErrorLog
+from proxy.keys import UPSTREAM_CHECK
 from tests.artifacts import build_wheel
 from tests.clients import clean_env
 from tests.conftest import Upstream
@@ -405,3 +410,100 @@ async def test_accept_failures_are_condensed(caplog: pytest.LogCaptureFixture):
     assert lines[1].startswith("accept() failed 499 more time(s) in the last 0.2 s: Too many open files")
     assert lines[2] == "something else"
     assert len(lines) == 3 and all(r.exc_info is None for r in caplog.records[:2])
+
+
+# --- is upstream.url a simple index? (issue 10, item 25) ------------------------------------------------------
+
+
+def lookalike_upstream() -> web.Application:
+    """A web site at /, a simple index at /simple/ whose project list never ends (only a bounded prefix may be
+    read), a page that needs credentials, and JSON at /json/."""
+
+    async def website(_request: web.Request) -> web.Response:
+        return web.Response(text="<html><script>app()</script><form></form></html>", content_type="text/html")
+
+    async def endless_index(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/html"})
+        await resp.prepare(request)
+        await resp.write(b'<html><head><meta name="pypi:repository-version" content="1.1"></head><body>\n')
+        while True:  # until the client hangs up
+            await resp.write(b'<a href="some-project/">some-project</a>\n' * 1000)
+
+    async def private(_request: web.Request) -> web.Response:
+        return web.Response(status=401, headers={"WWW-Authenticate": "Basic"})
+
+    async def json_root(_request: web.Request) -> web.Response:
+        return web.json_response({"meta": {"api-version": "1.0"}, "projects": []},
+                                 content_type="application/vnd.pypi.simple.v1+json")
+
+    app = web.Application()
+    app.router.add_get("/", website)
+    app.router.add_get("/simple/", endless_index)
+    app.router.add_get("/private/", private)
+    app.router.add_get("/json/", json_root)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("path", "state", "detail"),
+    [
+        ("/", "wrong", "upstream.url {url} does not look like a simple index: it answers a web page with scripts"
+                       " or forms, not a simple index; did you mean {root}/simple/?"),
+        ("/simple/", "ok", "upstream {url} answers as a simple index"),
+        ("/json/", "ok", "upstream {url} answers as a simple index"),
+        ("/private/", "wrong", "upstream.url {url} does not look like a simple index: it answers 401: credentials"
+                               " are missing or refused (https://USER:PASSWORD@host/simple/)"),
+        ("/nothing/", "wrong", "upstream.url {url} does not look like a simple index: it answers 404"),
+    ],
+)
+async def test_ready_says_what_is_wrong_with_the_upstream_url(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, tmp_path: Path, path: str, state: str, detail: str
+):
+    """With upstream checks on (as `serve` runs), /ready reports whether upstream.url answers as a simple index,
+    what is wrong otherwise, and the likely fix. The check reads only a prefix of the body (the index at /simple/
+    never ends) and never holds up start-up."""
+    site = await aiohttp_server(lookalike_upstream())
+    root = str(site.make_url("")).rstrip("/")
+    url = root + path
+    config = build_config({"server": {"data_dir": str(tmp_path / "d")}, "upstream": {"url": url}})
+    client = await aiohttp_client(create_app(config, check_upstream=True))
+    async with asyncio.timeout(30):
+        await client.app[UPSTREAM_CHECK].settled()
+    body = await (await client.get("/ready")).json()
+    assert body["status"] == "ok"  # a wrong upstream is reported, not a reason to take the cache out of service
+    check = body["upstream"]["check"]
+    assert (check["state"], check["detail"]) == (state, detail.format(url=url, root=root))
+
+
+async def test_an_unreachable_upstream_is_reported_and_does_not_block(aiohttp_client: AiohttpClient, tmp_path: Path):
+    """Nothing listens at upstream.url: the app starts and serves, and /ready says upstream is unreachable."""
+    url = f"http://127.0.0.1:{free_port()}/simple/"
+    config = build_config({"server": {"data_dir": str(tmp_path / "d")}, "upstream": {"url": url}})
+    client = await aiohttp_client(create_app(config, check_upstream=True))
+    async with asyncio.timeout(30):
+        await client.app[UPSTREAM_CHECK].settled()
+    check = (await (await client.get("/ready")).json())["upstream"]["check"]
+    assert check["state"] == "unreachable"
+    assert check["detail"] == f"upstream {url} is unreachable (ClientConnectorError); serving from the cache"
+
+
+async def test_serve_warns_about_an_upstream_url_without_simple(tmp_path: Path, populated_upstream: Upstream):
+    """`serve --upstream http://host/` (no /simple/) starts, and logs one warning naming the likely fix."""
+    root = populated_upstream.url.removesuffix("simple/")
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", "serve", "--port", str(port), "--data-dir", str(tmp_path / "d"),
+        "--upstream", root, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=clean_env(),
+        start_new_session=True,
+    )
+    server = Server(proc, port)
+    try:
+        line = await wait_for_line(server, "does not look like a simple index")
+        assert line.rstrip().endswith(
+            f"WARNING proxy.upstream_check: upstream.url {root} does not look like a simple index: it answers 404;"
+            f" did you mean {populated_upstream.url}?")
+        assert await server.stop() == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()

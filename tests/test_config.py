@@ -172,3 +172,25 @@ def test_data_dir_in_the_config_file_is_named_as_the_source(tmp_path: Path):
     path.write_text('[server]\ndata_dir = "/srv/x"\n')
     config = load_config(path, None, {"HOME": "/h"})
     assert (config.data_dir, config.data_dir_source) == (Path("/srv/x"), f"server.data_dir in {path}")
+
+
+# --- the docs keep up (issue 10, item 29) ---
+
+
+def test_readme_configuration_table_is_one_table_listing_every_key():
+    """README's configuration table is one unbroken Markdown table (a blank line used to split it in two, and
+    the second half rendered as text) and names every accepted key."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    lines = section.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| key |"))
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
+    rows = lines[start + 2:end]
+    assert not any(line.startswith("| `") for line in lines[end:]), "a table row after the table ended"
+    documented = {row.split("`")[1] for row in rows}
+    assert documented == {f"{s}.{k}" for s, keys in section_keys().items() for k in keys}
+
+
+def test_the_old_default_data_dir_is_ignored_by_git():
+    """A ./shadowpi-data made by running shadowpi in a checkout is never committed by accident."""
+    assert "shadowpi-data/" in (Path(__file__).parent.parent / ".gitignore").read_text().splitlines()

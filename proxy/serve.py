@@ -30,6 +30,7 @@ from proxy.connections import (
     connection_cap,
     raise_open_file_limit,
 )
+from proxy.errors import ConfigError
 from proxy.logs import AccessLogger, setup_logging
 
 log = logging.getLogger("shadowpi")
@@ -70,15 +71,20 @@ def serve(config: Config) -> int:
         config.server.max_connections_per_client,
     )
     log.info("data dir: %s (%s)", config.data_dir, config.data_dir_source)
-    if config.server.workers > 1:
-        from proxy.workers import Supervisor
-
-        return Supervisor(config, limits, stop).run()
     try:
+        if config.server.workers > 1:
+            from proxy.workers import Supervisor
+
+            return Supervisor(config, limits, stop).run()
         return run_server(config, limits, stop, lambda port: log_serving(config, port))
     except ListenError as exc:
         print(f"shadowpi: {exc}", file=sys.stderr)
-        return 1
+    except ConfigError:
+        raise
+    except Exception as exc:  # a damaged database, say: one line; the traceback only when asked for
+        log.debug("start-up failed", exc_info=True)
+        print(f"shadowpi: cannot run: {type(exc).__name__}: {exc} (--log-level DEBUG shows where)", file=sys.stderr)
+    return 1
 
 
 def validate(config: Config) -> None:

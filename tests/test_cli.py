@@ -131,6 +131,19 @@ async def test_a_busy_port_is_one_line_and_no_serving_claim(tmp_path: Path, work
                    " (another shadowpi? choose another --port)\n")
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_a_damaged_database_is_one_line_and_exits(tmp_path: Path, workers: str):
+    """A start-up failure past validation (here a database file that is not SQLite) ends the process with one
+    line and exit 1: no traceback, and never a live process that does not listen."""
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "shadowpi.sqlite3").write_bytes(b"not a database " * 1000)
+    code, out, err = await shadowpi("serve", "--data-dir", str(data), "--port", str(free_port()),
+                                    "--workers", workers, "--log-level", "WARNING", "--offline")
+    assert (code, out) == (1, "")
+    assert err == "shadowpi: cannot run: DatabaseError: file is not a database (--log-level DEBUG shows where)\n"
+
+
 # --- which data dir (issue 10, item 26) ---------------------------------------------------------------------
 
 

@@ -507,3 +507,27 @@ async def test_serve_warns_about_an_upstream_url_without_simple(tmp_path: Path, 
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
+
+
+def open_file_limits(pid: int) -> tuple[str, str]:
+    """(soft, hard) RLIMIT_NOFILE of a running process, as /proc shows them (a number or "unlimited")."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return soft, hard
+    raise AssertionError("no 'Max open files' line")
+
+
+async def test_serve_raises_its_open_file_limit_to_the_hard_limit(tmp_path: Path, upstream: Upstream):
+    """Started with a soft limit of 256 open files, the server raises it to the hard limit (each connection
+    costs a descriptor; a low soft limit is what let a few hundred idle connections lock everyone out)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard <= 256:
+        pytest.skip(f"the hard open-file limit here is {hard}")
+
+    def low_soft_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    async with serving(tmp_path / "d", upstream, preexec_fn=low_soft_limit) as server:
+        assert await asyncio.to_thread(open_file_limits, server.proc.pid) == (str(hard), str(hard))
+        assert await server.stop() == 0

@@ -24,7 +24,7 @@ class ServerConfig:
     # load_config() replaces this placeholder with default_data_dir(): absolute, the same from any directory.
     data_dir: Path = Path(LEGACY_DATA_DIR)
     workers: int = 1
-    header_timeout: float = 15.0  # seconds a new connection gets to send complete request headers
+    header_timeout: float = 15.0  # seconds a new connection gets to send its first request's complete headers
     max_connections: int = 1000  # open client connections per process; more are answered 503 and closed
     max_connections_per_client: int = 100  # per client address; more are answered 429 and closed
 

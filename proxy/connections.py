@@ -29,7 +29,7 @@ FDS_PER_CONNECTION = 2  # a client socket, plus the cached file it may be sent (
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    header_timeout: float  # seconds from accept (or the previous response) to complete request headers
+    header_timeout: float  # seconds from accept to the first request's complete headers
     max_connections: int
     max_per_client: int
 
@@ -116,7 +116,9 @@ class GuardedHandler(web.RequestHandler):
       closed) before aiohttp sees it; otherwise a timer starts that answers 408 and closes the connection
       unless complete request headers arrive in time.
     - headers_complete (called by GuardedSite's request factory, once per request): stops that timer.
-    Idle keep-alive connections are closed by aiohttp's own keepalive_timeout, as before.
+    After the first request, aiohttp's own keepalive_timeout closes a connection whose next request has not
+    arrived complete in time (it runs from each response; the header timer covers the first request, which
+    aiohttp's timer would give the whole keep-alive time).
     """
 
     def __init__(self, manager: web.Server, guard: ConnectionGuard, **kwargs: Any) -> None:

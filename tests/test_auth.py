@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -500,20 +500,20 @@ async def test_password_flood_gets_429_and_locks_out_no_one_else(make_proxy: Pro
 
 
 class GatedHtpasswd(Htpasswd):
-    """A real htpasswd whose checks wait for a gate (a slow bcrypt, held as long as a test needs)."""
+    """A real htpasswd file whose checks wait for a gate (a slow bcrypt, held as long as a test needs)."""
 
-    def __init__(self, source: Htpasswd, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(source.path, source._hashes)
+    def __init__(self, path: Path, hashes: Mapping[str, bytes]) -> None:
+        super().__init__(path, hashes)
         self.gate = threading.Event()
         self.started = 0
-        self.busy = asyncio.Event()
+        self.busy = asyncio.Event()  # set (on the test's loop) once a check has started
+        self.loop = asyncio.get_running_loop()
         self._lock = threading.Lock()
-        self._loop = loop
 
     def verify(self, user: str, password: str) -> bool:
         with self._lock:
             self.started += 1
-        self._loop.call_soon_threadsafe(self.busy.set)
+        self.loop.call_soon_threadsafe(self.busy.set)
         self.gate.wait(timeout=60)
         return super().verify(user, password)
 
@@ -531,7 +531,8 @@ async def test_password_checks_never_starve_file_io(make_proxy: ProxyFactory, tm
     assert (await proxy.get("/simple/poolcheck/", headers=token)).status == 200
     assert await (await proxy.get(url, headers=token)).read() == wheel.data
     await proxy.app[FILES].settled()
-    gated = GatedHtpasswd(proxy.app[AUTH].htpasswd or Htpasswd.load(htpasswd), asyncio.get_running_loop())
+    gated = GatedHtpasswd.load(htpasswd)
+    assert isinstance(gated, GatedHtpasswd)
     proxy.app[AUTH].set_htpasswd(gated)
     flood = [asyncio.create_task(proxy.get("/simple/", headers={
         "Authorization": aiohttp.encode_basic_auth("alice", f"wrong{i}")})) for i in range(40)]

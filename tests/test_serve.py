@@ -1,4 +1,5 @@
-"""`shadowpi serve` as a real process: graceful SIGTERM mid-download, several workers, JSON logs, the Dockerfile."""
+"""`shadowpi serve` as a real process: graceful SIGTERM (also during start-up), supervised workers, hostile
+connections (slowloris, connection caps), the upstream check, JSON logs, the Dockerfile."""
 
 from __future__ import annotations
 

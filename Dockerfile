@@ -10,8 +10,10 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 FROM python:3.12-slim
 LABEL org.opencontainers.image.title="shadowpi" \
       org.opencontainers.image.description="Caching proxy and private overlay index for Python packages"
+# SHADOWPI_SERVER_DATA_DIR: every shadowpi command in the container (docker exec … token create) uses the volume.
 ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    SHADOWPI_SERVER_DATA_DIR=/data
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/shadowpi-*.whl \
     && rm -rf /wheels \

@@ -20,6 +20,7 @@ from proxy.janitor import CacheJanitor
 from proxy.keys import (
     AUTH,
     BACKGROUND,
+    CHECK_UPSTREAM,
     CLOCK,
     CONFIG,
     DB,
@@ -33,6 +34,7 @@ from proxy.keys import (
     STORE,
     UPLOADER,
     UPSTREAM,
+    UPSTREAM_CHECK,
     UPSTREAM_STATUS,
 )
 from proxy.metrics import Metrics
@@ -41,8 +43,10 @@ from proxy.private import PrivateIndex
 from proxy.rendered import RenderCache
 from proxy.simple.policy import ShadowPolicy
 from proxy.storage import BlobStore
+from proxy.throttle import FailureLimiter
 from proxy.upload import Uploader
 from proxy.upstream import USER_AGENT, UpstreamClient
+from proxy.upstream_check import UpstreamChecker
 from proxy.web import files, ops, simple, upload
 from proxy.web.middleware import error_middleware, metrics_middleware, read_auth_middleware
 
@@ -50,11 +54,12 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    config: Config, *, clock: Callable[[], float] = time.time, background: bool = True
+    config: Config, *, clock: Callable[[], float] = time.time, background: bool = True, check_upstream: bool = False
 ) -> web.Application:
     """A ready-to-run shadowpi application for this configuration.
 
     `clock` and `background=False` (no periodic cache sweeps) let tests control time and maintenance.
+    `check_upstream` (what `serve` does) checks in the background that upstream.url is a simple index.
     """
     middlewares = [metrics_middleware, error_middleware]
     if config.auth.read:  # every middleware costs every request something: only when reads need credentials
@@ -63,6 +68,7 @@ def create_app(
     app[CONFIG] = config
     app[CLOCK] = clock
     app[BACKGROUND] = background
+    app[CHECK_UPSTREAM] = check_upstream
     app[METRICS] = Metrics()
     app[UPSTREAM_STATUS] = {}
     # Entered in order, exited in reverse: caches close before the upstream session and the database.
@@ -95,8 +101,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _auth(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG].auth
     htpasswd = Htpasswd.load(config.htpasswd) if config.htpasswd else None
-    app[AUTH] = Authenticator(htpasswd, app[DB], read_requires_auth=config.read)
+    limiter = FailureLimiter(config.max_failures, config.failure_window)
+    auth = Authenticator(htpasswd, app[DB], read_requires_auth=config.read, bcrypt_threads=config.bcrypt_threads,
+                         limiter=limiter)
+    app[AUTH] = auth
     yield
+    auth.close()
 
 
 async def _upstream(app: web.Application) -> AsyncIterator[None]:
@@ -109,7 +119,11 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
 
     async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session:
         app[UPSTREAM] = UpstreamClient(session, app[CONFIG].upstream, observe)
+        checker = UpstreamChecker(session, app[CONFIG].upstream, enabled=app[CHECK_UPSTREAM])
+        app[UPSTREAM_CHECK] = checker
+        checker.start()  # in the background: an unreachable upstream must not hold up start-up
         yield
+        await checker.close()
 
 
 async def _caches(app: web.Application) -> AsyncIterator[None]:

@@ -8,22 +8,20 @@ import binascii
 import enum
 import hashlib
 import hmac
-import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, Protocol
 
-import bcrypt
+from proxy.errors import AuthenticationRequired, Forbidden
+from proxy.htpasswd import TOKEN_USER as TOKEN_USER  # re-exported: defined here before
+from proxy.htpasswd import Htpasswd as Htpasswd
+from proxy.throttle import FailureLimiter
 
-from proxy.errors import AuthenticationRequired, ConfigError, Forbidden
-
-TOKEN_USER = "__token__"  # noqa: S105 - the username twine and PyPI use for API tokens, not a secret
 TOKEN_PREFIX = "spi_"  # noqa: S105 - marks shadowpi tokens (and lets secret scanners find leaked ones)
-BCRYPT_MAX_BYTES = 72  # bcrypt only reads this many bytes; bcrypt>=5 raises on longer passwords
 
 BAD_CREDENTIALS = "Invalid or non-existent authentication information."
 READ_NEEDS_AUTH = "Authentication required to read this index."
@@ -34,11 +32,6 @@ UPLOADS_NOT_SET_UP = (
     f"{BAD_CREDENTIALS} This shadowpi has no htpasswd file: upload with an API token (username __token__). "
     "Operators: create one with `shadowpi token create --user NAME`, or start shadowpi with --htpasswd FILE."
 )
-
-# What `htpasswd -B` writes ($2y$) and the other spellings of the same algorithm; cost 04..31.
-_BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
-_DES_CRYPT = re.compile(r"[./0-9A-Za-z]{13}")
-_DEFAULT_DUMMY_COST = 10
 
 
 class Action(enum.Enum):
@@ -87,89 +80,6 @@ def parse_basic_auth(header: str | None) -> tuple[str, str] | None:
 def _is_basic(header: str | None) -> bool:
     parts = (header or "").split(None, 1)
     return bool(parts) and parts[0].lower() == "basic"
-
-
-# --- htpasswd ---------------------------------------------------------------------------------------------
-
-
-class Htpasswd:
-    """Users from an htpasswd file: bcrypt entries only ($2y$/$2b$/$2a$, as `htpasswd -B` writes).
-
-    Passwords longer than 72 UTF-8 bytes never match: bcrypt ignores everything after byte 72, and bcrypt>=5
-    refuses such passwords rather than silently truncating them, so we refuse them too.
-    """
-
-    def __init__(self, path: Path, hashes: Mapping[str, bytes]) -> None:
-        self.path = path
-        self.users: frozenset[str] = frozenset(hashes)
-        self._hashes = dict(hashes)
-        # Unknown users are checked against this hash (at the file's highest cost) so they take as long as known ones.
-        cost = max((int(h[4:6]) for h in self._hashes.values()), default=_DEFAULT_DUMMY_COST)
-        self._dummy = bcrypt.hashpw(secrets.token_urlsafe(16).encode(), bcrypt.gensalt(rounds=cost))
-
-    @classmethod
-    def load(cls, path: Path) -> Htpasswd:
-        """Read and validate the file (synchronously: at startup and on reload). Raises ConfigError."""
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"auth.htpasswd: cannot read {path}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"auth.htpasswd: cannot read {path}: not UTF-8 text") from None
-        hashes: dict[str, bytes] = {}
-        first_seen: dict[str, int] = {}
-        for lineno, raw in enumerate(text.splitlines(), start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            user, colon, hashed = line.partition(":")
-            where = f"{path}:{lineno}"
-            if not colon or not user or not hashed:  # never echo the line: it may hold a plaintext password
-                raise ConfigError(f"{where}: malformed line (expected user:hash)")
-            _check_entry(where, user, hashed, first_seen.get(user))
-            first_seen[user] = lineno
-            hashes[user] = hashed.encode("ascii")
-        return cls(path, hashes)
-
-    def verify(self, user: str, password: str) -> bool:
-        """True if the password is the user's. Blocking and slow (bcrypt): run it in an executor."""
-        stored = self._hashes.get(user)
-        try:
-            secret = password.encode("utf-8")
-            if len(secret) > BCRYPT_MAX_BYTES:  # see the class docstring; the length is no secret
-                return False
-            matched = bcrypt.checkpw(secret, stored if stored is not None else self._dummy)
-        except ValueError:  # unencodable password or a hash bcrypt refuses: a non-match, never a crash
-            return False
-        return matched and stored is not None
-
-    def __repr__(self) -> str:  # never the hashes: they are offline-crackable
-        return f"Htpasswd(path={str(self.path)!r}, users={len(self.users)})"
-
-
-def _check_entry(where: str, user: str, hashed: str, seen_at: int | None) -> None:
-    if seen_at is not None:
-        raise ConfigError(f"{where}: user {user!r} appears twice (first on line {seen_at})")
-    if user == TOKEN_USER:
-        raise ConfigError(f"{where}: user {TOKEN_USER!r} is reserved for API tokens")
-    if _BCRYPT_HASH.fullmatch(hashed):
-        return
-    if hashed.startswith("$2"):
-        raise ConfigError(f"{where}: user {user!r} has a malformed bcrypt hash; recreate it with `htpasswd -B`")
-    scheme = _weak_scheme(hashed)
-    kind = "a weak" if scheme else "an unsupported"
-    label = f" ({scheme})" if scheme else ""
-    raise ConfigError(f"{where}: user {user!r} uses {kind} password scheme{label}; recreate it with `htpasswd -B`")
-
-
-def _weak_scheme(hashed: str) -> str | None:
-    """Name the weak scheme of a non-bcrypt entry; None for schemes we merely do not support."""
-    for prefix, name in (("$apr1$", "$apr1$ MD5"), ("{SHA}", "{SHA} SHA-1"), ("$1$", "$1$ MD5-crypt")):
-        if hashed.startswith(prefix):
-            return name
-    if hashed.startswith("$"):
-        return None  # $5$/$6$ SHA-crypt, argon2, …: not weak, but only bcrypt is accepted
-    return "crypt DES" if _DES_CRYPT.fullmatch(hashed) else "plaintext"
 
 
 # --- verified-credential cache ----------------------------------------------------------------------------
@@ -229,15 +139,29 @@ def permits(action: Action, identity: Identity | None, *, read_requires_auth: bo
 
 
 class Authenticator:
-    """Turns an Authorization header into an Identity and decides what that identity may do."""
+    """Turns an Authorization header into an Identity and decides what that identity may do.
 
-    def __init__(self, htpasswd: Htpasswd | None, tokens: TokenLookup, *, read_requires_auth: bool) -> None:
+    Password checks (bcrypt, 50-250 ms of CPU each) run in a small thread pool of their own, never in the
+    default executor that file I/O uses: a flood of wrong passwords once stalled every download for half a
+    minute. `limiter` bounds the failed checks per client address. Close the pool with close().
+    """
+
+    def __init__(
+        self, htpasswd: Htpasswd | None, tokens: TokenLookup, *, read_requires_auth: bool,
+        bcrypt_threads: int = 2, limiter: FailureLimiter | None = None,
+    ) -> None:
         self._htpasswd = htpasswd
         self._tokens = tokens
         self.read_requires_auth = read_requires_auth
         self._cache = CredentialCache()
         # One bcrypt run per credential at a time: uv downloads in parallel with the same credentials.
         self._pending: dict[bytes, asyncio.Future[bool]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=bcrypt_threads, thread_name_prefix="bcrypt")
+        self._limiter = limiter or FailureLimiter(max_failures=10, window=60.0)
+
+    def close(self) -> None:
+        """Stop the password threads (checks not yet started are cancelled)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def htpasswd(self) -> Htpasswd | None:
@@ -249,8 +173,9 @@ class Authenticator:
         self._cache.clear()
         self._pending.clear()  # checks still running against the old file settle without caching
 
-    async def identify(self, authorization: str | None) -> Identity | None:
-        """None when no Basic credentials were sent; raises AuthenticationRequired when they are wrong.
+    async def identify(self, authorization: str | None, client: str | None = None) -> Identity | None:
+        """None when no Basic credentials were sent; raises AuthenticationRequired when they are wrong, and
+        TooManyRequests when `client` (the address) failed too often lately and the password needs bcrypt.
 
         Other schemes (`Bearer …` added by an SSO proxy, say) are not ours to judge and count as anonymous;
         a Basic header we cannot decode is a failed login.
@@ -258,7 +183,7 @@ class Authenticator:
         if not _is_basic(authorization):
             return None
         credentials = parse_basic_auth(authorization)
-        identity = await self._authenticate(*credentials) if credentials else None
+        identity = await self._authenticate(*credentials, client or "unknown") if credentials else None
         if identity is None:
             raise AuthenticationRequired(BAD_CREDENTIALS)
         return identity
@@ -273,15 +198,18 @@ class Authenticator:
             raise AuthenticationRequired(READ_NEEDS_AUTH)
         raise AuthenticationRequired(UPLOADS_NOT_SET_UP if self._htpasswd is None else UPLOAD_NEEDS_AUTH)
 
-    async def authorize(self, action: Action, authorization: str | None) -> Identity | None:
+    async def authorize(
+        self, action: Action, authorization: str | None, client: str | None = None
+    ) -> Identity | None:
         """identify() + check() for one request; credentials are not even checked when anonymous is allowed."""
         if permits(action, None, read_requires_auth=self.read_requires_auth):
             return None  # like PyPI's simple API: stale credentials in a pip config must not break open reads
-        identity = await self.identify(authorization)
+        identity = await self.identify(authorization, client)
         self.check(action, identity)
         return identity
 
-    async def _authenticate(self, user: str, password: str) -> Identity | None:
+    async def _authenticate(self, user: str, password: str, client: str) -> Identity | None:
+        # Tokens are checked by their sha256 in the database: never bcrypt, never throttled.
         if user == TOKEN_USER:
             owner = await self._tokens.token_user(hash_token(password)) if password else None
             return Identity(owner, "token") if owner is not None else None
@@ -289,26 +217,32 @@ class Authenticator:
         # A password may start with the prefix too, so fall through to htpasswd when the token does not match.
         if password.startswith(TOKEN_PREFIX) and await self._tokens.token_user(hash_token(password)) == user:
             return Identity(user, "token")
-        if self._htpasswd is not None and await self._verify_password(self._htpasswd, user, password):
+        if self._htpasswd is not None and await self._verify_password(self._htpasswd, user, password, client):
             return Identity(user, "password")
         return None
 
-    async def _verify_password(self, htpasswd: Htpasswd, user: str, password: str) -> bool:
+    async def _verify_password(self, htpasswd: Htpasswd, user: str, password: str, client: str) -> bool:
         key = self._cache.key(user, password)
         if self._cache.hit(key):
             return True
         pending = self._pending.get(key)
-        if pending is None:
-            # bcrypt takes 50-250 ms of CPU: never on the event loop.
-            pending = asyncio.get_running_loop().run_in_executor(None, htpasswd.verify, user, password)
+        if pending is None:  # a new bcrypt run: it takes one of the client's slots (joining a running one does not)
+            ticket = self._limiter.reserve(client)
+            # bcrypt takes 50-250 ms of CPU: never on the event loop, never in the file I/O threads.
+            pending = asyncio.get_running_loop().run_in_executor(self._pool, htpasswd.verify, user, password)
             self._pending[key] = pending
-            pending.add_done_callback(lambda done: self._settle(key, htpasswd, done))
+            pending.add_done_callback(lambda done: self._settle(key, htpasswd, done, client, ticket))
         # shield: a cancelled request must not cancel the check other requests are waiting for.
         return await asyncio.shield(pending)
 
-    def _settle(self, key: bytes, htpasswd: Htpasswd, done: asyncio.Future[bool]) -> None:
+    def _settle(
+        self, key: bytes, htpasswd: Htpasswd, done: asyncio.Future[bool], client: str, ticket: float
+    ) -> None:
         if self._pending.get(key) is done:
             del self._pending[key]
+        matched = not done.cancelled() and done.exception() is None and done.result()
+        if matched:
+            self._limiter.forgive(client, ticket)
         # Cache successes only, and only if the file was not reloaded while bcrypt ran.
-        if not done.cancelled() and done.exception() is None and done.result() and htpasswd is self._htpasswd:
+        if matched and htpasswd is self._htpasswd:
             self._cache.add(key)

@@ -1,28 +1,19 @@
-"""Command line: argparse -> config (file, then flags) -> logging -> run the server (or another command)."""
+"""Command line: argparse -> config (file, variables, flags) -> the command (`serve` lives in proxy.serve)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiohttp import web
-
 from proxy import __version__
 from proxy.bundle.command import add_bundle_parsers, run_export, run_import
-from proxy.config import Config, load_config, mask_url
+from proxy.config import Config, load_config
+from proxy.config_env import prepare_data_dir
 from proxy.errors import ConfigError
-from proxy.logs import AccessLogger, setup_logging
 from proxy.warm.command import add_warm_parser, run_warm
-
-log = logging.getLogger("shadowpi")
-SHUTDOWN_TIMEOUT = 30.0  # seconds in-flight requests (downloads) get to finish after SIGTERM
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,7 +84,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> Config:
     """Defaults < config file (--config or SHADOWPI_CONFIG) < SHADOWPI_* variables < flags.
 
-    Raises ConfigError naming the key at fault.
+    Raises ConfigError naming the key (or variable) at fault; SHADOWPI_* variables that look like misspelt
+    settings are only warned about, on stderr.
     """
     flags: dict[str, dict[str, object]] = {
         "server": {
@@ -108,19 +100,16 @@ def config_from_args(args: argparse.Namespace) -> Config:
     }
     overrides = {section: {k: v for k, v in values.items() if v is not None} for section, values in flags.items()}
     path = args.config or (Path(os.environ["SHADOWPI_CONFIG"]) if os.environ.get("SHADOWPI_CONFIG") else None)
-    return load_config(path, overrides, os.environ)
+    return load_config(path, overrides, os.environ, warn=_warn)
 
 
-def prepare_data_dir(config: Config) -> None:
-    """Create the data dir and prove it is writable, so a bad path fails at start-up, not on first use."""
-    path = config.data_dir
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"server.data_dir: {path} is not a writable directory ({exc.strerror})") from None
+def _warn(message: str) -> None:
+    print(f"shadowpi: warning: {message}", file=sys.stderr)
+
+
+def announce_data_dir(config: Config) -> None:
+    """The one stderr line every command that uses a data dir prints: which one, and why that one."""
+    print(f"shadowpi: data dir {config.data_dir} ({config.data_dir_source})", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,9 +117,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         if args.command == "serve":
+            from proxy.serve import serve  # the server's imports are only paid for by `serve`
+
             return serve(config)
         if args.command == "warm":
+            if not args.server:  # with --server, the data dir is the server's business
+                announce_data_dir(config)
             return run_warm(args, config)
+        announce_data_dir(config)
         return _admin(args, config)
     except ConfigError as exc:
         print(f"shadowpi: config error: {exc}", file=sys.stderr)
@@ -140,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _admin(args: argparse.Namespace, config: Config) -> int:
     from proxy import admin
 
+    if args.command == "import":  # verifies the bundle before it creates anything
+        return run_import(args, config)
     prepare_data_dir(config)
     if args.command == "token":
         if args.action == "create":
@@ -154,77 +150,8 @@ def _admin(args: argparse.Namespace, config: Config) -> int:
         return admin.run(admin.audit(config, print))
     if args.command == "export":
         return run_export(args, config)
-    if args.command == "import":
-        return run_import(args, config)
     if args.command == "cache":
         if args.action == "usage":
             return admin.run(admin.cache_usage(config, print))
         return admin.run(admin.cache_purge(config, args.project, print))
     raise AssertionError(args.command)  # argparse only accepts the commands above
-
-
-def serve(config: Config) -> int:
-    """Run the server until SIGINT/SIGTERM (graceful: in-flight requests get time to finish)."""
-    setup_logging(config.logging.level, config.logging.format)
-    prepare_data_dir(config)
-    upstream = "offline" if config.upstream.offline else mask_url(config.upstream.url)
-    log.info(
-        "shadowpi %s serving http://%s:%d/simple/ (upstream: %s, data: %s, workers: %d)",
-        __version__,
-        config.server.host,
-        config.server.port,
-        upstream,
-        config.data_dir.resolve(),
-        config.server.workers,
-    )
-    if config.server.workers > 1:
-        return _serve_workers(config)
-    _run(config, reuse_port=False)
-    return 0
-
-
-def _run(config: Config, *, reuse_port: bool) -> None:
-    from proxy.app import create_app  # the server's imports are only paid for by `serve`
-
-    web.run_app(
-        create_app(config),
-        host=config.server.host,
-        port=config.server.port,
-        reuse_port=reuse_port,
-        print=None,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
-        access_log_class=AccessLogger,
-        access_log_format=config.logging.format,
-    )
-
-
-def _serve_workers(config: Config) -> int:
-    """Fork N workers that share the listening port (SO_REUSEPORT) and the data dir."""
-    from proxy.db import DB_FILENAME, Database
-
-    async def migrate() -> None:  # once, before forking, so workers never race on the schema
-        await (await Database.open(config.data_dir / DB_FILENAME)).close()
-
-    asyncio.run(migrate())
-    children: list[int] = []
-    for _ in range(config.server.workers):
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - exercised by the multi-worker tests in a subprocess
-            try:
-                _run(config, reuse_port=True)
-            finally:
-                os._exit(0)
-        children.append(pid)
-
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    status = 0
-    for child in children:
-        _pid, code = os.waitpid(child, 0)
-        status = status or os.waitstatus_to_exitcode(code)
-    return status

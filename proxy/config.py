@@ -10,6 +10,7 @@ from typing import Any
 
 from yarl import URL
 
+from proxy.config_env import LEGACY_DATA_DIR, Warn, default_data_dir, env_name, env_settings
 from proxy.errors import ConfigError, InvalidProjectName
 from proxy.simple.names import NormalizedName, parse_project_name
 
@@ -20,8 +21,12 @@ DEFAULT_UPSTREAM = "https://pypi.org/simple/"
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
-    data_dir: Path = Path("./shadowpi-data")
+    # load_config() replaces this placeholder with default_data_dir(): absolute, the same from any directory.
+    data_dir: Path = Path(LEGACY_DATA_DIR)
     workers: int = 1
+    header_timeout: float = 15.0  # seconds a new connection gets to send its first request's complete headers
+    max_connections: int = 1000  # open client connections per process; more are answered 503 and closed
+    max_connections_per_client: int = 100  # per client address; more are answered 429 and closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,9 @@ class UpstreamConfig:
 class AuthConfig:
     htpasswd: Path | None = None
     read: bool = False  # true: every read needs credentials
+    bcrypt_threads: int = 2  # password checks run in this many threads of their own (never the file I/O pool)
+    max_failures: int = 10  # failed password logins per client address and failure_window; then 429
+    failure_window: float = 60.0  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +94,8 @@ class Config:
     cache: CacheConfig = field(default_factory=CacheConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # Where server.data_dir came from, for the one line every command prints ("--data-dir", "default", …).
+    data_dir_source: str = field(default="default", compare=False)
 
     @property
     def data_dir(self) -> Path:
@@ -175,6 +185,9 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "port": lambda k, v: _as_int(k, v, minimum=0, maximum=65535),
         "data_dir": _as_path,
         "workers": lambda k, v: _as_int(k, v, minimum=1, maximum=64),
+        "header_timeout": lambda k, v: _as_number(k, v, minimum=0.1),
+        "max_connections": lambda k, v: _as_int(k, v, minimum=1),
+        "max_connections_per_client": lambda k, v: _as_int(k, v, minimum=1),
     },
     "upstream": {
         "url": _as_upstream_url,
@@ -185,7 +198,13 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "page_timeout": lambda k, v: _as_number(k, v, minimum=0.1),
         "read_timeout": lambda k, v: _as_number(k, v, minimum=0.1),
     },
-    "auth": {"htpasswd": _as_path, "read": _as_bool},
+    "auth": {
+        "htpasswd": _as_path,
+        "read": _as_bool,
+        "bcrypt_threads": lambda k, v: _as_int(k, v, minimum=1, maximum=64),
+        "max_failures": lambda k, v: _as_int(k, v, minimum=1),
+        "failure_window": lambda k, v: _as_number(k, v, minimum=1),
+    },
     "upload": {
         "max_size": lambda k, v: _as_int(k, v, minimum=1),
         "allow_overwrite": _as_bool,
@@ -219,39 +238,34 @@ def build_config(raw: Mapping[str, Any], *, base: Config | None = None) -> Confi
     return config
 
 
-ENV_PREFIX = "SHADOWPI_"
-
-
-def env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, object]]:
-    """SHADOWPI_<SECTION>_<KEY> variables as a TOML-shaped mapping (values parsed as TOML, else strings).
-
-    Raises ConfigError for a SHADOWPI_ variable that names no known key (a typo must not pass silently).
-    """
-    found: dict[str, dict[str, object]] = {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == "SHADOWPI_CONFIG":
-            continue
-        rest = name.removeprefix(ENV_PREFIX).lower()
-        section = next((s for s in _SCHEMA if rest.startswith(s + "_") and rest[len(s) + 1 :] in _SCHEMA[s]), None)
-        if section is None:
-            raise ConfigError(f"{name}: unknown setting (use SHADOWPI_<SECTION>_<KEY>, e.g. SHADOWPI_UPSTREAM_URL)")
-        found.setdefault(section, {})[rest[len(section) + 1 :]] = _env_value(raw)
-    return found
-
-
-def _env_value(raw: str) -> object:
-    try:  # numbers, booleans and lists read like TOML; anything else is a plain string
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
+def env_config(environ: Mapping[str, str], base: Config, warn: Warn | None = None) -> Config:
+    """`base` with the SHADOWPI_<SECTION>_<KEY> settings applied. A bad value raises ConfigError naming the
+    variable; variables that are no setting only ever warn (see proxy.config_env)."""
+    config = base
+    for section, key, value in env_settings(environ, _SCHEMA, warn):
+        try:
+            config = build_config({section: {key: value}}, base=config)
+        except ConfigError as exc:
+            message = str(exc).removeprefix(f"{section}.{key}: ")
+            raise ConfigError(f"{env_name(section, key)}: {message}") from None
+    return config
 
 
 def load_config(
     path: Path | None,
     overrides: Mapping[str, Mapping[str, object]] | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    warn: Warn | None = None,
+    cwd: Path | None = None,
 ) -> Config:
-    """Defaults, then the TOML file (if any), then SHADOWPI_* variables, then `overrides` (command-line flags)."""
+    """Defaults, then the TOML file (if any), then SHADOWPI_* variables, then `overrides` (command-line flags).
+
+    The data dir is made absolute; `config.data_dir_source` says where it came from. `warn` receives one line per
+    SHADOWPI_* variable that looks like a misspelt setting.
+    """
+    environ = environ or {}
+    cwd = cwd or Path.cwd()
     raw: dict[str, Any] = {}
     if path is not None:
         try:
@@ -261,9 +275,27 @@ def load_config(
             raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    flags = {k: dict(v) for k, v in (overrides or {}).items() if v}
     config = build_config(raw)
-    config = build_config(env_overrides(environ or {}), base=config)
-    return build_config({k: dict(v) for k, v in (overrides or {}).items() if v}, base=config)
+    config = env_config(environ, config, warn)
+    config = build_config(flags, base=config)
+    data_dir, source = config.data_dir, _data_dir_source(raw, environ, flags, path)
+    if source == "default":
+        data_dir, source = default_data_dir(environ, cwd)
+    absolute = data_dir if data_dir.is_absolute() else cwd / data_dir
+    return replace(config, server=replace(config.server, data_dir=absolute), data_dir_source=source)
+
+
+def _data_dir_source(
+    raw: Mapping[str, Any], environ: Mapping[str, str], flags: Mapping[str, Mapping[str, object]], path: Path | None
+) -> str:
+    if "data_dir" in flags.get("server", {}):
+        return "--data-dir"
+    if env_name("server", "data_dir") in environ:
+        return env_name("server", "data_dir")
+    if isinstance(raw.get("server"), dict) and "data_dir" in raw["server"]:
+        return f"server.data_dir in {path}"
+    return "default"
 
 
 def section_keys() -> dict[str, list[str]]:

@@ -65,3 +65,11 @@ class AuthenticationRequired(ProxyError):
 
 class Forbidden(ProxyError):
     """Valid credentials, but not allowed to do this."""
+
+
+class TooManyRequests(ProxyError):
+    """A client exceeded a rate limit (failed logins); `retry_after` is in seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -19,11 +19,13 @@ from proxy.rendered import RenderCache
 from proxy.storage import BlobStore
 from proxy.upload import Uploader
 from proxy.upstream import UpstreamClient
+from proxy.upstream_check import UpstreamChecker
 
 CONFIG = web.AppKey("config", Config)
 DB = web.AppKey("db", Database)
 STORE = web.AppKey("store", BlobStore)
 UPSTREAM = web.AppKey("upstream", UpstreamClient)
+UPSTREAM_CHECK = web.AppKey("upstream_check", UpstreamChecker)  # is upstream.url a simple index? (/ready)
 PAGES = web.AppKey("pages", PageCache)
 FILES = web.AppKey("files", FileCache)
 INDEX = web.AppKey("index", ProjectIndex)
@@ -37,3 +39,4 @@ JANITOR = web.AppKey("janitor", CacheJanitor)
 UPSTREAM_STATUS: web.AppKey[dict[str, tuple[str, float]]] = web.AppKey("upstream_status")
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 BACKGROUND: web.AppKey[bool] = web.AppKey("background")  # periodic maintenance tasks on/off
+CHECK_UPSTREAM: web.AppKey[bool] = web.AppKey("check_upstream")  # run UpstreamChecker (serve) or not (tests)

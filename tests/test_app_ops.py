@@ -5,12 +5,9 @@ from __future__ import annotations
 import re
 import shutil
 
-import pytest
 from aiohttp.test_utils import TestClient
 
-from proxy.config import load_config
 from proxy.db import DB_FILENAME, Database
-from proxy.errors import ConfigError
 from proxy.keys import FILES, JANITOR
 from tests.artifacts import Artifact, build_wheel
 from tests.conftest import SampleDists, Upstream
@@ -144,14 +141,3 @@ async def test_nothing_is_evicted_under_the_limit_or_when_unlimited(proxy: TestC
     assert await proxy.app[JANITOR].sweep() == 0
     assert proxy.app[JANITOR].usage.files == 1
     assert proxy.app[JANITOR].usage.bytes == dists.tinylib_1.size
-
-
-def test_environment_overrides_file_and_flags_override_environment(tmp_path):
-    """SHADOWPI_<SECTION>_<KEY> sits between the file and the flags; unknown variables are refused."""
-    path = tmp_path / "c.toml"
-    path.write_text("[upstream]\npage_ttl = 5\noffline = false\n")
-    env = {"SHADOWPI_UPSTREAM_PAGE_TTL": "50", "SHADOWPI_UPSTREAM_OFFLINE": "true", "SHADOWPI_SERVER_HOST": "0.0.0.0"}
-    config = load_config(path, {"server": {"host": "127.0.0.2"}}, env)
-    assert (config.upstream.page_ttl, config.upstream.offline, config.server.host) == (50.0, True, "127.0.0.2")
-    with pytest.raises(ConfigError, match="SHADOWPI_UPSTREAM_TTL"):
-        load_config(None, None, {"SHADOWPI_UPSTREAM_TTL": "1"})

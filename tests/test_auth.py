@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
+import aiohttp
 import bcrypt
 import pytest
 
@@ -25,7 +27,12 @@ from proxy.auth import (
     parse_basic_auth,
 )
 from proxy.db import Database
-from proxy.errors import AuthenticationRequired, ConfigError, Forbidden
+from proxy.errors import AuthenticationRequired, ConfigError, Forbidden, TooManyRequests
+from proxy.keys import AUTH, FILES
+from proxy.throttle import FailureLimiter
+from tests.artifacts import build_wheel
+from tests.proxy_fixtures import ProxyFactory
+from tests.uploading import TOKEN_AUTH, add_token, write_htpasswd
 
 
 def bhash(password: str, prefix: str = "$2b$") -> str:
@@ -395,3 +402,174 @@ async def test_authorize_skips_credentials_for_open_reads(users: Htpasswd) -> No
         await auth.authorize(Action.UPLOAD, basic("alice", "wrong"))
     with pytest.raises(AuthenticationRequired, match="Uploads to shadowpi need"):
         await auth.authorize(Action.DELETE, None)
+
+
+# --- failed-login throttling (issue 10, item 4) -----------------------------------------------------------
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_limiter_refuses_past_max_failures_until_the_window_passes() -> None:
+    """After max_failures unforgiven attempts an address gets TooManyRequests (with the seconds until the oldest
+    attempt leaves the window); other addresses are unaffected, and a forgiven attempt frees its slot."""
+    clock = ManualClock()
+    limiter = FailureLimiter(3, 60.0, clock=clock)
+    tickets = [limiter.reserve("10.0.0.1") for _ in range(3)]
+    with pytest.raises(TooManyRequests) as caught:
+        limiter.reserve("10.0.0.1")
+    assert caught.value.retry_after == 60
+    assert str(caught.value) == "Too many failed logins from your address; retry in 60 s."
+    limiter.reserve("10.0.0.2")  # another address: its own budget
+    limiter.forgive("10.0.0.1", tickets[0])  # that one was a correct password after all
+    limiter.reserve("10.0.0.1")
+    clock.now += 45
+    with pytest.raises(TooManyRequests) as caught:
+        limiter.reserve("10.0.0.1")
+    assert caught.value.retry_after == 15
+    clock.now += 15
+    limiter.reserve("10.0.0.1")
+
+
+async def test_a_throttled_address_runs_no_bcrypt_and_tokens_still_work(
+    db: Database, users: Htpasswd, bcrypt_calls: list[bytes]
+) -> None:
+    """Wrong passwords from one address run bcrypt max_failures times, then get 429 without bcrypt. From that
+    same address a token still works (tokens never touch bcrypt), and from another address the right password."""
+    token = generate_token()
+    await db.add_token("ci", hash_token(token))
+    auth = Authenticator(users, db, read_requires_auth=True, limiter=FailureLimiter(3, 60.0))
+    for attempt in range(6):
+        with pytest.raises(AuthenticationRequired if attempt < 3 else TooManyRequests):
+            await auth.identify(basic("alice", f"guess{attempt}"), "10.0.0.1")
+    assert len(bcrypt_calls) == 3
+    assert await auth.identify(basic("__token__", token), "10.0.0.1") == Identity("ci", "token")
+    assert await auth.identify(basic("ci", token), "10.0.0.1") == Identity("ci", "token")
+    assert len(bcrypt_calls) == 3
+    assert await auth.identify(basic("alice", "wonderland"), "10.0.0.2") == Identity("alice", "password")
+
+
+async def test_parallel_logins_with_the_same_credentials_take_one_slot(users: Htpasswd) -> None:
+    """uv downloads 50 files at once with one uncached password: that is one bcrypt run and one slot, so even a
+    limit of 1 lets all of them through; successes never count as failures."""
+    auth = Authenticator(users, NoTokens(), read_requires_auth=True, limiter=FailureLimiter(1, 60.0))
+    for round_ in range(2):
+        if round_:
+            auth.set_htpasswd(users)  # drop the cache: the second round runs bcrypt again
+        results = await asyncio.gather(*(auth.identify(basic("bob", "builder"), "10.0.0.1") for _ in range(50)))
+        assert set(results) == {Identity("bob", "password")}
+    with pytest.raises(AuthenticationRequired):
+        await auth.identify(basic("bob", "wrong"), "10.0.0.1")
+    with pytest.raises(TooManyRequests):
+        await auth.identify(basic("bob", "wrong again"), "10.0.0.1")
+    assert await auth.identify(basic("bob", "builder"), "10.0.0.1") == Identity("bob", "password")  # cached
+
+
+# --- through the app ---
+
+
+def other_address_session() -> aiohttp.ClientSession:
+    """A client whose connections come from 127.0.0.2 (loopback answers the whole 127/8): another address."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=("127.0.0.2", 0)))
+
+
+async def test_password_flood_gets_429_and_locks_out_no_one_else(make_proxy: ProxyFactory, tmp_path: Path) -> None:
+    """[auth] read = true, max_failures = 4: a flood of wrong passwords from one address gets 401 four times,
+    then 429 with Retry-After; a legitimate user from another address, and a token user from the attacker's own
+    address, are served throughout."""
+    await add_token(make_proxy.data_dir, "ci")
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", {"alice": "right"})
+    proxy = await make_proxy(auth={"htpasswd": str(htpasswd), "read": True, "max_failures": 4})
+    wrong = {"Authorization": aiohttp.encode_basic_auth("alice", "wrong")}
+    statuses = [(await proxy.get("/simple/", headers=wrong)).status for _ in range(8)]
+    assert statuses == [401] * 4 + [429] * 4
+    throttled = await proxy.get("/simple/", headers=wrong)
+    retry = int(throttled.headers["Retry-After"])  # seconds until the first failure leaves the 60 s window
+    assert 0 < retry <= 60
+    assert throttled.status == 429
+    assert throttled.reason == f"Too many failed logins from your address; retry in {retry} s."
+    token = {"Authorization": aiohttp.encode_basic_auth(*TOKEN_AUTH)}
+    assert (await proxy.get("/simple/", headers=token)).status == 200
+    async with other_address_session() as other:
+        right = {"Authorization": aiohttp.encode_basic_auth("alice", "right")}
+        async with other.get(proxy.make_url("/simple/"), headers=right) as resp:
+            assert resp.status == 200
+
+
+class GatedHtpasswd(Htpasswd):
+    """A real htpasswd file whose checks wait for a gate (a slow bcrypt, held as long as a test needs)."""
+
+    def __init__(self, path: Path, hashes: Mapping[str, bytes]) -> None:
+        super().__init__(path, hashes)
+        self.gate = threading.Event()
+        self.started = 0
+        self.busy = asyncio.Event()  # set (on the test's loop) once a check has started
+        self.loop = asyncio.get_running_loop()
+        self._lock = threading.Lock()
+
+    def verify(self, user: str, password: str) -> bool:
+        with self._lock:
+            self.started += 1
+        self.loop.call_soon_threadsafe(self.busy.set)
+        self.gate.wait(timeout=60)
+        return super().verify(user, password)
+
+
+async def test_password_checks_never_starve_file_io(make_proxy: ProxyFactory, tmp_path: Path) -> None:
+    """While many password checks are stuck in bcrypt, a token user's download of a cached file (stat and open
+    run in the default executor) still completes: bcrypt has its own bounded pool."""
+    wheel = build_wheel("poolcheck", "1.0")
+    make_proxy.upstream.fake.add(wheel)
+    await add_token(make_proxy.data_dir, "ci")
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", {"alice": "right"})
+    proxy = await make_proxy(auth={"htpasswd": str(htpasswd), "read": True, "max_failures": 1000})
+    token = {"Authorization": aiohttp.encode_basic_auth(*TOKEN_AUTH)}
+    url = f"/files/poolcheck/{wheel.sha256}/{wheel.filename}"
+    assert (await proxy.get("/simple/poolcheck/", headers=token)).status == 200
+    assert await (await proxy.get(url, headers=token)).read() == wheel.data
+    await proxy.app[FILES].settled()
+    gated = GatedHtpasswd.load(htpasswd)
+    assert isinstance(gated, GatedHtpasswd)
+    proxy.app[AUTH].set_htpasswd(gated)
+    flood = [asyncio.create_task(proxy.get("/simple/", headers={
+        "Authorization": aiohttp.encode_basic_auth("alice", f"wrong{i}")})) for i in range(40)]
+    try:
+        await asyncio.wait_for(gated.busy.wait(), timeout=10)
+        async with asyncio.timeout(20):  # a guard against a hang, not a timing assertion
+            cached = await proxy.get(url, headers=token)
+            assert (cached.status, await cached.read()) == (200, wheel.data)
+        assert gated.started <= 2  # the pool's size (auth.bcrypt_threads): the rest wait their turn
+    finally:
+        gated.gate.set()
+        for resp in await asyncio.gather(*flood):
+            assert resp.status == 401
+
+
+# --- [auth] read = true covers /ready and /metrics (issue 10, item 20) -------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/ready", "/metrics", "/", "/no/such/page"])
+async def test_read_auth_covers_every_path_but_health(make_proxy: ProxyFactory, tmp_path: Path, path: str) -> None:
+    """Under [auth] read = true only /health is anonymous: /ready, /metrics, the landing page and even unknown
+    paths answer 401 without credentials, and work with them."""
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", {"alice": "right"})
+    proxy = await make_proxy(auth={"htpasswd": str(htpasswd), "read": True})
+    anonymous = await proxy.get(path)
+    assert (anonymous.status, anonymous.headers.get("WWW-Authenticate")) == (401, 'Basic realm="shadowpi"')
+    authorized = await proxy.get(path, headers={"Authorization": aiohttp.encode_basic_auth("alice", "right")})
+    assert authorized.status == (404 if path == "/no/such/page" else 200)
+    assert (await proxy.get("/health")).status == 200
+
+
+async def test_metrics_token_still_works_under_read_auth(make_proxy: ProxyFactory, tmp_path: Path) -> None:
+    """With [metrics] token set, Prometheus keeps scraping with its bearer token alone under read = true."""
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", {"alice": "right"})
+    proxy = await make_proxy(auth={"htpasswd": str(htpasswd), "read": True}, metrics={"token": "scrape-me"})
+    assert (await proxy.get("/metrics", headers={"Authorization": "Bearer scrape-me"})).status == 200
+    assert (await proxy.get("/metrics")).status == 401
+    assert (await proxy.get("/metrics", headers={"Authorization": "Bearer wrong"})).status == 401

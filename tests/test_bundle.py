@@ -22,6 +22,7 @@ from pytest_aiohttp import AiohttpClient
 from proxy.bundle.command import add_bundle_parsers, export_command, import_command, run_export, run_import
 from proxy.bundle.manifest import BundleError, parse_manifest, parse_time, render_manifest_sha256
 from proxy.cli import config_from_args
+from proxy.config import build_config
 from proxy.db import DB_FILENAME, Database, StoredPage, Topic
 from proxy.keys import FILES
 from proxy.simple.html import parse_index_html, parse_project_html
@@ -30,7 +31,7 @@ from proxy.simple.model import DistFile, ProjectPage
 from proxy.simple.names import NormalizedName
 from proxy.storage import BlobStore
 from tests.artifacts import Artifact, build_wheel
-from tests.clients import run_pip, run_uv
+from tests.clients import run, run_pip, run_uv
 from tests.conftest import SampleDists, Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
 from tests.uploading import add_token, blob_files, twine_upload
@@ -312,7 +313,7 @@ async def test_incremental_bundle_carries_only_new_blobs(env: Env, dists: Sample
 
     with pytest.raises(BundleError, match="import the earlier bundles first"):
         await env.import_(second)
-    assert blob_files(env.b.data_dir) == set()
+    assert not env.b.data_dir.exists()  # a failed import into a new data dir leaves nothing behind
     await env.import_(first)
     await env.import_(second)
     b = await env.offline_b()
@@ -499,8 +500,9 @@ def bundle_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def fill_data_dir(data_dir: Path, artifact: Artifact) -> None:
-    """A data dir holding one cached upstream page and its one file, written directly (no server)."""
+async def fill_data_dir(data_dir: Path, artifact: Artifact, versions: tuple[str, ...] = ()) -> None:
+    """A data dir holding one cached upstream page and its one file, written directly (no server). The page
+    lists `versions` (in that order, as upstream may) besides the artifact's own."""
     store = BlobStore(data_dir)
     await store.open()
     db = await Database.open(data_dir / DB_FILENAME)
@@ -508,7 +510,7 @@ async def fill_data_dir(data_dir: Path, artifact: Artifact) -> None:
         blob = await store.put_bytes(artifact.data)
         await db.record_blob(blob.sha256, blob.size)
         dist = DistFile(artifact.filename, f"https://up.example/{artifact.filename}", {"sha256": blob.sha256})
-        page = ProjectPage(artifact.project, (dist,), (artifact.version,))
+        page = ProjectPage(artifact.project, (dist,), versions or (artifact.version,))
         await db.put_page(artifact.project, StoredPage(page, '"etag"', None, 1.0))
     finally:
         await db.close()
@@ -544,3 +546,48 @@ def test_commands_print_summaries_and_fail_with_one_line(tmp_path: Path, capsys:
     assert captured.out == ""
     assert re.fullmatch(rf"shadowpi: {blob.name} is damaged: its sha256 is \w+, the manifest says \w+\n", captured.err)
     assert not (tmp_path / "c").exists()
+
+
+def test_reimport_reports_nothing_and_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """Importing the same bundle again is a no-op, as the README promises: "Nothing to do" and an unchanged data
+    dir, also for a page whose versions upstream listed in its own order (they used to be re-sorted, so every
+    page counted as "added or updated" again)."""
+    wheel = build_wheel("cli-pkg", "1.0")
+    asyncio.run(fill_data_dir(tmp_path / "a", wheel, versions=("2.0", "1.0", "0.9")))
+    tar = tmp_path / "out.tar"
+    assert run_cli("export", str(tar), "--data-dir", str(tmp_path / "a")) == 0
+    assert run_cli("import", str(tar), "--data-dir", str(tmp_path / "b")) == 0
+    before = asyncio.run(state(tmp_path / "b"))
+    capsys.readouterr()
+    assert run_cli("import", str(tar), "--data-dir", str(tmp_path / "b")) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == f"Nothing to do: everything in {tar} is already in {tmp_path / 'b'}."
+    assert asyncio.run(state(tmp_path / "b")) == before
+
+
+def test_export_shows_progress_a_line_per_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """Where stderr is not a terminal, export prints a line per step on stderr (stdout keeps the summary)."""
+    wheel = build_wheel("cli-pkg", "1.0")
+    asyncio.run(fill_data_dir(tmp_path / "a", wheel))
+    assert run_cli("export", str(tmp_path / "out"), "--data-dir", str(tmp_path / "a")) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[:2] == ["exporting: reading the data dir", "exporting: 3 files"]
+    assert [line.split(",")[0] for line in err[2:]] == [f"exporting: {n}/3 files" for n in (1, 2, 3)]
+
+
+async def test_failed_cli_import_leaves_no_data_dir(tmp_path: Path):
+    """`shadowpi import` of a damaged bundle into a data dir that does not exist yet: exit 1, one line, and no
+    empty data dir is left behind (the command used to create it before verifying the bundle)."""
+    wheel = build_wheel("cli-pkg", "1.0")
+    await fill_data_dir(tmp_path / "a", wheel)
+    bundle = tmp_path / "bundle"
+    assert await export_command(build_config({"server": {"data_dir": str(tmp_path / "a")}}), bundle,
+                                out=lambda _line: None) == 0
+    flip_blob_byte(bundle)
+    fresh = tmp_path / "fresh"
+    result = await run(sys.executable, "-m", "proxy", "import", str(bundle), "--data-dir", str(fresh))
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == f"shadowpi: data dir {fresh} (--data-dir)"
+    assert re.fullmatch(r"shadowpi: blobs/\w+ is damaged: its sha256 is \w+, the manifest says \w+",
+                        result.stderr.splitlines()[1])
+    assert not fresh.exists()

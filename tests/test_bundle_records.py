@@ -125,16 +125,34 @@ def test_bad_records_are_refused(path: str, name: str, doc: dict[str, object], m
             stored(dist("1.0", SHA_1, yanked="broken"), dist("2.0", SHA_2)),
             id="bundle-entry-wins",
         ),
+        pytest.param(
+            stored(dist("1.0", SHA_1), versions=("1.0",), etag='"new"', fetched_at=9.0),
+            stored(dist("2.0", SHA_2), versions=("2.0",), etag='"old"', fetched_at=2.0),
+            stored(dist("1.0", SHA_1), dist("2.0", SHA_2), versions=("1.0", "2.0"), etag='"new"', fetched_at=9.0),
+            id="an-older-bundle-keeps-the-fresher-validators",
+        ),
+        pytest.param(
+            stored(dist("1.0", SHA_1), versions=("2.0", "1.0", "0.9")),
+            stored(dist("1.0", SHA_1), versions=("1.0", "0.9")),
+            stored(dist("1.0", SHA_1), versions=("2.0", "1.0", "0.9")),
+            id="no-new-version-keeps-the-order",
+        ),
     ],
 )
 def test_merge_page(existing: StoredPage | None, incoming: StoredPage, expected: StoredPage):
-    """Bundle pages merge into cached ones: union by filename, the bundle's entry, validators and fetched_at win."""
+    """Bundle pages merge into cached ones: union by filename, the bundle's entry wins, the fresher page's
+    validators and fetched_at are kept, and versions are re-sorted only when the bundle adds one."""
     assert merge_page(existing, incoming) == expected
 
 
-def test_merging_the_same_page_changes_nothing():
-    """Merging a page into itself gives an equal page (so a second import writes nothing)."""
-    page = stored(dist("1.0", SHA_1), dist("2.0", SHA_2), versions=("1.0", "2.0"))
+@pytest.mark.parametrize(
+    "versions",
+    [("1.0", "2.0"), ("2.0", "1.0"), ("1.0", "1.0.0"), ("1.0.0", "1.0"), ("1.0", "weird-legacy", "0.5")],
+)
+def test_merging_the_same_page_changes_nothing(versions: tuple[str, ...]):
+    """Merging a page into itself gives an equal page (so a second import writes nothing), whatever order
+    upstream listed its versions in (re-sorting them made every page of a re-import "updated")."""
+    page = stored(dist("1.0", SHA_1), dist("2.0", SHA_2), versions=versions)
     assert merge_page(page, page) == page
 
 

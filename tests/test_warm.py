@@ -18,7 +18,7 @@ from proxy.config import build_config
 from proxy.warm.command import add_warm_parser, load_inputs, run_warm, simple_url_of
 from proxy.warm.core import WarmInputs, warm
 from proxy.warm.model import WarmReport
-from proxy.warm.report import ProgressBar, render_summary
+from proxy.warm.report import ProgressBar, format_bytes, render_summary
 from proxy.warm.targets import Target, build_targets
 from tests.artifacts import Artifact, build_sdist, build_wheel
 from tests.conftest import Upstream
@@ -283,6 +283,20 @@ async def test_in_process_warm_fills_the_data_dir(upstream: Upstream, tmp_path: 
     out = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
     assert "py3.11-manylinux_2_28_x86_64 4 4 0 0" in out
     assert out[-1] == "result: OK"
+
+
+async def test_warm_without_a_terminal_prints_a_line_per_step(upstream: Upstream, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """With stderr not a terminal (CI, a pipe), warm prints a line per step there instead of nothing: the data dir,
+    each phase, the number of files, and one line per tenth of the files (here each of the four)."""
+    publish(upstream.fake)
+    config = build_config({"server": {"data_dir": str(tmp_path / "data")}, "upstream": {"url": upstream.url}})
+    args = parse_args("app", "--python", "3.11", "--platform", "manylinux_2_28_x86_64", "--jobs", "1")
+    assert await asyncio.to_thread(run_warm, args, config) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[:2] == ["warming: resolving for 1 target(s)", "warming: 4 files"]
+    assert [line.split(",")[0] for line in err[2:]] == [f"warming: {n}/4 files" for n in (1, 2, 3, 4)]
+    assert err[-1].endswith(f", {format_bytes(sum(a.size for a in (APP, LIB_2, BASE, FASTLIB_LINUX)))}")
 
 
 async def test_pin_exempts_warmed_files_from_eviction(upstream: Upstream, tmp_path: Path,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from proxy.bundle.importer import ImportResult, apply_bundle, opened_bundle
 from proxy.bundle.reader import VerifiedBundle
 from proxy.bundle.static import plan_static, write_static
 from proxy.config import Config
+from proxy.progress import Progress, Silent, progress_for
 from proxy.simple.names import parse_project_name
 from proxy.simple.policy import ShadowPolicy
 from proxy.storage import BlobStore
@@ -40,7 +43,9 @@ def add_bundle_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def run_export(args: argparse.Namespace, config: Config) -> int:
-    return run(export_command(config, args.out, since=args.since, projects=args.project, static=args.static))
+    progress = progress_for(sys.stderr, "exporting")
+    return run(export_command(config, args.out, since=args.since, projects=args.project, static=args.static,
+                              progress=progress))
 
 
 def run_import(args: argparse.Namespace, config: Config) -> int:
@@ -55,17 +60,25 @@ async def export_command(
     projects: Sequence[str] | None = None,
     static: Path | None = None,
     out: Print = print,
+    progress: Progress | None = None,
 ) -> int:
     """Export the data dir to a bundle at `path`. Raises ProxyError (BundleError, InvalidProjectName)."""
     cutoff = await asyncio.to_thread(resolve_since, since) if since else None
     names = frozenset(parse_project_name(p) for p in projects) if projects else None
     written = 0
-    async with open_data(config) as (db, _private):
-        store = BlobStore(config.data_dir)
-        result, snapshot = await export_bundle(db, store, config, path, cutoff=cutoff, projects=names)
-        if static is not None:
-            policy = ShadowPolicy(config.policy.merge_upstream, config.policy.private_patterns)
-            written = await asyncio.to_thread(write_static, static, plan_static(snapshot, policy), store)
+    shown = progress or Silent()
+    try:
+        async with open_data(config) as (db, _private):
+            store = BlobStore(config.data_dir)
+            result, snapshot = await export_bundle(
+                db, store, config, path, cutoff=cutoff, projects=names, progress=shown
+            )
+            if static is not None:
+                shown.phase(f"writing the static index to {static}")
+                policy = ShadowPolicy(config.policy.merge_upstream, config.policy.private_patterns)
+                written = await asyncio.to_thread(write_static, static, plan_static(snapshot, policy), store)
+    finally:
+        shown.finish()
     manifest = result.manifest
     out(
         f"Exported {result.upstream_projects} upstream and {result.private_projects} private project(s):"
@@ -80,11 +93,18 @@ async def export_command(
 
 
 async def import_command(config: Config, path: Path, *, out: Print = print) -> int:
-    """Verify and import the bundle at `path`. Raises ProxyError (BundleError) before changing anything."""
+    """Verify and import the bundle at `path`. Raises ProxyError (BundleError) before changing anything, and a
+    data dir this import created is removed again when it fails."""
     async with opened_bundle(path) as (source, bundle):
         out(_verified(path, bundle))
-        async with open_data(config) as (db, _private):
-            result = await apply_bundle(db, BlobStore(config.data_dir), source, bundle)
+        created = not await asyncio.to_thread(config.data_dir.exists)
+        try:
+            async with open_data(config) as (db, _private):
+                result = await apply_bundle(db, BlobStore(config.data_dir), source, bundle)
+        except BaseException:
+            if created:  # nothing of it was ever visible: leave no empty data dir behind
+                await asyncio.to_thread(shutil.rmtree, config.data_dir, True)
+            raise
     if not result.changed:
         out(f"Nothing to do: everything in {path} is already in {config.data_dir}.")
         return 0

@@ -42,6 +42,7 @@ from proxy.bundle.writer import Content, write_bundle
 from proxy.config import Config
 from proxy.db import Database, DeletedFile, PrivateFile
 from proxy.errors import InvalidFilename
+from proxy.progress import Progress, Silent
 from proxy.simple.model import METADATA_SUFFIX, DistFile
 from proxy.simple.names import NormalizedName, parse_dist_filename
 from proxy.storage import BlobStore
@@ -109,8 +110,11 @@ async def export_bundle(
     *,
     cutoff: Cutoff | None = None,
     projects: frozenset[NormalizedName] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[ExportResult, Snapshot]:
     """Write the bundle to `out` (a directory, or a tar when it ends with .tar). Raises BundleError."""
+    shown = progress or Silent()
+    shown.phase("reading the data dir")
     snapshot = await take_snapshot(db, store, projects)
     pages, private, blobs = select(snapshot, cutoff)
     now = datetime.now(UTC)
@@ -122,7 +126,13 @@ async def export_bundle(
     contents += [Content(page_path(p.name), data=encode_page(p)) for p in pages]
     contents += [Content(private_path(name), data=encode_private(name, rows)) for name, rows in private.items()]
     contents += [Content(blob_path(sha), blob=store.serve_path(sha), sha256=sha) for sha in sorted(blobs)]
-    manifest = await asyncio.to_thread(write_bundle, out, contents, header)
+    shown.start(len(contents))
+
+    def written(size: int) -> None:  # in the writer's thread; nothing else draws meanwhile
+        shown.add_bytes(size)
+        shown.file_done()
+
+    manifest = await asyncio.to_thread(write_bundle, out, contents, header, written)
     size = sum(snapshot.sizes[sha] for sha in blobs)
     return ExportResult(manifest, len(pages), len(private), len(blobs), size), snapshot
 

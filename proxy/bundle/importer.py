@@ -103,14 +103,23 @@ def _deletions(bundle: VerifiedBundle) -> list[DeletedFile]:
 
 
 def merge_page(existing: StoredPage | None, incoming: StoredPage) -> StoredPage:
-    """The bundle's page merged into the cached one: union by filename, the bundle's entry and validators win."""
+    """The bundle's page merged into the cached one: union by filename, the bundle's entry wins.
+
+    Idempotent: merging a page that adds nothing returns `existing` unchanged (so importing a bundle again
+    changes and reports nothing). The versions keep the cached page's order unless the bundle adds one (upstream
+    orders them its own way; re-sorting made every page "updated"), and the validators and fetch time are the
+    fresher page's (an older bundle must not make a page look fresher or staler than it is).
+    """
     if existing is None or existing.page is None or incoming.page is None:
         return incoming
     new = {f.filename: f for f in incoming.page.files}
     files = [new.pop(f.filename, f) for f in existing.page.files]
     files += new.values()
-    versions = merge_versions(existing.page.versions, incoming.page.versions)
-    return replace(incoming, page=replace(existing.page, files=tuple(files), versions=versions))
+    versions = existing.page.versions
+    if not set(incoming.page.versions) <= set(versions):
+        versions = merge_versions(versions, incoming.page.versions)
+    fresher = existing if existing.fetched_at >= incoming.fetched_at else incoming
+    return replace(fresher, page=replace(existing.page, files=tuple(files), versions=versions))
 
 
 # --- blobs ---

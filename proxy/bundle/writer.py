@@ -9,7 +9,7 @@ import io
 import secrets
 import shutil
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
@@ -57,11 +57,15 @@ def is_tar(out: Path) -> bool:
     return out.suffix == ".tar"
 
 
-def write_bundle(out: Path, contents: Iterable[Content], header: Manifest) -> Manifest:
+def write_bundle(
+    out: Path, contents: Iterable[Content], header: Manifest, on_written: Callable[[int], None] | None = None
+) -> Manifest:
     """Write every content plus manifest.json and manifest.sha256 to `out`, which must not exist yet.
 
-    The bundle is written under a temporary name beside `out` and renamed when complete. Raises BundleError.
+    The bundle is written under a temporary name beside `out` and renamed when complete. `on_written(size)` is
+    called after each content (for progress). Raises BundleError.
     """
+    written = on_written or (lambda _size: None)
     if out.exists():
         raise BundleError(f"{out} already exists; choose a new bundle path")
     partial = out.with_name(f".{out.name}.partial-{secrets.token_hex(4)}")
@@ -69,7 +73,7 @@ def write_bundle(out: Path, contents: Iterable[Content], header: Manifest) -> Ma
         out.parent.mkdir(parents=True, exist_ok=True)
         writer = _TarWriter(partial, header) if is_tar(out) else _DirWriter(partial)
         with writer:
-            entries = tuple(writer.add(content) for content in contents)
+            entries = tuple(_added(writer.add(content), written) for content in contents)
             manifest = replace(header, files=entries)
             manifest_bytes = render_manifest(manifest)
             writer.add(Content(MANIFEST, data=manifest_bytes))
@@ -82,6 +86,11 @@ def write_bundle(out: Path, contents: Iterable[Content], header: Manifest) -> Ma
         _remove(partial)
         raise
     return manifest
+
+
+def _added(entry: FileEntry, written: Callable[[int], None]) -> FileEntry:
+    written(entry.size)
+    return entry
 
 
 def _remove(path: Path) -> None:

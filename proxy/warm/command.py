@@ -118,7 +118,7 @@ def _read_lock(path: Path) -> str:
 def run_warm(args: argparse.Namespace, config: Config) -> int:
     """The `shadowpi warm` command: 0 when everything was warmed, 1 when anything is missing, 2 on bad input."""
     from proxy.warm.locks import LockError
-    from proxy.warm.report import ProgressBar, Silent, render_summary
+    from proxy.warm.report import progress_for, render_summary
     from proxy.warm.requirements import RequirementsError
     from proxy.warm.targets import TargetError, build_targets
 
@@ -135,9 +135,9 @@ def run_warm(args: argparse.Namespace, config: Config) -> int:
         return 2
     if server is not None and (args.config or args.data_dir or args.upstream):
         print("shadowpi warm: note: --config/--data-dir/--upstream are ignored with --server", file=sys.stderr)
-    progress: Progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else Silent()
+    progress = progress_for(sys.stderr, "warming")
     if server is None:
-        from proxy.cli import prepare_data_dir
+        from proxy.config_env import prepare_data_dir
 
         prepare_data_dir(config)
         report = asyncio.run(warm_in_process(config, inputs, targets, jobs=args.jobs, progress=progress))

@@ -22,6 +22,7 @@ from proxy.errors import (
     InvalidUpload,
     ProjectNotFound,
     ProxyError,
+    TooManyRequests,
     UploadTooLarge,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 _STATUS: tuple[tuple[type[ProxyError], int], ...] = (
     (AuthenticationRequired, 401),
     (Forbidden, 403),
+    (TooManyRequests, 429),
     (UploadTooLarge, 413),
     (FileExists, 400),  # PyPI's status; twine --skip-existing matches the "File already exists" reason
     (InvalidUpload, 400),
@@ -77,18 +79,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = error_response(status, str(exc))
         if status == 401:  # pip and uv only retry with credentials (keyring, netrc) after a 401
             response.headers["WWW-Authenticate"] = 'Basic realm="shadowpi"'
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.retry_after)
         return response
-
-
-# Reads that [auth] read = true protects; /health and the landing page stay open for probes.
-_READ_PREFIXES = ("/simple", "/files/")
 
 
 @web.middleware
 async def read_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.app[CONFIG].auth.read and request.method in {"GET", "HEAD"} and request.path.startswith(_READ_PREFIXES):
-        await request.app[AUTH].authorize(Action.READ, request.headers.get("Authorization"))
+    """Under [auth] read = true, every read needs credentials: pages, files, /ready, /metrics, the landing page,
+    even a 404. Only /health stays open (liveness probes carry no credentials), and /metrics when it has its
+    own bearer token ([metrics] token, checked by its handler). Writes check credentials in their handlers."""
+    if request.method in {"GET", "HEAD"} and not _open_to_anonymous(request):
+        await request.app[AUTH].authorize(Action.READ, request.headers.get("Authorization"), request.remote)
     return await handler(request)
+
+
+def _open_to_anonymous(request: web.Request) -> bool:
+    path = request.path
+    return path == "/health" or (path == "/metrics" and request.app[CONFIG].metrics.token is not None)
 
 
 @web.middleware

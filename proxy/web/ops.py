@@ -10,7 +10,7 @@ from collections.abc import Awaitable
 from aiohttp import web
 
 from proxy import __version__
-from proxy.keys import CONFIG, DB, FILES, JANITOR, METRICS, STORE, UPSTREAM_STATUS
+from proxy.keys import CONFIG, DB, FILES, JANITOR, METRICS, STORE, UPSTREAM_CHECK, UPSTREAM_STATUS
 from proxy.metrics import CONTENT_TYPE
 
 routes = web.RouteTableDef()
@@ -27,7 +27,8 @@ async def health(_request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     """Readiness: database answers and the data dir is writable (503 otherwise), plus informational status.
 
-    Upstream trouble does not make shadowpi unready: it keeps serving from the cache.
+    Upstream trouble does not make shadowpi unready: it keeps serving from the cache. A wrong upstream.url is
+    reported under upstream.check (state "wrong", with what is wrong), as is an unreachable upstream.
     """
     app = request.app
     checks = {"database": await _check(app[DB].ping()), "data_dir": await _check(app[STORE].probe_writable())}
@@ -55,7 +56,9 @@ async def _check(probe: Awaitable[object]) -> str:
 def _upstream_status(app: web.Application) -> dict[str, object]:
     if app[CONFIG].upstream.offline:
         return {"mode": "offline"}
-    status: dict[str, object] = {"mode": "online"}
+    checker = app[UPSTREAM_CHECK]
+    checker.refresh_if_stale()  # in the background: this answer reports the previous check
+    status: dict[str, object] = {"mode": "online", "check": checker.report()}
     for kind, (result, when) in app[UPSTREAM_STATUS].items():
         status[f"last_{kind}"] = {"result": result, "seconds_ago": round(time.time() - when, 1)}
     return status

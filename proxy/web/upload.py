@@ -25,7 +25,7 @@ async def require(request: web.Request, action: Action) -> Identity:
     """
     auth = request.app[AUTH]
     try:
-        identity = await auth.identify(request.headers.get("Authorization"))
+        identity = await auth.identify(request.headers.get("Authorization"), request.remote)
         auth.check(action, identity)
     except AuthenticationRequired as exc:
         raise Forbidden(str(exc)) from None

@@ -1,0 +1,290 @@
+"""Connection-level defences aiohttp's server lacks: a header-read timeout, connection caps (total and per client
+address), a higher open-file limit, and one condensed log line for accept() failures instead of a flood.
+
+Without them, a few hundred connections that never finish their request headers (slowloris) held every file
+descriptor: legitimate clients could not connect and asyncio logged a traceback per failed accept().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import resource
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
+
+log = logging.getLogger(__name__)
+
+FD_RESERVE = 100  # descriptors kept for the database, cached files, spools and upstream connections
+FDS_PER_CONNECTION = 2  # a client socket, plus the cached file it may be sent (sendfile)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    header_timeout: float  # seconds from accept to the first request's complete headers
+    max_connections: int
+    max_per_client: int
+
+
+def _refusal(status: str, text: str) -> bytes:
+    """A complete, fixed HTTP response for a connection we will not serve: the client learns why, then EOF."""
+    body = text.encode() + b"\n"
+    head = f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+    return head.encode() + b"Retry-After: 5\r\n\r\n" + body
+
+
+class ConnectionGuard:
+    """Counts open connections (in total and per client address) and decides who may open another."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.open = 0
+        self.per_client: Counter[str] = Counter()
+        self.lingering = 0  # refused connections still being answered (see _Refused)
+        self._busy = _refusal(
+            "503 Service Unavailable", f"shadowpi is at server.max_connections ({limits.max_connections}); retry soon."
+        )
+        self._crowded = _refusal(
+            "429 Too Many Requests",
+            f"Too many connections from your address (server.max_connections_per_client = {limits.max_per_client}).",
+        )
+
+    def admit(self, client: str) -> bytes | None:
+        """None when the connection may proceed (and is now counted), else the response to refuse it with."""
+        if self.per_client[client] >= self.limits.max_per_client:
+            return self._crowded
+        if self.open >= self.limits.max_connections:
+            return self._busy
+        self.open += 1
+        self.per_client[client] += 1
+        return None
+
+    def release(self, client: str) -> None:
+        self.open -= 1
+        self.per_client[client] -= 1
+        if self.per_client[client] <= 0:
+            del self.per_client[client]
+
+
+_OVERDUE = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+LINGER = 2.0  # seconds a refused connection may take to read its answer
+
+
+class _Refused(asyncio.Protocol):
+    """Takes over a refused connection: sends the answer and EOF, then discards what the client sends until it
+    closes or LINGER passes. Closing at once, with the client's request unread, makes the kernel send a reset,
+    which can destroy the answer before the client reads it. Lingering connections are bounded (by
+    max_connections): beyond that, a refused connection is simply closed."""
+
+    def __init__(self, guard: ConnectionGuard, transport: asyncio.Transport, answer: bytes) -> None:
+        self._guard = guard
+        self._timer: asyncio.TimerHandle | None = None
+        transport.set_protocol(self)
+        transport.write(answer)
+        if guard.lingering >= guard.limits.max_connections or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        guard.lingering += 1
+        self._timer = asyncio.get_running_loop().call_later(LINGER, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._guard.lingering -= 1
+
+
+class GuardedHandler(web.RequestHandler):
+    """aiohttp's own request handler (the protocol of one connection), with two additions at its edges:
+
+    - connection_made: over a connection cap, the connection is handed to _Refused (a fixed 429/503, then
+      closed) before aiohttp sees it; otherwise a timer starts that answers 408 and closes the connection
+      unless complete request headers arrive in time.
+    - headers_complete (called by GuardedSite's request factory, once per request): stops that timer.
+    After the first request, aiohttp's own keepalive_timeout closes a connection whose next request has not
+    arrived complete in time (it runs from each response; the header timer covers the first request, which
+    aiohttp's timer would give the whole keep-alive time).
+    """
+
+    def __init__(self, manager: web.Server, guard: ConnectionGuard, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._guard = guard
+        self._client: str | None = None  # set once admitted
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        client = str(peer[0]) if peer else "unknown"
+        refusal = self._guard.admit(client)
+        if refusal is not None:
+            assert isinstance(transport, asyncio.Transport)
+            _Refused(self._guard, transport, refusal)  # this handler is never used
+            return
+        self._client = client
+        super().connection_made(transport)
+        self._deadline = asyncio.get_running_loop().call_later(self._guard.limits.header_timeout, self._overdue)
+
+    def headers_complete(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _overdue(self) -> None:
+        self._deadline = None
+        if self.transport is not None:
+            log.debug("closing a connection from %s: no complete request headers in time", self._client)
+            self.transport.write(_OVERDUE)
+        self.force_close()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._client is None:  # pragma: no cover - refused connections belong to _Refused
+            return
+        self.headers_complete()
+        self._guard.release(self._client)
+        self._client = None
+        super().connection_lost(exc)
+
+
+RequestFactory = Callable[
+    [RawRequestMessage, StreamReader, web.RequestHandler, AbstractStreamWriter, "asyncio.Task[None]"],
+    web.BaseRequest,
+]
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP site (like web.TCPSite) whose connections are GuardedHandlers.
+
+    `handler_args` are the RequestHandler options (access log, keepalive_timeout) the runner was given too.
+    """
+
+    def __init__(
+        self, runner: web.AppRunner, host: str, port: int, guard: ConnectionGuard, *,
+        reuse_port: bool = False, handler_args: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(runner, backlog=1024)
+        self._host, self._port, self._guard = host, port, guard
+        self._reuse_port = reuse_port
+        self._handler_args = dict(handler_args or {})
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when 0 was asked for)."""
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+
+    async def start(self) -> None:
+        """Bind and listen. Raises OSError (address in use, permission denied, no such address)."""
+        await super().start()
+        server = self._runner.server
+        assert server is not None  # the runner is set up before its sites start
+        loop = asyncio.get_running_loop()
+        _notify_headers_complete(server)
+        args = {"loop": loop, **self._handler_args}
+        self._server = await loop.create_server(
+            lambda: GuardedHandler(server, self._guard, **args),
+            self._host, self._port, backlog=self._backlog, reuse_port=self._reuse_port or None,
+        )
+
+
+def _notify_headers_complete(server: web.Server) -> None:
+    """aiohttp calls the server's request factory once per request, as soon as its headers are parsed: the one
+    public point where "this connection sent complete headers" is known. Wrap it to stop the header timer."""
+    inner: RequestFactory = server.request_factory
+    if getattr(inner, "_shadowpi_guarded", False):
+        return
+
+    def factory(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
+        if isinstance(protocol, GuardedHandler):
+            protocol.headers_complete()
+        return inner(message, payload, protocol, writer, task)
+
+    factory._shadowpi_guarded = True  # type: ignore[attr-defined]
+    server.request_factory = factory
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (every connection costs a descriptor); the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:  # some platforms cap below the hard limit (macOS: OPEN_MAX)
+            log.debug("could not raise the open-file limit to %d: %s", target, exc)
+    return soft
+
+
+def connection_cap(configured: int, open_files: int) -> int:
+    """The connection cap the open-file limit can honour: `configured`, or less (with a warning)."""
+    affordable = max(1, (open_files - FD_RESERVE) // FDS_PER_CONNECTION)
+    if configured <= affordable:
+        return configured
+    log.warning(
+        "server.max_connections = %d needs more open files than the limit (%d) allows; using %d."
+        " Raise the limit (ulimit -n, LimitNOFILE=) to allow more.", configured, open_files, affordable,
+    )
+    return affordable
+
+
+_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class AcceptErrorLog:
+    """A loop exception handler that condenses accept() failures for lack of resources (EMFILE and friends).
+
+    asyncio reports each one with a traceback and retries a second later, so an exhausted server wrote a
+    traceback per second per socket for as long as it lasted (40 MB). Here the first failure is logged at once
+    as one line; later ones are counted and reported as one line per `interval` while they go on. Every other
+    error goes to the loop's default handler.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self._interval = interval
+        self._window: asyncio.TimerHandle | None = None
+        self._suppressed = 0
+        self._reason = ""
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if not (isinstance(exc, OSError) and exc.errno in _RESOURCE_ERRNOS and "accept" in context.get("message", "")):
+            loop.default_exception_handler(context)
+            return
+        self._reason = exc.strerror or str(exc)
+        if self._window is not None:
+            self._suppressed += 1
+            return
+        log.error("cannot accept connections: %s; %s", self._reason, self._advice())
+        self._window = loop.call_later(self._interval, self._report, loop)
+
+    def _report(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._window = None
+        if not self._suppressed:
+            return
+        log.error("accept() failed %d more time(s) in the last %g s: %s; %s",
+                  self._suppressed, self._interval, self._reason, self._advice())
+        self._suppressed = 0
+        self._window = loop.call_later(self._interval, self._report, loop)
+
+    def _advice(self) -> str:
+        every = f"{self._interval:g}"
+        return f"lower server.max_connections or raise the open-file limit (reported at most every {every} s)"

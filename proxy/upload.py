@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from aiohttp import BodyPartReader, MultipartReader
 from packaging.version import Version
 
-from proxy.archives import DistMetadata, inspect_distribution
+from proxy.archives import ArchiveLimits, DistMetadata, inspect_distribution
 from proxy.config import UploadConfig
 from proxy.db import Database, DuplicateFilename, PrivateFile
 from proxy.errors import FileExists, InvalidUpload, UploadTooLarge
@@ -115,7 +115,9 @@ class Uploader:
             return existing
         await self._check_release_slot(request, received.filename)
         loop = asyncio.get_running_loop()
-        meta = await loop.run_in_executor(None, inspect_distribution, received.spool.path, received.filename)
+        meta = await loop.run_in_executor(
+            None, inspect_distribution, received.spool.path, received.filename, ArchiveLimits()
+        )
         check_metadata_matches(request, meta.name, meta.version)
         return await self._commit(request, received, meta, user)
 

@@ -10,14 +10,14 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from aiohttp import BodyPartReader, MultipartReader
+from aiohttp import MultipartReader
 from packaging.version import Version
 
 from proxy.archives import ArchiveLimits, DistMetadata, inspect_distribution
 from proxy.config import UploadConfig
 from proxy.db import Database, DuplicateFilename, PrivateFile
-from proxy.errors import FileExists, InvalidUpload, UploadTooLarge
-from proxy.simple.names import check_safe_filename
+from proxy.errors import FileExists, InvalidUpload
+from proxy.form import FormLimits, ReceivedForm, read_form
 from proxy.simple.uploads import (
     UploadRequest,
     check_digests,
@@ -26,10 +26,8 @@ from proxy.simple.uploads import (
     parse_upload_form,
     release_key,
 )
-from proxy.storage import BlobStore, Spool
+from proxy.storage import BlobStore
 
-CHUNK = 256 * 1024
-MAX_FIELDS_BYTES = 4 * 2**20  # all text fields together (long descriptions included)
 UPLOAD_DIGESTS = ("blake2_256", "md5")  # besides sha256, what clients may send for us to check
 
 
@@ -39,13 +37,6 @@ class UploadResult:
     project: str
     version: str
     created: bool  # False: an identical file was already there (idempotent re-upload)
-
-
-@dataclass(slots=True)
-class _Received:
-    fields: dict[str, list[str]]
-    spool: Spool
-    filename: str
 
 
 class Uploader:
@@ -58,54 +49,14 @@ class Uploader:
 
     async def receive(self, reader: MultipartReader, user: str) -> UploadResult:
         """Read, validate and commit one upload. Raises InvalidUpload (and its subclasses)."""
-        received = await self._read_form(reader)
+        received = await read_form(reader, self._store, FormLimits.of(self._config), UPLOAD_DIGESTS)
         try:
             return await self._accept(received, user)
         finally:
             await self._store.discard(received.spool)
             self._store.release(received.spool)
 
-    async def _read_form(self, reader: MultipartReader) -> _Received:
-        fields: dict[str, list[str]] = {}
-        spool: Spool | None = None
-        filename = ""
-        text_bytes = 0
-        try:
-            while (part := await reader.next()) is not None:
-                if not isinstance(part, BodyPartReader):
-                    raise InvalidUpload("Nested multipart content is not supported.")
-                if part.name == "content":
-                    if spool is not None:
-                        raise InvalidUpload("Only one file may be uploaded per request.")
-                    filename = _part_filename(part)
-                    spool = await self._store.new_spool(UPLOAD_DIGESTS)
-                    await self._stream_file(part, spool, fields)
-                elif part.name:
-                    value = await part.text()
-                    text_bytes += len(value)
-                    if text_bytes > MAX_FIELDS_BYTES:
-                        raise InvalidUpload("The upload's form fields are too large.")
-                    fields.setdefault(part.name, []).append(value)
-        except BaseException:
-            if spool is not None:
-                await self._store.discard(spool)
-                self._store.release(spool)
-            raise
-        if spool is None:
-            raise InvalidUpload("Upload payload does not have a file.")
-        return _Received(fields, spool, filename)
-
-    async def _stream_file(self, part: BodyPartReader, spool: Spool, fields: dict[str, list[str]]) -> None:
-        # warehouse refuses image/* parts: a browser form posting a picture is not a distribution.
-        if part.headers.get("Content-Type", "").startswith("image/"):
-            raise InvalidUpload("Invalid distribution file.")
-        limit = self._config.max_size
-        while chunk := await part.read_chunk(CHUNK):
-            if spool.size + len(chunk) > limit:  # enforced while reading: never buffer past the limit
-                raise UploadTooLarge(_too_large(fields, limit))
-            await spool.write(chunk)
-
-    async def _accept(self, received: _Received, user: str) -> UploadResult:
+    async def _accept(self, received: ReceivedForm, user: str) -> UploadResult:
         request = parse_upload_form(received.fields)
         check_filename(request, received.filename)
         digests = received.spool.digests()
@@ -151,7 +102,9 @@ class Uploader:
                     "See https://pypi.org/help/#file-name-reuse for more information."
                 )
 
-    async def _commit(self, request: UploadRequest, received: _Received, meta: DistMetadata, user: str) -> UploadResult:
+    async def _commit(
+        self, request: UploadRequest, received: ReceivedForm, meta: DistMetadata, user: str
+    ) -> UploadResult:
         filename = received.filename
         digests = received.spool.digests()
         replaced = await self._db.private_file(filename) if self._config.allow_overwrite else None
@@ -194,26 +147,6 @@ class Uploader:
         for sha256 in filter(None, sha256s):
             if not await self._db.is_private_blob(sha256):
                 await self._store.delete(sha256)
-
-
-def size_text(limit: int) -> str:
-    """A byte count as people read it: '100 MB (104857600 bytes)', or '1000 bytes' below a megabyte."""
-    if limit < 2**20:
-        return f"{limit} bytes"
-    return f"{limit / 2**20:g} MB ({limit} bytes)"
-
-
-def _part_filename(part: BodyPartReader) -> str:
-    filename = part.filename
-    if not filename:
-        raise InvalidUpload("Upload payload does not have a file.")
-    check_safe_filename(filename)
-    return filename
-
-
-def _too_large(fields: dict[str, list[str]], limit: int) -> str:
-    project = (fields.get("name") or ["this project"])[0][:100]
-    return f"File too large. Limit for project '{project}' is {size_text(limit)}."
 
 
 def _already_exists(current: PrivateFile) -> str:

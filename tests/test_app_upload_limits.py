@@ -4,15 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from proxy.form import YIELD_EVERY
 from tests.artifacts import build_wheel
 from tests.proxy_fixtures import JSON, ProxyFactory
 from tests.uploading import TOKEN_AUTH, add_token, spool_files, stored, twine_fields, twine_upload
@@ -171,34 +168,3 @@ async def test_too_many_parts_are_refused(make_proxy: ProxyFactory):
     assert spool_files(make_proxy.data_dir) == []
     assert (await client.get("/health")).status == 200
     assert (await twine_upload(client, WHEEL)).status == 200
-
-
-@contextlib.asynccontextmanager
-async def loop_turns() -> AsyncIterator[list[int]]:
-    """Counts the event loop's turns while the block runs: a task that yields once per turn, counting."""
-    turns = [0]
-
-    async def tick() -> None:
-        while True:
-            await asyncio.sleep(0)
-            turns[0] += 1
-
-    task = asyncio.create_task(tick())
-    try:
-        yield turns
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def test_parsing_many_parts_gives_the_loop_turns(make_proxy: ProxyFactory):
-    """Parts already buffered are parsed without waiting, so the reader lets the loop run other requests at
-    least every YIELD_EVERY parts (100,000 parts once held the loop for 24 s; /health took 3.4 s)."""
-    await add_token(make_proxy.data_dir, "ci")
-    client = await make_proxy(upload={"max_parts": 5000})
-    parts = 3200
-    async with loop_turns() as turns:
-        resp = await client.post("/", data=many_parts_form(parts), headers=AUTH)
-    assert resp.status == 200, resp.reason
-    assert turns[0] >= parts // YIELD_EVERY

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.artifacts import build_wheel
+from tests.artifacts import Artifact, build_wheel
 from tests.proxy_fixtures import JSON, ProxyFactory
 from tests.uploading import TOKEN_AUTH, add_token, spool_files, stored, twine_fields, twine_upload
 
@@ -168,3 +169,29 @@ async def test_too_many_parts_are_refused(make_proxy: ProxyFactory):
     assert spool_files(make_proxy.data_dir) == []
     assert (await client.get("/health")).status == 200
     assert (await twine_upload(client, WHEEL)).status == 200
+
+
+# --- filename length (item 14) ---
+
+
+def wheel_named(length: int) -> Artifact:
+    """WHEEL under a valid wheel filename of exactly `length` characters (a long platform tag)."""
+    head, tail = "hello_world-1.0-py3-none-linux_", ".whl"
+    return dataclasses.replace(WHEEL, filename=head + "x" * (length - len(head) - len(tail)) + tail)
+
+
+@pytest.mark.parametrize(("length", "status"), [(246, 200), (247, 400), (325, 400)])
+async def test_filename_length_is_limited(index: TestClient, make_proxy: ProxyFactory, length: int, status: int):
+    """A filename must fit in a file name with '.metadata' appended (246 bytes), or `export --static` and other
+    tools cannot store it: longer ones get PyPI's "Filename is too long" and nothing is stored."""
+    artifact = wheel_named(length)
+    before = await stored(make_proxy.data_dir)
+    resp = await twine_upload(index, artifact)
+    assert resp.status == status, resp.reason
+    if status == 400:
+        shown = f"{artifact.filename[:30]}...{artifact.filename[-30:]}"
+        assert resp.reason == (
+            f"Filename is too long: '{shown}' ({length} bytes; at most 246 fit in a file name beside '.metadata')."
+        )
+        assert await stored(make_proxy.data_dir) == before
+        assert spool_files(make_proxy.data_dir) == []

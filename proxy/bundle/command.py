@@ -63,9 +63,12 @@ async def export_command(
     async with open_data(config) as (db, _private):
         store = BlobStore(config.data_dir)
         result, snapshot = await export_bundle(db, store, config, path, cutoff=cutoff, projects=names)
+        skipped: list[str] = []
         if static is not None:
             policy = ShadowPolicy(config.policy.merge_upstream, config.policy.private_patterns)
-            written = await asyncio.to_thread(write_static, static, plan_static(snapshot, policy), store)
+            tree = plan_static(snapshot, policy)
+            written = await asyncio.to_thread(write_static, static, tree, store)
+            skipped = tree.skipped
     manifest = result.manifest
     out(
         f"Exported {result.upstream_projects} upstream and {result.private_projects} private project(s):"
@@ -74,6 +77,8 @@ async def export_command(
     if manifest.since is not None:
         out(f"Incremental: only files new since {manifest.since.time}; import the earlier bundles first.")
     out(f"Bundle: {path} ({len(manifest.files) + 2} files including the manifest)")
+    for line in skipped:
+        out(f"warning: static index: {line}")
     if static is not None:
         out(f"Static index: {static} ({written} files); serve {static}/simple/ with any web server.")
     return 0

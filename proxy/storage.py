@@ -329,6 +329,22 @@ class BlobStore:
             staging.unlink()
         return fd
 
+    async def sync(self, spool: Spool) -> None:
+        """Fsync the spool now, so that a later commit() (inside a short transaction) costs only a rename."""
+        await asyncio.get_running_loop().run_in_executor(None, os.fsync, spool._fd)
+
+    async def spool_bytes(self, data: bytes) -> Spool:
+        """A new, synced spool holding `data`, to commit() later; discard() and release() it either way."""
+        spool = await self.new_spool()
+        try:
+            await spool.write(data)
+            await self.sync(spool)
+        except BaseException:
+            await self.discard(spool)
+            self.release(spool)
+            raise
+        return spool
+
     async def commit(self, spool: Spool) -> BlobInfo:
         """Fsync and atomically move the spool to its content address (its computed sha256)."""
         sha256 = spool.digests()["sha256"]

@@ -27,12 +27,13 @@ class TokenQueries(Queries):
             return None
         # Throttled: a 50-file install with a token must not mean 50 write commits.
         now = time.time()
-        cur = await self._conn.execute(
+        await self._conn.execute(
             "UPDATE tokens SET last_used = ? WHERE id = ? AND (last_used IS NULL OR last_used < ?)",
             (now, row[0], now - 60),
         )
-        if cur.rowcount:
-            await self._conn.commit()
+        # Always: the UPDATE opened a write transaction even when it changed nothing, and an open one holds the
+        # database's write lock against every other writer (workers, commands) until something commits.
+        await self._conn.commit()
         return str(row[1])
 
     async def revoke_token(self, token_id: int) -> bool:

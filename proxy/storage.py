@@ -13,18 +13,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import errno
 import fcntl
 import hashlib
 import io
 import os
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 import aiofiles.os
+
+from proxy.errors import StorageFull
 
 
 class Hasher(Protocol):
@@ -37,6 +40,17 @@ SPOOL_SUFFIX = ".partial"
 FILL_PREFIX = "fill-"  # + sha256 + SPOOL_SUFFIX: the one spool of a blob being fetched, shared by all workers
 # Rounds of claim_fill before giving up; each extra round needs another process to change the spool meanwhile.
 CLAIM_ATTEMPTS = 10
+
+
+@contextlib.contextmanager
+def _storage_full_errors() -> Iterator[None]:
+    """A full disk or quota (ENOSPC, EDQUOT) is StorageFull: a clear 507 for uploads and downloads, not a 500."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull() from exc
+        raise
 
 
 def _check_key(sha256: str) -> str:
@@ -102,8 +116,12 @@ class Spool:
         await self.write_all((chunk,))
 
     async def write_all(self, chunks: Sequence[bytes]) -> None:
-        """Append several chunks in one trip off the event loop (one system call, one thread hand-off)."""
-        await asyncio.get_running_loop().run_in_executor(None, self._write_sync, chunks, self.size)
+        """Append several chunks in one trip off the event loop (one system call, one thread hand-off).
+
+        Raises StorageFull when the disk is full.
+        """
+        with _storage_full_errors():
+            await asyncio.get_running_loop().run_in_executor(None, self._write_sync, chunks, self.size)
         self.size += sum(len(chunk) for chunk in chunks)
 
     def sendfile_source(self) -> BinaryIO:
@@ -254,8 +272,14 @@ class BlobStore:
     def _sweep_sync(self) -> int:
         return sum(_remove_if_abandoned(entry) for entry in self._tmp.iterdir())
 
+    async def free_bytes(self) -> int:
+        """Bytes available to this process on the data dir's file system (statvfs, off the event loop)."""
+        result = await asyncio.get_running_loop().run_in_executor(None, os.statvfs, self._tmp)
+        return result.f_bavail * result.f_frsize
+
     async def probe_writable(self) -> None:
-        """Write and delete a small file in the spool directory; raises OSError when storage is not writable."""
+        """Write and delete a small file in the spool directory; raises OSError (StorageFull when the disk is
+        full) when storage is not writable."""
         spool = await self.new_spool()
         try:
             await spool.write(b"probe")
@@ -286,7 +310,8 @@ class BlobStore:
 
     async def new_spool(self, extra_algorithms: Iterable[str] = ()) -> Spool:
         """A fresh spool in the tmp directory; commit() or discard() it, then release() it."""
-        path, fd = await asyncio.get_running_loop().run_in_executor(None, _create_locked, self._tmp)
+        with _storage_full_errors():
+            path, fd = await asyncio.get_running_loop().run_in_executor(None, _create_locked, self._tmp)
         return Spool(path, fd, extra_algorithms)
 
     async def claim_fill(self, sha256: str, extra_algorithms: Iterable[str] = ()) -> Spool | ForeignSpool:
@@ -296,7 +321,8 @@ class BlobStore:
         Raises OSError when the spool cannot be created, or keeps changing under us.
         """
         algorithms = tuple(extra_algorithms)
-        return await asyncio.get_running_loop().run_in_executor(None, self._claim_sync, sha256, algorithms)
+        with _storage_full_errors():
+            return await asyncio.get_running_loop().run_in_executor(None, self._claim_sync, sha256, algorithms)
 
     def _claim_sync(self, sha256: str, algorithms: tuple[str, ...]) -> Spool | ForeignSpool:
         path, blob = self._tmp / f"{FILL_PREFIX}{_check_key(sha256)}{SPOOL_SUFFIX}", self._path(sha256)
@@ -331,7 +357,8 @@ class BlobStore:
 
     async def sync(self, spool: Spool) -> None:
         """Fsync the spool now, so that a later commit() (inside a short transaction) costs only a rename."""
-        await asyncio.get_running_loop().run_in_executor(None, os.fsync, spool._fd)
+        with _storage_full_errors():
+            await asyncio.get_running_loop().run_in_executor(None, os.fsync, spool._fd)
 
     async def spool_bytes(self, data: bytes) -> Spool:
         """A new, synced spool holding `data`, to commit() later; discard() and release() it either way."""
@@ -350,9 +377,10 @@ class BlobStore:
         sha256 = spool.digests()["sha256"]
         final = self._path(sha256)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, os.fsync, spool._fd)
-        await aiofiles.os.makedirs(final.parent, exist_ok=True)
-        await aiofiles.os.replace(spool._path, final)
+        with _storage_full_errors():
+            await loop.run_in_executor(None, os.fsync, spool._fd)
+            await aiofiles.os.makedirs(final.parent, exist_ok=True)
+            await aiofiles.os.replace(spool._path, final)
         spool.committed = True
         # Open readers keep their descriptor; the spool's own fd is closed once they are done (release()).
         return BlobInfo(sha256, spool.size)

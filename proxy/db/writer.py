@@ -25,6 +25,7 @@ from proxy.db.blobs import BlobQueries
 from proxy.db.changes import ChangeStamps, Topic
 from proxy.db.private import PrivateQueries, insert_private_file
 from proxy.db.records import PrivateFile
+from proxy.errors import StorageFull
 from proxy.simple.names import NormalizedName
 
 __all__ = ["WriteTransaction", "Writer"]
@@ -98,9 +99,11 @@ class Writer:
             try:
                 yield tx
                 await conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):  # after a failed COMMIT there may be nothing to undo
                     await asyncio.shield(conn.execute("ROLLBACK"))
+                if isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                    raise StorageFull() from exc  # "database or disk is full": 507, like a full spool
                 raise
         if tx.changed:
             self._changes.bump(*tx.changed)

@@ -22,6 +22,7 @@ from proxy.errors import (
     InvalidUpload,
     ProjectNotFound,
     ProxyError,
+    StorageFull,
     UploadTooLarge,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -35,6 +36,7 @@ _STATUS: tuple[tuple[type[ProxyError], int], ...] = (
     (AuthenticationRequired, 401),
     (Forbidden, 403),
     (UploadTooLarge, 413),
+    (StorageFull, 507),
     (FileExists, 400),  # PyPI's status; twine --skip-existing matches the "File already exists" reason
     (InvalidUpload, 400),
     (BadRequest, 400),

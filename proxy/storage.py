@@ -17,6 +17,7 @@ import errno
 import fcntl
 import hashlib
 import io
+import logging
 import os
 import re
 import secrets
@@ -29,6 +30,7 @@ import aiofiles.os
 
 from proxy.errors import StorageFull
 
+log = logging.getLogger(__name__)
 
 class Hasher(Protocol):
     def update(self, data: bytes, /) -> None: ...
@@ -259,6 +261,7 @@ class BlobStore:
     def __init__(self, root: Path) -> None:
         self._blobs = root / "blobs" / "sha256"
         self._tmp = root / "tmp"
+        self._sweep_waiters: list[asyncio.Future[int]] = []
 
     async def open(self) -> int:
         """Create the directories and delete spools a crash left behind; returns how many were removed.
@@ -267,7 +270,43 @@ class BlobStore:
         """
         await aiofiles.os.makedirs(self._blobs, exist_ok=True)
         await aiofiles.os.makedirs(self._tmp, exist_ok=True)
-        return await asyncio.get_running_loop().run_in_executor(None, self._sweep_sync)
+        return await self.sweep()
+
+    async def sweep(self) -> int:
+        """Delete the spools whose writer died (unlocked); returns how many. Safe while others write: see
+        _create_locked and _remove_if_abandoned."""
+        waiters, self._sweep_waiters = self._sweep_waiters, []
+        try:
+            removed: int = await asyncio.get_running_loop().run_in_executor(None, self._sweep_sync)
+        except BaseException as exc:
+            for waiter in (w for w in waiters if not w.done()):
+                if isinstance(exc, Exception):
+                    waiter.set_exception(exc)
+                else:
+                    waiter.cancel()
+            raise
+        for waiter in (w for w in waiters if not w.done()):
+            waiter.set_result(removed)
+        return removed
+
+    async def next_sweep(self) -> int:
+        """Wait for the next sweep that starts after this call; returns how many spools it removed."""
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._sweep_waiters.append(waiter)
+        return await waiter
+
+    async def sweep_periodically(self, interval: float) -> None:
+        """Sweep every `interval` seconds until cancelled: a worker that dies mid-upload (SIGKILL, OOM) leaves its
+        spool behind, and the other workers may run for months without a restart."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                removed = await self.sweep()
+            except OSError as exc:  # a failed sweep must not stop the next ones
+                log.warning("could not sweep %s for abandoned spools: %s", self._tmp, exc)
+                continue
+            if removed:
+                log.info("removed %d spool(s) left by a process that died", removed)
 
     def _sweep_sync(self) -> int:
         return sum(_remove_if_abandoned(entry) for entry in self._tmp.iterdir())

@@ -64,23 +64,22 @@ class Uploader:
             self._store.release(received.spool)
 
     async def _accept(self, received: ReceivedForm, user: str) -> UploadResult:
-        request = parse_upload_form(received.fields)
-        check_filename(request, received.filename)
-        sha256 = received.spool.digests()["sha256"]
-        check_digests(request, received.spool.digests())
+        request, filename = parse_upload_form(received.fields), received.filename
+        check_filename(request, filename)
+        digests = received.spool.digests()
+        check_digests(request, digests)
         # Refuse early what is bound to be refused, before unpacking anything; decided again in the transaction.
-        existing = _claim_slot(request, received.filename, sha256, await _slot(self._db, request, received.filename),
-                               allow_overwrite=self._config.allow_overwrite)
+        slot = await _slot(self._db, request, filename)
+        existing = _claim_slot(request, filename, digests["sha256"], slot, allow_overwrite=self._config.allow_overwrite)
         if existing is not None:
             return _result(existing, created=False)
         loop = asyncio.get_running_loop()
-        meta = await loop.run_in_executor(
-            None, inspect_distribution, received.spool.path, received.filename, ArchiveLimits()
-        )
+        meta = await loop.run_in_executor(None, inspect_distribution, received.spool.path, filename, ArchiveLimits())
         check_metadata_matches(request, meta.name, meta.version)
         await self._store.sync(received.spool)  # the transaction below only renames
-        metadata = await self._store.spool_bytes(meta.metadata) if received.filename.endswith(".whl") else None
-        try:  # PEP 658 is defined for wheels only
+        # PEP 658 is defined for wheels only.
+        metadata = await self._store.spool_bytes(meta.metadata) if filename.endswith(".whl") else None
+        try:
             return await self._commit(request, received, _Stored(meta, metadata), user)
         finally:
             if metadata is not None:
@@ -94,8 +93,8 @@ class Uploader:
         try:
             async with self._db.write_transaction() as tx:
                 slot = await _slot(tx, request, filename)
-                existing = _claim_slot(request, filename, received.spool.digests()["sha256"], slot,
-                                       allow_overwrite=self._config.allow_overwrite)
+                sha256 = received.spool.digests()["sha256"]
+                existing = _claim_slot(request, filename, sha256, slot, allow_overwrite=self._config.allow_overwrite)
                 if existing is not None:
                     return _result(existing, created=False)
                 blob = await self._store.commit(received.spool)

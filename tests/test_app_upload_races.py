@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import sqlite3
+import tarfile
+import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,10 +27,6 @@ ONE_SDIST = "Only one sdist may be uploaded per release."
 
 def as_zip_sdist(artifact: Artifact) -> Artifact:
     """The same release as a .zip sdist (PKG-INFO under the same top directory)."""
-    import io
-    import tarfile
-    import zipfile
-
     buf = io.BytesIO()
     with tarfile.open(fileobj=io.BytesIO(artifact.data), mode="r:gz") as tar, zipfile.ZipFile(buf, "w") as zf:
         for member in tar:
@@ -116,7 +115,7 @@ async def test_racing_uploads_for_one_slot(make_proxy: ProxyFactory, pair, refus
 async def blob_rows(data_dir: Path) -> set[str]:
     db = await Database.open(data_dir / DB_FILENAME)
     try:
-        return {str(sha) for (sha,) in await db._conn.execute_fetchall("SELECT sha256 FROM blobs")}
+        return set(await db.bundle_blob_times())
     finally:
         await db.close()
 

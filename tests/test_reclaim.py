@@ -19,7 +19,7 @@ def private_file(sha256: str, metadata_sha256: str | None) -> PrivateFile:
 
 
 async def blob_rows(db: Database) -> set[str]:
-    return {str(sha) for (sha,) in await db._conn.execute_fetchall("SELECT sha256 FROM blobs")}
+    return set(await db.bundle_blob_times())
 
 
 async def test_reclaims_only_what_no_private_file_refers_to(tmp_path: Path):

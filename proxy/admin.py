@@ -16,6 +16,7 @@ from proxy.config import Config
 from proxy.db import DB_FILENAME, Database
 from proxy.errors import ProxyError, UpstreamUnavailable
 from proxy.private import PrivateIndex
+from proxy.reclaim import reclaim_blobs
 from proxy.simple.names import parse_project_name
 from proxy.storage import BlobStore
 from proxy.upstream import USER_AGENT, Missing, UpstreamClient
@@ -94,12 +95,10 @@ async def cache_purge(config: Config, project: str, out: Print) -> int:
     store = BlobStore(config.data_dir)
     async with open_data(config) as (db, _private):
         stored = await db.drop_page(name)
-        removed = 0
+        blobs: set[str | None] = set()
         for dist in stored.page.files if stored and stored.page else ():
-            for sha256 in {dist.sha256 or await db.upstream_file_sha256(dist.url), dist.metadata_sha256}:
-                if sha256 and not await db.is_private_blob(sha256) and await store.delete(sha256):
-                    await db.forget_blob(sha256)
-                    removed += 1
+            blobs.update((dist.sha256 or await db.upstream_file_sha256(dist.url), dist.metadata_sha256))
+        removed = len(await reclaim_blobs(db, store, blobs))  # private uploads of the same bytes stay
     out(f"purged {name}: page {'dropped' if stored else 'was not cached'}, {removed} cached file(s) deleted")
     return 0
 

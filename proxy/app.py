@@ -88,7 +88,15 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     if removed:
         log.info("removed %d partial download(s) left by an earlier run", removed)
     app[STORE] = store
+    interval = app[CONFIG].upload.spool_sweep_interval
+    sweeper = None
+    if app[BACKGROUND] and interval > 0:  # spools of workers that die while the others keep serving
+        sweeper = asyncio.create_task(store.sweep_periodically(interval), name="spool-sweeper")
     yield
+    if sweeper is not None:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

@@ -56,6 +56,9 @@ class AuthConfig:
 class UploadConfig:
     max_size: int = 100 * 2**20
     allow_overwrite: bool = False
+    max_fields_size: int = 4 * 2**20  # bytes of all text fields and part headers of one upload together
+    max_parts: int = 1000  # parts of one upload form (twine sends one per metadata value)
+    spool_sweep_interval: float = 600.0  # seconds between sweeps for spools a crashed worker left; 0 = at start only
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +211,9 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
     "upload": {
         "max_size": lambda k, v: _as_int(k, v, minimum=1),
         "allow_overwrite": _as_bool,
+        "max_fields_size": lambda k, v: _as_int(k, v, minimum=1024),
+        "max_parts": lambda k, v: _as_int(k, v, minimum=16),
+        "spool_sweep_interval": _as_number,
     },
     "policy": {"merge_upstream": _as_names, "private_patterns": _as_patterns},
     "cache": {"max_size": lambda k, v: _as_int(k, v, minimum=0)},

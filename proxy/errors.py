@@ -51,6 +51,19 @@ class InvalidUpload(ProxyError):
     """An upload was rejected; the message follows PyPI's wording (twine prints it)."""
 
 
+class StorageFull(ProxyError):
+    """The data dir's disk (or quota) is full: nothing was stored (507 Insufficient Storage)."""
+
+    def __init__(
+        self,
+        message: str = (
+            "Insufficient storage: the disk of shadowpi's data dir is full (or its quota is used up); nothing was "
+            "stored. Retry once space has been freed."
+        ),
+    ) -> None:
+        super().__init__(message)
+
+
 class UploadTooLarge(InvalidUpload):
     """The upload exceeds [upload] max_size."""
 

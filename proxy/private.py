@@ -8,6 +8,7 @@ from packaging.version import InvalidVersion, Version
 
 from proxy.db import Database, PrivateFile, Topic
 from proxy.errors import FileNotFound, ProjectNotFound
+from proxy.reclaim import reclaim_blobs
 from proxy.simple.model import DistFile, Origin, ProjectPage
 from proxy.simple.names import NormalizedName
 from proxy.simple.policy import merge_versions
@@ -120,11 +121,9 @@ class PrivateIndex:
         blob is deleted only when no remaining private file refers to it.
         """
         await self._db.delete_private_files(list(selection.files))
-        for record in selection.files:
-            for sha256 in filter(None, (record.sha256, record.metadata_sha256)):
-                if not await self._db.is_private_blob(sha256):
-                    await self._store.delete(sha256)
-                    await self._db.forget_blob(sha256)  # after the file is gone: processes stop assuming it
+        # Rows first: a crash in between leaves unused bytes, never a listed file without its bytes.
+        blobs = [sha256 for f in selection.files for sha256 in (f.sha256, f.metadata_sha256)]
+        await reclaim_blobs(self._db, self._store, blobs)
 
 
 def _same_version(stored: str, target: str) -> bool:

@@ -13,19 +13,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import errno
 import fcntl
 import hashlib
 import io
+import logging
 import os
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 import aiofiles.os
 
+from proxy.errors import StorageFull
+
+log = logging.getLogger(__name__)
 
 class Hasher(Protocol):
     def update(self, data: bytes, /) -> None: ...
@@ -37,6 +42,17 @@ SPOOL_SUFFIX = ".partial"
 FILL_PREFIX = "fill-"  # + sha256 + SPOOL_SUFFIX: the one spool of a blob being fetched, shared by all workers
 # Rounds of claim_fill before giving up; each extra round needs another process to change the spool meanwhile.
 CLAIM_ATTEMPTS = 10
+
+
+@contextlib.contextmanager
+def _storage_full_errors() -> Iterator[None]:
+    """A full disk or quota (ENOSPC, EDQUOT) is StorageFull: a clear 507 for uploads and downloads, not a 500."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull() from exc
+        raise
 
 
 def _check_key(sha256: str) -> str:
@@ -102,8 +118,12 @@ class Spool:
         await self.write_all((chunk,))
 
     async def write_all(self, chunks: Sequence[bytes]) -> None:
-        """Append several chunks in one trip off the event loop (one system call, one thread hand-off)."""
-        await asyncio.get_running_loop().run_in_executor(None, self._write_sync, chunks, self.size)
+        """Append several chunks in one trip off the event loop (one system call, one thread hand-off).
+
+        Raises StorageFull when the disk is full.
+        """
+        with _storage_full_errors():
+            await asyncio.get_running_loop().run_in_executor(None, self._write_sync, chunks, self.size)
         self.size += sum(len(chunk) for chunk in chunks)
 
     def sendfile_source(self) -> BinaryIO:
@@ -241,6 +261,7 @@ class BlobStore:
     def __init__(self, root: Path) -> None:
         self._blobs = root / "blobs" / "sha256"
         self._tmp = root / "tmp"
+        self._sweep_waiters: list[asyncio.Future[int]] = []
 
     async def open(self) -> int:
         """Create the directories and delete spools a crash left behind; returns how many were removed.
@@ -249,13 +270,55 @@ class BlobStore:
         """
         await aiofiles.os.makedirs(self._blobs, exist_ok=True)
         await aiofiles.os.makedirs(self._tmp, exist_ok=True)
-        return await asyncio.get_running_loop().run_in_executor(None, self._sweep_sync)
+        return await self.sweep()
+
+    async def sweep(self) -> int:
+        """Delete the spools whose writer died (unlocked); returns how many. Safe while others write: see
+        _create_locked and _remove_if_abandoned."""
+        waiters, self._sweep_waiters = self._sweep_waiters, []
+        try:
+            removed: int = await asyncio.get_running_loop().run_in_executor(None, self._sweep_sync)
+        except BaseException as exc:
+            for waiter in (w for w in waiters if not w.done()):
+                if isinstance(exc, Exception):
+                    waiter.set_exception(exc)
+                else:
+                    waiter.cancel()
+            raise
+        for waiter in (w for w in waiters if not w.done()):
+            waiter.set_result(removed)
+        return removed
+
+    async def next_sweep(self) -> int:
+        """Wait for the next sweep that starts after this call; returns how many spools it removed."""
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._sweep_waiters.append(waiter)
+        return await waiter
+
+    async def sweep_periodically(self, interval: float) -> None:
+        """Sweep every `interval` seconds until cancelled: a worker that dies mid-upload (SIGKILL, OOM) leaves its
+        spool behind, and the other workers may run for months without a restart."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                removed = await self.sweep()
+            except OSError as exc:  # a failed sweep must not stop the next ones
+                log.warning("could not sweep %s for abandoned spools: %s", self._tmp, exc)
+                continue
+            if removed:
+                log.info("removed %d spool(s) left by a process that died", removed)
 
     def _sweep_sync(self) -> int:
         return sum(_remove_if_abandoned(entry) for entry in self._tmp.iterdir())
 
+    async def free_bytes(self) -> int:
+        """Bytes available to this process on the data dir's file system (statvfs, off the event loop)."""
+        result = await asyncio.get_running_loop().run_in_executor(None, os.statvfs, self._tmp)
+        return result.f_bavail * result.f_frsize
+
     async def probe_writable(self) -> None:
-        """Write and delete a small file in the spool directory; raises OSError when storage is not writable."""
+        """Write and delete a small file in the spool directory; raises OSError (StorageFull when the disk is
+        full) when storage is not writable."""
         spool = await self.new_spool()
         try:
             await spool.write(b"probe")
@@ -286,7 +349,8 @@ class BlobStore:
 
     async def new_spool(self, extra_algorithms: Iterable[str] = ()) -> Spool:
         """A fresh spool in the tmp directory; commit() or discard() it, then release() it."""
-        path, fd = await asyncio.get_running_loop().run_in_executor(None, _create_locked, self._tmp)
+        with _storage_full_errors():
+            path, fd = await asyncio.get_running_loop().run_in_executor(None, _create_locked, self._tmp)
         return Spool(path, fd, extra_algorithms)
 
     async def claim_fill(self, sha256: str, extra_algorithms: Iterable[str] = ()) -> Spool | ForeignSpool:
@@ -296,7 +360,8 @@ class BlobStore:
         Raises OSError when the spool cannot be created, or keeps changing under us.
         """
         algorithms = tuple(extra_algorithms)
-        return await asyncio.get_running_loop().run_in_executor(None, self._claim_sync, sha256, algorithms)
+        with _storage_full_errors():
+            return await asyncio.get_running_loop().run_in_executor(None, self._claim_sync, sha256, algorithms)
 
     def _claim_sync(self, sha256: str, algorithms: tuple[str, ...]) -> Spool | ForeignSpool:
         path, blob = self._tmp / f"{FILL_PREFIX}{_check_key(sha256)}{SPOOL_SUFFIX}", self._path(sha256)
@@ -329,14 +394,32 @@ class BlobStore:
             staging.unlink()
         return fd
 
+    async def sync(self, spool: Spool) -> None:
+        """Fsync the spool now, so that a later commit() (inside a short transaction) costs only a rename."""
+        with _storage_full_errors():
+            await asyncio.get_running_loop().run_in_executor(None, os.fsync, spool._fd)
+
+    async def spool_bytes(self, data: bytes) -> Spool:
+        """A new, synced spool holding `data`, to commit() later; discard() and release() it either way."""
+        spool = await self.new_spool()
+        try:
+            await spool.write(data)
+            await self.sync(spool)
+        except BaseException:
+            await self.discard(spool)
+            self.release(spool)
+            raise
+        return spool
+
     async def commit(self, spool: Spool) -> BlobInfo:
         """Fsync and atomically move the spool to its content address (its computed sha256)."""
         sha256 = spool.digests()["sha256"]
         final = self._path(sha256)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, os.fsync, spool._fd)
-        await aiofiles.os.makedirs(final.parent, exist_ok=True)
-        await aiofiles.os.replace(spool._path, final)
+        with _storage_full_errors():
+            await loop.run_in_executor(None, os.fsync, spool._fd)
+            await aiofiles.os.makedirs(final.parent, exist_ok=True)
+            await aiofiles.os.replace(spool._path, final)
         spool.committed = True
         # Open readers keep their descriptor; the spool's own fd is closed once they are done (release()).
         return BlobInfo(sha256, spool.size)

@@ -1,23 +1,28 @@
 """twine's legacy upload: the multipart form streamed to a spool, validated like PyPI, committed to the overlay.
 
-Nothing becomes visible until the blob and its database row are both committed: the row is written last.
+Nothing becomes visible until the blob and its database row are both committed: the row is written last, in
+the same write transaction as the check that the release slot is free.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
-from aiohttp import BodyPartReader, MultipartReader
+from aiohttp import MultipartReader
 from packaging.version import Version
 
-from proxy.archives import DistMetadata, inspect_distribution
+from proxy.archives import ArchiveLimits, DistMetadata, inspect_distribution
 from proxy.config import UploadConfig
-from proxy.db import Database, DuplicateFilename, PrivateFile
-from proxy.errors import FileExists, InvalidUpload, UploadTooLarge
-from proxy.simple.names import check_safe_filename
+from proxy.db import Database, PrivateFile
+from proxy.errors import FileExists, InvalidUpload
+from proxy.form import FormLimits, ReceivedForm, read_form
+from proxy.reclaim import reclaim_blobs
+from proxy.simple.names import NormalizedName
 from proxy.simple.uploads import (
     UploadRequest,
     check_digests,
@@ -26,10 +31,10 @@ from proxy.simple.uploads import (
     parse_upload_form,
     release_key,
 )
-from proxy.storage import BlobStore, Spool
+from proxy.storage import BlobInfo, BlobStore, Spool
 
-CHUNK = 256 * 1024
-MAX_FIELDS_BYTES = 4 * 2**20  # all text fields together (long descriptions included)
+log = logging.getLogger(__name__)
+
 UPLOAD_DIGESTS = ("blake2_256", "md5")  # besides sha256, what clients may send for us to check
 
 
@@ -39,13 +44,6 @@ class UploadResult:
     project: str
     version: str
     created: bool  # False: an identical file was already there (idempotent re-upload)
-
-
-@dataclass(slots=True)
-class _Received:
-    fields: dict[str, list[str]]
-    spool: Spool
-    filename: str
 
 
 class Uploader:
@@ -58,160 +56,153 @@ class Uploader:
 
     async def receive(self, reader: MultipartReader, user: str) -> UploadResult:
         """Read, validate and commit one upload. Raises InvalidUpload (and its subclasses)."""
-        received = await self._read_form(reader)
+        received = await read_form(reader, self._store, FormLimits.of(self._config), UPLOAD_DIGESTS)
         try:
             return await self._accept(received, user)
         finally:
             await self._store.discard(received.spool)
             self._store.release(received.spool)
 
-    async def _read_form(self, reader: MultipartReader) -> _Received:
-        fields: dict[str, list[str]] = {}
-        spool: Spool | None = None
-        filename = ""
-        text_bytes = 0
-        try:
-            while (part := await reader.next()) is not None:
-                if not isinstance(part, BodyPartReader):
-                    raise InvalidUpload("Nested multipart content is not supported.")
-                if part.name == "content":
-                    if spool is not None:
-                        raise InvalidUpload("Only one file may be uploaded per request.")
-                    filename = _part_filename(part)
-                    spool = await self._store.new_spool(UPLOAD_DIGESTS)
-                    await self._stream_file(part, spool, fields)
-                elif part.name:
-                    value = await part.text()
-                    text_bytes += len(value)
-                    if text_bytes > MAX_FIELDS_BYTES:
-                        raise InvalidUpload("The upload's form fields are too large.")
-                    fields.setdefault(part.name, []).append(value)
-        except BaseException:
-            if spool is not None:
-                await self._store.discard(spool)
-                self._store.release(spool)
-            raise
-        if spool is None:
-            raise InvalidUpload("Upload payload does not have a file.")
-        return _Received(fields, spool, filename)
-
-    async def _stream_file(self, part: BodyPartReader, spool: Spool, fields: dict[str, list[str]]) -> None:
-        # warehouse refuses image/* parts: a browser form posting a picture is not a distribution.
-        if part.headers.get("Content-Type", "").startswith("image/"):
-            raise InvalidUpload("Invalid distribution file.")
-        limit = self._config.max_size
-        while chunk := await part.read_chunk(CHUNK):
-            if spool.size + len(chunk) > limit:  # enforced while reading: never buffer past the limit
-                raise UploadTooLarge(_too_large(fields, limit))
-            await spool.write(chunk)
-
-    async def _accept(self, received: _Received, user: str) -> UploadResult:
-        request = parse_upload_form(received.fields)
-        check_filename(request, received.filename)
+    async def _accept(self, received: ReceivedForm, user: str) -> UploadResult:
+        request, filename = parse_upload_form(received.fields), received.filename
+        check_filename(request, filename)
         digests = received.spool.digests()
         check_digests(request, digests)
-        existing = await self._check_reuse(received.filename, digests)
+        # Refuse early what is bound to be refused, before unpacking anything; decided again in the transaction.
+        slot = await _slot(self._db, request, filename)
+        existing = _claim_slot(request, filename, digests["sha256"], slot, allow_overwrite=self._config.allow_overwrite)
         if existing is not None:
-            return existing
-        await self._check_release_slot(request, received.filename)
+            return _result(existing, created=False)
         loop = asyncio.get_running_loop()
-        meta = await loop.run_in_executor(None, inspect_distribution, received.spool.path, received.filename)
+        meta = await loop.run_in_executor(None, inspect_distribution, received.spool.path, filename, ArchiveLimits())
         check_metadata_matches(request, meta.name, meta.version)
-        return await self._commit(request, received, meta, user)
-
-    async def _check_reuse(self, filename: str, digests: dict[str, str]) -> UploadResult | None:
-        """An identical re-upload is a success (twine retries); other bytes under a used filename are not."""
-        current = await self._db.private_file(filename)
-        if current is not None:
-            if hmac.compare_digest(current.sha256, digests["sha256"]):
-                return UploadResult(filename, current.project, current.version, created=False)
-            if not self._config.allow_overwrite:
-                raise FileExists(_already_exists(current))
-        deleted = await self._db.deleted_sha256(filename)
-        if deleted is not None and deleted != digests["sha256"]:
-            raise InvalidUpload(
-                "This filename was previously used by a file that has since been deleted. "
-                "Use a different version. See https://pypi.org/help/#file-name-reuse for more information."
-            )
-        return None
-
-    async def _check_release_slot(self, request: UploadRequest, filename: str) -> None:
-        """One file per (release, wheel tags), one sdist per release: equal versions count as one release."""
-        key = release_key(filename)
-        for other in await self._db.private_files(request.name):
-            if other.filename == filename or Version(other.version) != request.version:
-                continue
-            if release_key(other.filename) == key:
-                if key == ("sdist",):
-                    raise InvalidUpload("Only one sdist may be uploaded per release.")
-                raise FileExists(
-                    f"File already exists ('{other.filename}' has the same release and tags as '{filename}'). "
-                    "See https://pypi.org/help/#file-name-reuse for more information."
-                )
-
-    async def _commit(self, request: UploadRequest, received: _Received, meta: DistMetadata, user: str) -> UploadResult:
-        filename = received.filename
-        digests = received.spool.digests()
-        replaced = await self._db.private_file(filename) if self._config.allow_overwrite else None
-        blob = await self._store.commit(received.spool)
-        metadata_sha256 = None
-        if filename.endswith(".whl"):  # PEP 658 is defined for wheels only
-            metadata_sha256 = (await self._store.put_bytes(meta.metadata)).sha256
-        record = PrivateFile(
-            filename=filename,
-            project=request.name,
-            version=str(request.version),
-            sha256=blob.sha256,
-            blake2_256=digests.get("blake2_256"),
-            size=blob.size,
-            requires_python=meta.requires_python,
-            metadata_sha256=metadata_sha256,
-            yanked=None,
-            upload_time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            uploaded_by=user,
-        )
+        await self._store.sync(received.spool)  # the transaction below only renames
+        # PEP 658 is defined for wheels only.
+        metadata = await self._store.spool_bytes(meta.metadata) if filename.endswith(".whl") else None
         try:
-            await self._db.add_private_file(record, replace=self._config.allow_overwrite)
-        except DuplicateFilename:  # a concurrent upload of the same filename committed first
-            try:
-                winner = await self._check_reuse(filename, digests)
-            except InvalidUpload:
-                await self._drop_unreferenced(record.sha256, record.metadata_sha256)  # our bytes lost the race
-                raise
-            if winner is None:
-                raise FileExists(f"File already exists ('{filename}').") from None
-            return winner
-        if replaced is not None and replaced.sha256 != record.sha256:
-            await self._drop_unreferenced(replaced.sha256, replaced.metadata_sha256)
-        await self._db.record_blob(blob.sha256, blob.size)
-        return UploadResult(filename, request.name, str(request.version), created=True)
+            return await self._commit(request, received, _Stored(meta, metadata), user)
+        finally:
+            if metadata is not None:
+                await self._store.discard(metadata)
+                self._store.release(metadata)
+
+    async def _commit(self, request: UploadRequest, received: ReceivedForm, stored: _Stored, user: str) -> UploadResult:
+        """Check the slot, move the blobs into place and insert the row: one transaction, so racing uploads (in any
+        process) cannot both pass the check; the blobs are renamed inside it so no reclaim removes them meanwhile."""
+        filename, committed = received.filename, list[str]()
+        try:
+            async with self._db.write_transaction() as tx:
+                slot = await _slot(tx, request, filename)
+                sha256 = received.spool.digests()["sha256"]
+                existing = _claim_slot(request, filename, sha256, slot, allow_overwrite=self._config.allow_overwrite)
+                if existing is not None:
+                    return _result(existing, created=False)
+                blob = await self._store.commit(received.spool)
+                committed.append(blob.sha256)
+                metadata = await self._store.commit(stored.metadata) if stored.metadata is not None else None
+                committed.extend([metadata.sha256] if metadata is not None else [])
+                record = _record(request, received, stored.meta, blob, metadata, user)
+                await tx.add_private_file(record, replace=slot.current is not None)
+                await tx.record_blob(blob.sha256, blob.size)
+        except BaseException:
+            await self._reclaim_after_failure(committed)
+            raise
+        if slot.current is not None:  # overwritten: its bytes may now be nobody's
+            await reclaim_blobs(self._db, self._store, [slot.current.sha256, slot.current.metadata_sha256])
+        return _result(record, created=True)
+
+    async def _reclaim_after_failure(self, committed: list[str]) -> None:
+        """Blobs moved into place whose row never committed: nobody refers to them (unless someone else does)."""
+        try:
+            await reclaim_blobs(self._db, self._store, committed)
+        except Exception as exc:  # the upload's own error is the one to report; this only leaves unused bytes
+            log.warning("could not remove the blobs of a failed upload (%s): %s", ", ".join(committed), exc)
 
 
-    async def _drop_unreferenced(self, *sha256s: str | None) -> None:
-        """Delete blobs no private file refers to any more (blobs are shared by content)."""
-        for sha256 in filter(None, sha256s):
-            if not await self._db.is_private_blob(sha256):
-                await self._store.delete(sha256)
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """What inspecting the archive produced: its metadata, and the synced spool of the PEP 658 file (wheels)."""
+
+    meta: DistMetadata
+    metadata: Spool | None
 
 
-def size_text(limit: int) -> str:
-    """A byte count as people read it: '100 MB (104857600 bytes)', or '1000 bytes' below a megabyte."""
-    if limit < 2**20:
-        return f"{limit} bytes"
-    return f"{limit / 2**20:g} MB ({limit} bytes)"
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """What the database says about a filename and its release."""
+
+    current: PrivateFile | None  # the file under this very filename
+    deleted_sha256: str | None  # the bytes this filename had, if it was deleted
+    siblings: list[PrivateFile]  # the project's files
 
 
-def _part_filename(part: BodyPartReader) -> str:
-    filename = part.filename
-    if not filename:
-        raise InvalidUpload("Upload payload does not have a file.")
-    check_safe_filename(filename)
-    return filename
+class _SlotQueries(Protocol):
+    async def private_file(self, filename: str) -> PrivateFile | None: ...
+    async def deleted_sha256(self, filename: str) -> str | None: ...
+    async def private_files(self, project: NormalizedName) -> list[PrivateFile]: ...
 
 
-def _too_large(fields: dict[str, list[str]], limit: int) -> str:
-    project = (fields.get("name") or ["this project"])[0][:100]
-    return f"File too large. Limit for project '{project}' is {size_text(limit)}."
+async def _slot(queries: _SlotQueries, request: UploadRequest, filename: str) -> _Slot:
+    return _Slot(
+        await queries.private_file(filename), await queries.deleted_sha256(filename),
+        await queries.private_files(request.name),
+    )
+
+
+def _claim_slot(
+    request: UploadRequest, filename: str, sha256: str, slot: _Slot, *, allow_overwrite: bool
+) -> PrivateFile | None:
+    """The identical file already there (twine retries: a success), or None when this upload may go in.
+
+    Raises FileExists / InvalidUpload: other bytes under a used or deleted filename; a second file for a release
+    slot (one per release and wheel tags, one sdist per release; equal versions are one release).
+    """
+    current = slot.current
+    if current is not None:
+        if hmac.compare_digest(current.sha256, sha256):
+            return current
+        if not allow_overwrite:
+            raise FileExists(_already_exists(current))
+    if slot.deleted_sha256 is not None and slot.deleted_sha256 != sha256:
+        raise InvalidUpload(
+            "This filename was previously used by a file that has since been deleted. "
+            "Use a different version. See https://pypi.org/help/#file-name-reuse for more information."
+        )
+    key = release_key(filename)
+    for other in slot.siblings:
+        if other.filename == filename or Version(other.version) != request.version:
+            continue
+        if release_key(other.filename) == key:
+            if key == ("sdist",):
+                raise InvalidUpload("Only one sdist may be uploaded per release.")
+            raise FileExists(
+                f"File already exists ('{other.filename}' has the same release and tags as '{filename}'). "
+                "See https://pypi.org/help/#file-name-reuse for more information."
+            )
+    return None
+
+
+def _record(
+    request: UploadRequest, received: ReceivedForm, meta: DistMetadata, blob: BlobInfo, metadata: BlobInfo | None,
+    user: str,
+) -> PrivateFile:
+    return PrivateFile(
+        filename=received.filename,
+        project=request.name,
+        version=str(request.version),
+        sha256=blob.sha256,
+        blake2_256=received.spool.digests().get("blake2_256"),
+        size=blob.size,
+        requires_python=meta.requires_python,
+        metadata_sha256=metadata.sha256 if metadata is not None else None,
+        yanked=None,
+        upload_time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        uploaded_by=user,
+    )
+
+
+def _result(record: PrivateFile, *, created: bool) -> UploadResult:
+    return UploadResult(record.filename, record.project, record.version, created=created)
 
 
 def _already_exists(current: PrivateFile) -> str:

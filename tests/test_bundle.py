@@ -23,7 +23,7 @@ from proxy.bundle.command import add_bundle_parsers, export_command, import_comm
 from proxy.bundle.manifest import BundleError, parse_manifest, parse_time, render_manifest_sha256
 from proxy.cli import config_from_args
 from proxy.config import build_config
-from proxy.db import DB_FILENAME, Database, StoredPage, Topic
+from proxy.db import DB_FILENAME, Database, PrivateFile, StoredPage, Topic
 from proxy.keys import FILES
 from proxy.simple.html import parse_index_html, parse_project_html
 from proxy.simple.json import parse_project_json
@@ -426,6 +426,34 @@ async def test_static_index(env: Env, dists: SampleDists):
     assert out[-1].startswith(f"Static index: {env.tmp / 'static'} (")
     expected = {"acme-internal": [PRIVATE], "tinylib": [dists.tinylib_1, dists.tinylib_2_sdist]}
     check_static(env.tmp / "static" / "simple", expected)
+
+
+async def test_static_index_leaves_out_a_filename_too_long_to_store(env: Env, dists: SampleDists):
+    """A private file stored before uploads limited filename length (325 characters) is left out of --static with
+    a warning naming it; everything else is written, and the bundle itself carries it."""
+    long_name = "acme_internal-2.0.0-py3-none-linux_" + "x" * 286 + ".whl"
+    assert len(long_name) == 325
+    store = BlobStore(env.a.data_dir)
+    blob = await store.put_bytes(PRIVATE.data)
+    db = await Database.open(env.a.data_dir / DB_FILENAME)
+    try:
+        await db.add_private_file(PrivateFile(
+            filename=long_name, project=NormalizedName("acme-internal"), version="2.0.0", sha256=blob.sha256,
+            blake2_256=None, size=blob.size, requires_python=None, metadata_sha256=None, yanked=None,
+            upload_time="2024-01-01T00:00:00.000000Z", uploaded_by="ci",
+        ))
+    finally:
+        await db.close()
+    bundle, out = await env.export(static=env.tmp / "static")
+    shown = f"{long_name[:40]}...{long_name[-40:]}"
+    assert out[-2] == (
+        f"warning: static index: left out acme-internal/{shown}: the filename is too long "
+        "(325 bytes; at most 246 fit in a file name beside '.metadata')"
+    )
+    assert out[-1].startswith(f"Static index: {env.tmp / 'static'} (")
+    expected = {"acme-internal": [PRIVATE], "tinylib": [dists.tinylib_1, dists.tinylib_2_sdist]}
+    check_static(env.tmp / "static" / "simple", expected)
+    assert long_name in (bundle / "private" / "acme-internal.json").read_text()  # the bundle keeps it
 
 
 def check_static(simple: Path, expected: dict[str, list[Artifact]]) -> None:

@@ -67,6 +67,7 @@ async def export_command(
     names = frozenset(parse_project_name(p) for p in projects) if projects else None
     written = 0
     shown = progress or Silent()
+    skipped: list[str] = []
     try:
         async with open_data(config) as (db, _private):
             store = BlobStore(config.data_dir)
@@ -76,7 +77,9 @@ async def export_command(
             if static is not None:
                 shown.phase(f"writing the static index to {static}")
                 policy = ShadowPolicy(config.policy.merge_upstream, config.policy.private_patterns)
-                written = await asyncio.to_thread(write_static, static, plan_static(snapshot, policy), store)
+                tree = plan_static(snapshot, policy)
+                written = await asyncio.to_thread(write_static, static, tree, store)
+                skipped = tree.skipped
     finally:
         shown.finish()
     manifest = result.manifest
@@ -87,6 +90,8 @@ async def export_command(
     if manifest.since is not None:
         out(f"Incremental: only files new since {manifest.since.time}; import the earlier bundles first.")
     out(f"Bundle: {path} ({len(manifest.files) + 2} files including the manifest)")
+    for line in skipped:
+        out(f"warning: static index: {line}")
     if static is not None:
         out(f"Static index: {static} ({written} files); serve {static}/simple/ with any web server.")
     return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import shutil
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,17 +24,19 @@ from proxy.errors import InvalidFilename
 from proxy.private import to_dist
 from proxy.simple import html, json
 from proxy.simple.model import METADATA_SUFFIX, DistFile, Origin, ProjectList, ProjectPage
-from proxy.simple.names import NormalizedName, check_safe_filename
+from proxy.simple.names import NormalizedName, check_safe_filename, filename_length_error
 from proxy.simple.policy import ShadowPolicy, merge_versions, resolve_project, upstream_allowed
+from proxy.simple.uploads import display_value
 from proxy.storage import BlobStore
 
 
 @dataclass(frozen=True, slots=True)
 class StaticTree:
-    """What to write: text files by relative path, and blob copies (relative path -> sha256)."""
+    """What to write: text files by relative path, blob copies (relative path -> sha256), and what was left out."""
 
     texts: dict[str, str]
     blobs: dict[str, str]
+    skipped: list[str] = field(default_factory=list)  # one line per file left out, saying why
 
 
 def plan_static(snapshot: Snapshot, policy: ShadowPolicy) -> StaticTree:
@@ -52,7 +54,7 @@ def plan_static(snapshot: Snapshot, policy: ShadowPolicy) -> StaticTree:
         page = resolve_project(private, cached.stored.page if cached is not None else None)
         if page is None or not page.files:
             continue
-        page = replace(page, files=tuple(_placed(tree, page.files, mapping)))
+        page = replace(page, files=tuple(_placed(tree, name, page.files, mapping)))
         names.append(name)
         href = _href(mapping)
         tree.texts[f"simple/{name}/index.html"] = html.render_project_html(page, href)
@@ -79,13 +81,18 @@ def _href(mapping: Mapping[str, str]) -> Callable[[DistFile], str]:
     return href
 
 
-def _placed(tree: StaticTree, files: tuple[DistFile, ...], mapping: Mapping[str, str]) -> Iterator[DistFile]:
-    """Files with a safe filename and known bytes, each scheduled for copying; hash-less ones gain their sha256."""
+def _placed(
+    tree: StaticTree, project: str, files: tuple[DistFile, ...], mapping: Mapping[str, str]
+) -> Iterator[DistFile]:
+    """Files with a storable filename and known bytes, each scheduled for copying; hash-less ones gain their sha256.
+
+    A filename that cannot be a file (unsafe, or too long for a file system) is left out of the tree and its
+    pages with a line in `tree.skipped`: one odd name must not fail the whole export.
+    """
     for dist in files:
         sha256 = file_blob(dist, mapping)
-        try:
-            check_safe_filename(dist.filename)  # it becomes a path component
-        except InvalidFilename:
+        if (problem := _unstorable(dist.filename)) is not None:
+            tree.skipped.append(f"left out {project}/{display_value(dist.filename, limit=80)}: {problem}")
             continue
         if sha256 is None:
             continue
@@ -94,6 +101,16 @@ def _placed(tree: StaticTree, files: tuple[DistFile, ...], mapping: Mapping[str,
         if meta is not None:
             tree.blobs[f"files/{sha256}/{dist.filename}{METADATA_SUFFIX}"] = meta
         yield dist if dist.sha256 else replace(dist, hashes={**dist.hashes, "sha256": sha256})
+
+
+def _unstorable(filename: str) -> str | None:
+    """Why `filename` cannot be a path component of the tree (it and its .metadata sibling), or None."""
+    try:
+        check_safe_filename(filename)
+    except InvalidFilename as exc:
+        return str(exc)
+    too_long = filename_length_error(filename)
+    return None if too_long is None else f"the filename is too long ({too_long})"
 
 
 def write_static(out: Path, tree: StaticTree, store: BlobStore) -> int:

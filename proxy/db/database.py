@@ -13,14 +13,16 @@ from proxy.db.changes import ChangeStamps, Topic
 from proxy.db.private import PrivateQueries
 from proxy.db.schema import migrate
 from proxy.db.tokens import TokenQueries
+from proxy.db.writer import Writer
 
 
 class Database(BundleQueries, BlobQueries, TokenQueries, PrivateQueries):  # BundleQueries extends PageQueries
     """The shadowpi database. Use `async with Database.open(path) as db` or open()/close()."""
 
-    def __init__(self, conn: aiosqlite.Connection, changes: ChangeStamps) -> None:
+    def __init__(self, conn: aiosqlite.Connection, changes: ChangeStamps, writer: Writer) -> None:
         self._conn = conn
         self._changes = changes
+        self._writer = writer  # the connection of write transactions, opened on first use
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -37,9 +39,10 @@ class Database(BundleQueries, BlobQueries, TokenQueries, PrivateQueries):  # Bun
             await conn.close()
             changes.close()
             raise
-        return cls(conn, changes)
+        return cls(conn, changes, Writer(path, changes))
 
     async def close(self) -> None:
+        await self._writer.close()
         await self._conn.close()
         self._changes.close()
 

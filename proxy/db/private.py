@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING
+
+import aiosqlite
 
 from proxy.db.base import Queries
 from proxy.db.changes import Topic
 from proxy.db.records import DuplicateFilename, PrivateFile
 from proxy.simple.names import NormalizedName
+
+if TYPE_CHECKING:  # writer.py builds on these queries
+    from proxy.db.writer import Writer, WriteTransaction
 
 _PRIVATE_COLUMNS = (
     "filename, project, version, sha256, blake2_256, size, requires_python, metadata_sha256, yanked,"
@@ -16,7 +23,24 @@ _PRIVATE_COLUMNS = (
 )
 
 
+async def insert_private_file(conn: aiosqlite.Connection, record: PrivateFile, *, replace: bool) -> None:
+    """The statements that add a private file and make its name private (committed by the caller)."""
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    await conn.execute(
+        "INSERT OR IGNORE INTO private_projects (name, created_at) VALUES (?, ?)", (record.project, time.time())
+    )
+    await conn.execute(
+        f"{verb} INTO private_files ({_PRIVATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            record.filename, record.project, record.version, record.sha256, record.blake2_256,
+            record.size, record.requires_python, record.metadata_sha256, record.yanked,
+            record.upload_time, record.uploaded_by,
+        ),
+    )
+
+
 class PrivateQueries(Queries):
+    _writer: Writer  # set by Database
 
     async def private_files(self, project: NormalizedName) -> list[PrivateFile]:
         """A private project's files, by filename (empty when the project is not private)."""
@@ -43,24 +67,17 @@ class PrivateQueries(Queries):
 
         Raises DuplicateFilename when another upload of that filename won the race.
         """
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
         try:
-            await self._conn.execute(
-                "INSERT OR IGNORE INTO private_projects (name, created_at) VALUES (?, ?)", (record.project, time.time())
-            )
-            await self._conn.execute(
-                f"{verb} INTO private_files ({_PRIVATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.filename, record.project, record.version, record.sha256, record.blake2_256,
-                    record.size, record.requires_python, record.metadata_sha256, record.yanked,
-                    record.upload_time, record.uploaded_by,
-                ),
-            )
+            await insert_private_file(self._conn, record, replace=replace)
             await self._conn.commit()
         except sqlite3.IntegrityError:
             await self._conn.rollback()
             raise DuplicateFilename(record.filename) from None
         self._changes.bump(Topic.PRIVATE)
+
+    def write_transaction(self) -> AbstractAsyncContextManager[WriteTransaction]:
+        """A transaction for a check and the writes that depend on it (see proxy/db/writer.py)."""
+        return self._writer.transaction()
 
     async def set_yanked(self, filenames: list[str], reason: str | None) -> int:
         """Yank (reason: str, may be empty) or unyank (None) files; returns how many changed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 from proxy.db.base import Queries
@@ -27,12 +28,16 @@ class TokenQueries(Queries):
             return None
         # Throttled: a 50-file install with a token must not mean 50 write commits.
         now = time.time()
-        cur = await self._conn.execute(
-            "UPDATE tokens SET last_used = ? WHERE id = ? AND (last_used IS NULL OR last_used < ?)",
-            (now, row[0], now - 60),
-        )
-        if cur.rowcount:
+        try:
+            await self._conn.execute(
+                "UPDATE tokens SET last_used = ? WHERE id = ? AND (last_used IS NULL OR last_used < ?)",
+                (now, row[0], now - 60),
+            )
+            # Always: the UPDATE opened a write transaction even when it changed nothing, and an open one holds
+            # the database's write lock against every other writer (workers, commands) until something commits.
             await self._conn.commit()
+        except sqlite3.OperationalError:  # a full disk: the use goes unrecorded, the token still works
+            await self._conn.rollback()
         return str(row[1])
 
     async def revoke_token(self, token_id: int) -> bool:

@@ -19,7 +19,9 @@ from packaging.version import Version
 from proxy.errors import InvalidFilename, InvalidProjectName
 
 __all__ = [
+    "MAX_FILENAME_BYTES",
     "NormalizedName",
+    "filename_length_error",
     "is_canonical",
     "parse_dist_filename",
     "parse_project_name",
@@ -28,6 +30,9 @@ __all__ = [
 
 # Filename extensions pip and uv install from; PEP 527 trimmed the sdist list to .tar.gz and .zip.
 DIST_EXTENSIONS = (".whl", ".tar.gz", ".zip")
+# A filename must fit in one path component (255 bytes on every common file system) with PEP 658's ".metadata"
+# appended: `export --static` stores both, and so do pip caches and PyPI's own upload code.
+MAX_FILENAME_BYTES = 255 - len(".metadata")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -66,6 +71,14 @@ def check_safe_filename(filename: str) -> None:
         raise InvalidFilename("Cannot upload a file with '/' or '\\' in the name.")
     if filename in {".", ".."} or filename.startswith("."):
         raise InvalidFilename(f"Invalid filename: {filename!r}")
+
+
+def filename_length_error(filename: str) -> str | None:
+    """Why a filename is too long to store as a file (with its ".metadata" sibling), or None when it fits."""
+    size = len(filename.encode("utf-8", "surrogateescape"))
+    if size <= MAX_FILENAME_BYTES:
+        return None
+    return f"{size} bytes; at most {MAX_FILENAME_BYTES} fit in a file name beside '.metadata'"
 
 
 def parse_dist_filename(filename: str) -> tuple[NormalizedName, Version]:

@@ -18,7 +18,13 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from proxy.errors import InvalidFilename, InvalidProjectName, InvalidUpload
-from proxy.simple.names import DIST_EXTENSIONS, NormalizedName, check_safe_filename, parse_project_name
+from proxy.simple.names import (
+    DIST_EXTENSIONS,
+    NormalizedName,
+    check_safe_filename,
+    filename_length_error,
+    parse_project_name,
+)
 
 __all__ = [
     "FileType",
@@ -205,6 +211,8 @@ def check_filename(request: UploadRequest, filename: str) -> None:
         check_safe_filename(filename)
     except InvalidFilename as exc:
         raise InvalidUpload(str(exc)) from None
+    if (too_long := filename_length_error(filename)) is not None:  # PyPI: "Filename is too long: '<f>'"
+        raise InvalidUpload(f"Filename is too long: '{display_value(filename)}' ({too_long}).")
     extension = next((ext for ext in DIST_EXTENSIONS if filename.endswith(ext)), None)
     if extension is None:
         raise InvalidUpload(_BAD_EXTENSION)

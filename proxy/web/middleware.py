@@ -22,6 +22,7 @@ from proxy.errors import (
     InvalidUpload,
     ProjectNotFound,
     ProxyError,
+    StorageFull,
     TooManyRequests,
     UploadTooLarge,
     UpstreamTimeout,
@@ -37,6 +38,7 @@ _STATUS: tuple[tuple[type[ProxyError], int], ...] = (
     (Forbidden, 403),
     (TooManyRequests, 429),
     (UploadTooLarge, 413),
+    (StorageFull, 507),
     (FileExists, 400),  # PyPI's status; twine --skip-existing matches the "File already exists" reason
     (InvalidUpload, 400),
     (BadRequest, 400),

@@ -10,6 +10,7 @@ from collections.abc import Awaitable
 from aiohttp import web
 
 from proxy import __version__
+from proxy.errors import StorageFull
 from proxy.keys import CONFIG, DB, FILES, JANITOR, METRICS, STORE, UPSTREAM_CHECK, UPSTREAM_STATUS
 from proxy.metrics import CONTENT_TYPE
 
@@ -31,7 +32,7 @@ async def ready(request: web.Request) -> web.Response:
     reported under upstream.check (state "wrong", with what is wrong), as is an unreachable upstream.
     """
     app = request.app
-    checks = {"database": await _check(app[DB].ping()), "data_dir": await _check(app[STORE].probe_writable())}
+    checks = {"database": await _check(app[DB].ping()), "data_dir": await _check(_data_dir_ready(app))}
     usage = app[JANITOR].usage
     body = {
         "status": "ok" if all(v == "ok" for v in checks.values()) else "unavailable",
@@ -43,6 +44,18 @@ async def ready(request: web.Request) -> web.Response:
         "downloads_in_flight": app[FILES].in_flight,
     }
     return web.json_response(body, status=200 if body["status"] == "ok" else 503)
+
+
+async def _data_dir_ready(app: web.Application) -> None:
+    """The data dir takes a write, and has room for the largest upload: a disk with a few kilobytes left still
+    passes a small probe, but turns every upload away (507)."""
+    store, needed = app[STORE], app[CONFIG].upload.max_size
+    await store.probe_writable()
+    free = await store.free_bytes()
+    if free < needed:
+        raise StorageFull(
+            f"only {free} bytes are free in the data dir, less than one upload may need (upload.max_size = {needed})"
+        )
 
 
 async def _check(probe: Awaitable[object]) -> str:

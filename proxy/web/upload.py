@@ -8,14 +8,13 @@ from aiohttp import web
 
 from proxy.auth import Action, Identity
 from proxy.errors import AuthenticationRequired, BadRequest, Forbidden, InvalidUpload, UploadTooLarge
+from proxy.form import FormLimits, open_form, size_text
 from proxy.keys import AUTH, CONFIG, PRIVATE, UPLOADER
 from proxy.private import Selection
 from proxy.simple.names import parse_project_name
-from proxy.upload import size_text
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
-FORM_OVERHEAD = 8 * 2**20  # text fields and multipart framing around the file itself
 
 
 async def require(request: web.Request, action: Action) -> Identity:
@@ -40,12 +39,12 @@ async def require(request: web.Request, action: Action) -> Identity:
 @routes.post("/simple/")
 async def upload(request: web.Request) -> web.Response:
     identity = await require(request, Action.UPLOAD)
-    limit = request.app[CONFIG].upload.max_size
-    if request.content_length is not None and request.content_length > limit + FORM_OVERHEAD:
-        raise UploadTooLarge(f"File too large. Limit is {size_text(limit)}.")
+    limits = FormLimits.of(request.app[CONFIG].upload)
+    if request.content_length is not None and request.content_length > limits.request_size():
+        raise UploadTooLarge(f"File too large. Limit is {size_text(limits.max_file_size)}.")
     if not request.content_type.startswith("multipart/form-data"):
         raise InvalidUpload("Uploads must be multipart/form-data, as twine and uv publish send them.")
-    result = await request.app[UPLOADER].receive(await request.multipart(), identity.user)
+    result = await request.app[UPLOADER].receive(await open_form(request), identity.user)
     if result.created:
         log.info("%s uploaded %s", identity.user, result.filename)
     return web.Response(text=f"OK: {result.filename}\n")

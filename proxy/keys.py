@@ -22,6 +22,7 @@ from proxy.upstream import UpstreamClient
 
 CONFIG = web.AppKey("config", Config)
 DB = web.AppKey("db", Database)
+JANITOR_DB = web.AppKey("janitor_db", Database)  # background work's own connection: never queued before requests
 STORE = web.AppKey("store", BlobStore)
 UPSTREAM = web.AppKey("upstream", UpstreamClient)
 PAGES = web.AppKey("pages", PageCache)

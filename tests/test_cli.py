@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import aiohttp
 from proxy import __version__
 from tests.clients import clean_env, run
 from tests.conftest import Upstream
+from tests.servers import reserve_port, wait_until_serving
 
 
 async def shadowpi(*args: str) -> tuple[int, str, str]:
@@ -53,15 +53,9 @@ async def test_unwritable_data_dir_is_refused(tmp_path: Path):
     assert "Traceback" not in err
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_serve_answers_and_stops_cleanly_on_sigterm(tmp_path: Path, populated_upstream: Upstream):
     """`shadowpi serve` with flags serves pages from the upstream, then exits 0 on SIGTERM."""
-    port = free_port()
+    port = reserve_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", "serve", "--port", str(port), "--data-dir", str(tmp_path / "d"),
         "--upstream", populated_upstream.url,
@@ -72,11 +66,10 @@ async def test_serve_answers_and_stops_cleanly_on_sigterm(tmp_path: Path, popula
         async with asyncio.timeout(30):  # wait for the "serving" log line, not a fixed sleep
             while b"serving http://127.0.0.1" not in await proc.stdout.readline():
                 pass
-        async with aiohttp.ClientSession() as session:
-            await _wait_until_listening(session, f"http://127.0.0.1:{port}/health")
-            async with session.get(f"http://127.0.0.1:{port}/simple/tinylib/") as resp:
-                assert resp.status == 200
-                assert "tinylib-1.0-py3-none-any.whl" in await resp.text()
+        await wait_until_serving(proc, f"http://127.0.0.1:{port}")
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/simple/tinylib/") as resp:
+            assert resp.status == 200
+            assert "tinylib-1.0-py3-none-any.whl" in await resp.text()
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):
             assert await proc.wait() == 0
@@ -85,15 +78,3 @@ async def test_serve_answers_and_stops_cleanly_on_sigterm(tmp_path: Path, popula
             proc.kill()
             await proc.wait()
     assert list((tmp_path / "d" / "tmp").iterdir()) == []
-
-
-async def _wait_until_listening(session: aiohttp.ClientSession, url: str) -> None:
-    # The log line is printed just before the socket is bound; retry connection refusals briefly.
-    async with asyncio.timeout(30):
-        while True:
-            try:
-                async with session.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.05)

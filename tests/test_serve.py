@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -24,16 +23,11 @@ import pytest
 from tests.artifacts import build_wheel
 from tests.clients import clean_env
 from tests.conftest import Upstream
+from tests.servers import reserve_port, wait_until_serving
 
 ROOT = Path(__file__).parent.parent
 BIG = build_wheel("servelib", "1.0", payload_size=3 * 2**20)
 JSON_ACCEPT = {"Accept": "application/vnd.pypi.simple.v1+json"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -74,7 +68,7 @@ class Server:
 
 @asynccontextmanager
 async def serving(data_dir: Path, upstream: Upstream, *flags: str) -> AsyncIterator[Server]:
-    port = free_port()
+    port = reserve_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", "serve", "--port", str(port), "--data-dir", str(data_dir),
         "--upstream", upstream.url, *flags,
@@ -83,14 +77,7 @@ async def serving(data_dir: Path, upstream: Upstream, *flags: str) -> AsyncItera
     )
     server = Server(proc, port)
     try:
-        async with aiohttp.ClientSession() as session, asyncio.timeout(30):
-            while True:  # until the socket is bound: connection refusals are expected at first
-                try:
-                    async with session.get(server.url + "/health") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
+        await wait_until_serving(proc, server.url)
         yield server
     finally:
         with contextlib.suppress(ProcessLookupError):  # none left after a clean stop()

@@ -72,7 +72,7 @@ async def test_every_sweep_query_reads_private_files_and_404s_through_an_index(t
         await db.forget_oldest_negative_pages(keep=0, limit=BATCH)
         await db.trace(None)
     found = plans(tmp_path / DB_FILENAME, statements)
-    assert len(found) == 7, statements
+    assert len(found) == 8, statements
     for sql, steps in found.items():
         # Counting reads every blob row (that is the count); any other table is read only through an index.
         full_scans = [s for s in steps if s.startswith("SCAN") and "INDEX" not in s and s != "SCAN blobs"]

@@ -17,7 +17,7 @@ _EVICTABLE_SCOPE = (
     "NOT EXISTS (SELECT 1 FROM private_files p WHERE p.sha256 = blobs.sha256)"
     " AND NOT EXISTS (SELECT 1 FROM private_files p WHERE p.metadata_sha256 = blobs.sha256)"
 )
-USAGE_QUERY = (
+_USAGE_QUERY = (
     "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(size * pinned), 0)"  # noqa: S608 constant SQL
     f" FROM blobs WHERE {_EVICTABLE_SCOPE}"
 )
@@ -49,10 +49,6 @@ class BlobQueries(Queries):
 
     # --- cache accounting and eviction ---
 
-    async def touch_blob(self, sha256: str, when: float) -> None:
-        """Record a cache hit (callers throttle this: it is a write)."""
-        await self.touch_blobs({sha256: when})
-
     async def touch_blobs(self, hits: Mapping[str, float]) -> None:
         """Record many cache hits (sha256 -> when) in one short transaction; never moves last_access back."""
         if not hits:
@@ -65,7 +61,7 @@ class BlobQueries(Queries):
 
     async def cache_usage(self) -> CacheUsage:
         """Files and bytes of cached upstream blobs (private uploads excluded), and how much is pinned."""
-        row = await self._one(USAGE_QUERY)
+        row = await self._one(_USAGE_QUERY)
         files, size, pinned = row if row else (0, 0, 0)
         return CacheUsage(int(files), int(size), int(pinned))
 
@@ -89,27 +85,39 @@ class BlobQueries(Queries):
 
     @contextlib.asynccontextmanager
     async def evicting(self, sha256: str, *, accessed_before: float) -> AsyncIterator[bool]:
-        """Claim a cached blob for eviction: yields True when it may still go, and then the caller deletes its file
-        inside the block. The row is deleted in the same short write transaction, which commits when the block
-        ends (then every process is told) and rolls back when it raises, so the row and the file go together.
+        """Claim a cached blob for eviction: yields True when it may still go, and the caller then deletes its file
+        inside the block. Every process is told once the block ends; if it raises, the row is put back. So a row
+        never outlives its file, and no write lock is held while the file is deleted.
 
-        "May still go" is checked under the write lock: no private upload committed since the candidates were
-        chosen refers to it, it was not pinned, and no hit recorded since `accessed_before`.
+        "May still go" is checked in the claiming write transaction: no private upload committed since the
+        candidates were chosen refers to it, it was not pinned, and no hit was recorded since `accessed_before`.
         """
         await self._conn.execute("BEGIN IMMEDIATE")
         try:
-            cur = await self._conn.execute(
-                f"DELETE FROM blobs WHERE sha256 = ? AND pinned = 0 AND last_access < ? AND {_EVICTABLE_SCOPE}",  # noqa: S608 constant
+            row = await self._one(
+                f"SELECT size, created_at, last_access FROM blobs WHERE sha256 = ? AND pinned = 0"  # noqa: S608 constant
+                f" AND last_access < ? AND {_EVICTABLE_SCOPE}",
                 (sha256, accessed_before),
             )
-            claimed = cur.rowcount > 0
-            yield claimed
+            if row is not None:
+                await self._conn.execute("DELETE FROM blobs WHERE sha256 = ?", (sha256,))
+            await self._conn.commit()
         except BaseException:
             await self._conn.rollback()
             raise
-        await self._conn.commit()
-        if claimed:
-            self._changes.bump(Topic.BLOBS)
+        if row is None:
+            yield False
+            return
+        try:
+            yield True
+        except BaseException:  # the file is still there: so must its row be
+            await self._conn.execute(
+                "INSERT OR IGNORE INTO blobs (sha256, size, created_at, last_access) VALUES (?, ?, ?, ?)",
+                (sha256, *row),
+            )
+            await self._conn.commit()
+            raise
+        self._changes.bump(Topic.BLOBS)  # after the file is gone, as forget_blob: processes stop assuming it
 
     async def forget_blob(self, sha256: str) -> None:
         """Forget a blob whose file was deleted (tells every process to stop assuming it exists)."""

@@ -56,9 +56,23 @@ def ensure_tools(log: Callable[[str], None] | None = None) -> tuple[str, str]:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A loopback port for a server started next, reserved against every other bind(0) on the host meanwhile.
+
+    A port that is merely closed may be handed to any test or bench server of another run before ours binds it,
+    and then our probes talk to a stranger (issue 10, item 30). Leaving the port's accepted side in TIME_WAIT
+    keeps the kernel's ephemeral-port search off it for a minute, while nginx and shadowpi, which bind with
+    SO_REUSEADDR, can still take it. (The same trick as tests/servers.py::reserve_port.)
+    """
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        address = listener.getsockname()
+        with socket.create_connection(address) as client:
+            accepted, _ = listener.accept()
+            accepted.close()  # this side closes first, so it is the one left in TIME_WAIT
+            client.recv(1)
+        port: int = address[1]
         return port
 
 

@@ -27,6 +27,7 @@ from proxy.keys import (
     FILES,
     INDEX,
     JANITOR,
+    JANITOR_DB,
     METRICS,
     PAGES,
     PRIVATE,
@@ -102,7 +103,14 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
 async def _database(app: web.Application) -> AsyncIterator[None]:
     db = await Database.open(app[CONFIG].data_dir / DB_FILENAME)
     app[DB] = db
+    try:
+        # A second connection for the janitor: a sweep's queries must never wait in line before a request's.
+        app[JANITOR_DB] = await Database.open(app[CONFIG].data_dir / DB_FILENAME)
+    except BaseException:
+        await db.close()
+        raise
     yield
+    await app[JANITOR_DB].close()
     await db.close()
 
 
@@ -137,7 +145,8 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
 async def _caches(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     pages = PageCache(app[DB], app[UPSTREAM], config.upstream, clock=app[CLOCK])
-    janitor = CacheJanitor(app[DB], app[STORE], app[METRICS], config.cache.max_size, clock=app[CLOCK])
+    janitor = CacheJanitor(app[JANITOR_DB], app[STORE], app[METRICS], config.cache,
+                           negative_ttl=config.upstream.negative_ttl, clock=app[CLOCK])
     file_cache = FileCache(app[STORE], app[DB], app[UPSTREAM], janitor)
     app[METRICS].track_fills(lambda: file_cache.in_flight)
     policy = ShadowPolicy(config.policy.merge_upstream, config.policy.private_patterns)

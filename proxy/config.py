@@ -70,6 +70,7 @@ class PolicyConfig:
 @dataclass(frozen=True, slots=True)
 class CacheConfig:
     max_size: int = 0  # bytes of cached upstream files; 0 = unlimited. Private uploads never count or go.
+    max_negative_pages: int = 100_000  # remembered upstream 404s kept (expired ones are forgotten anyway)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +217,10 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "spool_sweep_interval": _as_number,
     },
     "policy": {"merge_upstream": _as_names, "private_patterns": _as_patterns},
-    "cache": {"max_size": lambda k, v: _as_int(k, v, minimum=0)},
+    "cache": {
+        "max_size": lambda k, v: _as_int(k, v, minimum=0),
+        "max_negative_pages": lambda k, v: _as_int(k, v, minimum=0),
+    },
     "metrics": {"enabled": _as_bool, "token": _as_str},
     "logging": {
         "level": lambda k, v: _as_choice(k, v, ("DEBUG", "INFO", "WARNING", "ERROR")),

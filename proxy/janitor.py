@@ -1,9 +1,13 @@
-"""Cache janitor: keeps cached upstream files under [cache] max_size by evicting the least recently used ones.
+"""Cache janitor: background housekeeping. Measures the cache, keeps cached upstream files under [cache] max_size
+by evicting the least recently used ones, and forgets remembered upstream 404s.
 
 Never evicted: private uploads and their metadata files, blobs pinned by `shadowpi warm --pin`, and anything
 served within the last GRACE seconds (so a file a client is receiving stays put; on POSIX an open file is
 unaffected by unlinking anyway). Evicting a file only drops bytes: the page still lists it, and the next
 request fetches it from upstream again.
+
+The janitor is given a database connection of its own: its reads and short writes never queue in front of a
+request's query (SQLite's WAL lets readers and one writer work side by side), and a request never waits for it.
 """
 
 from __future__ import annotations
@@ -12,41 +16,49 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from proxy.db import CacheUsage, Database
+from proxy.config import CacheConfig
+from proxy.db import BlobRecord, CacheUsage, Database
 from proxy.metrics import Metrics
 from proxy.storage import BlobStore
 
 log = logging.getLogger(__name__)
 
-GRACE = 120.0  # seconds; covers hits recorded with TOUCH_EVERY throttling in any worker
+GRACE = 120.0  # seconds; covers hits recorded with TOUCH_EVERY throttling and one sweep's delay in any worker
 TOUCH_EVERY = 60.0  # seconds between last_access writes for one blob
 LOW_WATER = 0.9  # evict down to this fraction of max_size, so eviction does not run on every fill
+BATCH = 500  # rows per short write transaction (remembered 404s); eviction candidates per sweep
 
 
 class CacheJanitor:
-    """Eviction and cache-size accounting. One sweep at a time; sweeps run periodically and after fills."""
+    """Eviction, cache-size accounting and negative-page pruning. One sweep at a time; sweeps run periodically,
+    and after fills when a size limit is set."""
 
     def __init__(
         self,
         db: Database,
         store: BlobStore,
         metrics: Metrics,
-        max_size: int,
+        config: CacheConfig,
         *,
+        negative_ttl: float,
         clock: Callable[[], float] = time.time,
         interval: float = 30.0,
     ) -> None:
-        self._db = db
+        self._db = db  # the janitor's own connection (see the module docstring)
         self._store = store
         self._metrics = metrics
-        self._max_size = max_size
+        self._config = config
+        self._negative_ttl = negative_ttl
         self._clock = clock
         self._interval = interval
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._touched: dict[str, float] = {}
+        self._touched: dict[str, float] = {}  # sha256 -> last hit written (or queued), for throttling
+        self._hits: dict[str, float] = {}  # sha256 -> hit time, queued for the next sweep to write
+        self._counted_at: int | None = None  # the database's data_version when usage was last counted
+        self._filled = True  # a fill committed bytes since the last count (or nothing was counted yet)
         self.usage = CacheUsage(0, 0, 0)  # as of the last sweep
 
     def now(self) -> float:
@@ -54,57 +66,85 @@ class CacheJanitor:
         return self._clock()
 
     def poke(self) -> None:
-        """Ask for a sweep soon (after a fill committed new bytes)."""
-        self._wake.set()
+        """A fill committed new bytes: count again at the next sweep, and sweep now if a size limit is set."""
+        self._filled = True
+        if self._config.max_size:  # without a limit nothing is to be done now: the periodic sweep counts
+            self._wake.set()
 
     async def run(self) -> None:
-        """Sweep forever (cancelled at shutdown)."""
-        while True:
+        """Sweep forever (cancelled at shutdown, when the queued hits are written one last time)."""
+        try:
+            while True:
+                try:
+                    await self.sweep()
+                except Exception:  # a failed sweep must not stop future ones
+                    log.exception("cache sweep failed")
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that races with a poke(),
+                # and shutdown would then wait forever for this task.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._interval):
+                        await self._wake.wait()
+                self._wake.clear()
+        finally:
             try:
-                await self.sweep()
-            except Exception:  # a failed sweep must not stop future ones
-                log.exception("cache sweep failed")
-            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that races with a poke(),
-            # and shutdown would then wait forever for this task.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
-                    await self._wake.wait()
-            self._wake.clear()
+                await self._write_hits()
+            except Exception:  # shutting down: losing LRU hints costs nothing but their order
+                log.exception("could not record the last cache hits")
 
     async def touch(self, sha256: str) -> None:
-        """Record a hit for LRU order, writing at most once per TOUCH_EVERY per blob."""
+        """Record a hit for LRU order: queued in memory (the next sweep writes it), at most once per TOUCH_EVERY
+        per blob. Costs a request no database work at all."""
         now = self._clock()
         if now - self._touched.get(sha256, 0.0) < TOUCH_EVERY:
             return
         self._touched[sha256] = now
+        self._hits[sha256] = now
         if len(self._touched) > 100_000:  # bound the memo; losing it only costs an extra write
             self._touched.clear()
-        await self._db.touch_blob(sha256, now)
 
     async def sweep(self) -> int:
-        """Update the size gauges; evict when over the limit. Returns how many files were evicted."""
+        """Write queued hits, update the size gauges, evict when over the limit, forget expired 404s.
+
+        Returns how many files were evicted.
+        """
         async with self._lock:
-            usage = await self._db.cache_usage()
+            await self._write_hits()
+            usage = await self._measure()
             evicted = 0
-            if self._max_size and usage.bytes > self._max_size:
+            if self._config.max_size and usage.bytes > self._config.max_size:
                 evicted, usage = await self._evict(usage)
             self.usage = usage
             self._metrics.cache_bytes.set(usage.bytes)
             self._metrics.cache_files.set(usage.files)
+            await self._forget_negative_pages()
             return evicted
 
+    async def _write_hits(self) -> None:
+        hits, self._hits = self._hits, {}
+        await self._db.touch_blobs(hits)
+
+    async def _measure(self) -> CacheUsage:
+        """The cache's usage, counted again only when something may have changed it since the last count."""
+        version = await self._db.data_version()  # before counting: a commit during the count shows next time
+        if not self._filled and version == self._counted_at:
+            return self.usage
+        self._filled = False
+        usage = await self._db.cache_usage()
+        self._counted_at = version
+        return usage
+
     async def _evict(self, usage: CacheUsage) -> tuple[int, CacheUsage]:
-        target = int(self._max_size * LOW_WATER)
+        target = int(self._config.max_size * LOW_WATER)
         excess = usage.bytes - target
-        candidates = await self._db.eviction_candidates(accessed_before=self._clock() - GRACE)
+        cutoff = self._clock() - GRACE
+        candidates = await self._db.eviction_candidates(accessed_before=cutoff, limit=BATCH)
         freed = evicted = 0
         for blob in candidates:
             if freed >= excess:
                 break
-            await self._store.delete(blob.sha256)
-            await self._db.forget_blob(blob.sha256)
-            freed += blob.size
-            evicted += 1
+            if await self._evict_one(blob, cutoff):
+                freed += blob.size
+                evicted += 1
         self._metrics.evictions.inc(evicted)
         if freed < excess:
             log.warning(
@@ -112,3 +152,32 @@ class CacheJanitor:
             )
         log.info("evicted %d cached file(s), %d bytes", evicted, freed)
         return evicted, CacheUsage(usage.files - evicted, usage.bytes - freed, usage.pinned_bytes)
+
+    async def _evict_one(self, blob: BlobRecord, cutoff: float) -> bool:
+        """Delete one blob's file and forget its row together; False when it may no longer go."""
+        if blob.sha256 in self._hits:  # served since the queued hits were written
+            return False
+        async with self._db.evicting(blob.sha256, accessed_before=cutoff) as claimed:
+            if claimed:  # a missing file is fine: the row is forgotten all the same
+                await self._store.delete(blob.sha256)
+        return claimed
+
+    async def _forget_negative_pages(self) -> None:
+        """Forget expired remembered 404s, then the oldest beyond max_negative_pages, in short batches."""
+        cutoff = self._clock() - self._negative_ttl
+        expired = await _in_batches(lambda: self._db.forget_expired_negative_pages(fetched_before=cutoff, limit=BATCH))
+        keep = self._config.max_negative_pages
+        excess = await _in_batches(lambda: self._db.forget_oldest_negative_pages(keep=keep, limit=BATCH))
+        if expired or excess:
+            log.debug("forgot %d expired and %d excess remembered upstream 404(s)", expired, excess)
+
+
+async def _in_batches(batch: Callable[[], Awaitable[int]]) -> int:
+    """Run a bounded write until it does less than a full batch; each call is its own short transaction, so
+    other writers (requests, other workers) get the database between batches. Returns the total."""
+    total = 0
+    while True:
+        done = await batch()
+        total += done
+        if done < BATCH:
+            return total

@@ -23,6 +23,7 @@ from proxy.upstream_check import UpstreamChecker
 
 CONFIG = web.AppKey("config", Config)
 DB = web.AppKey("db", Database)
+JANITOR_DB = web.AppKey("janitor_db", Database)  # background work's own connection: never queued before requests
 STORE = web.AppKey("store", BlobStore)
 UPSTREAM = web.AppKey("upstream", UpstreamClient)
 UPSTREAM_CHECK = web.AppKey("upstream_check", UpstreamChecker)  # is upstream.url a simple index? (/ready)

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
+from tests import leaks
+
 DEFAULT_TIMEOUT = 120.0
 _LOCAL = "127.0.0.1,localhost,::1"
 
@@ -37,6 +39,7 @@ def clean_env() -> dict[str, str]:
         NO_PROXY=_LOCAL,
         no_proxy=_LOCAL,
     )
+    env.update(leaks.tag())  # a process left running after its test is found and blamed (tests/leaks.py)
     return env
 
 
@@ -61,7 +64,7 @@ async def run(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=dict(env) if env is not None else clean_env(),
+        env={**env, **leaks.tag()} if env is not None else clean_env(),
         cwd=cwd,
     )
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -10,6 +11,18 @@ from pytest_aiohttp import AiohttpServer
 
 from tests.artifacts import Artifact, build_sdist, build_wheel
 from tests.fakes import FakeIndex
+from tests.leaks import stop_leftovers
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_running() -> Iterator[None]:
+    """Fails the test that leaves a process it started running (and kills it), instead of a later test that a
+    leftover server or poller disturbs by reusing its port (issue 10, item 30)."""
+    yield
+    leftovers = stop_leftovers()
+    if leftovers:
+        listed = "; ".join(f"pid {pid}: {command}" for pid, command in leftovers.items())
+        pytest.fail(f"the test left processes running (now killed): {listed}", pytrace=False)
 
 
 @dataclass

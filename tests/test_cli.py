@@ -14,6 +14,7 @@ import pytest
 from proxy import __version__
 from tests.clients import clean_env, run
 from tests.conftest import Upstream
+from tests.servers import reserve_port
 
 
 async def shadowpi(*args: str) -> tuple[int, str, str]:
@@ -57,16 +58,10 @@ async def test_unwritable_data_dir_is_refused(tmp_path: Path):
     assert "Traceback" not in err
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_serve_answers_and_stops_cleanly_on_sigterm(tmp_path: Path, populated_upstream: Upstream):
     """`shadowpi serve` with flags logs "serving" only once the socket is bound (the very next request is
     answered, no retrying), serves pages from the upstream, then exits 0 on SIGTERM."""
-    port = free_port()
+    port = reserve_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", "serve", "--port", str(port), "--data-dir", str(tmp_path / "d"),
         "--upstream", populated_upstream.url,
@@ -112,7 +107,7 @@ async def test_a_bad_htpasswd_exits_2_at_once(tmp_path: Path, content: str | Non
     htpasswd = tmp_path / "htpasswd"
     if content is not None:
         htpasswd.write_text(content)
-    code, out, err = await shadowpi("serve", "--data-dir", str(tmp_path / "d"), "--port", str(free_port()),
+    code, out, err = await shadowpi("serve", "--data-dir", str(tmp_path / "d"), "--port", str(reserve_port()),
                                     "--htpasswd", str(htpasswd), "--workers", workers, "--log-level", "WARNING")
     assert (code, out, err) == (2, "", message.format(path=htpasswd) + "\n")
 
@@ -138,7 +133,7 @@ async def test_a_damaged_database_is_one_line_and_exits(tmp_path: Path, workers:
     data = tmp_path / "d"
     data.mkdir()
     (data / "shadowpi.sqlite3").write_bytes(b"not a database " * 1000)
-    code, out, err = await shadowpi("serve", "--data-dir", str(data), "--port", str(free_port()),
+    code, out, err = await shadowpi("serve", "--data-dir", str(data), "--port", str(reserve_port()),
                                     "--workers", workers, "--log-level", "WARNING", "--offline")
     assert (code, out) == (1, "")
     assert err == "shadowpi: cannot run: DatabaseError: file is not a database (--log-level DEBUG shows where)\n"

@@ -13,7 +13,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -34,16 +33,11 @@ from proxy.keys import UPSTREAM_CHECK
 from tests.artifacts import build_wheel
 from tests.clients import clean_env
 from tests.conftest import Upstream
+from tests.servers import reserve_port, wait_until_serving
 
 ROOT = Path(__file__).parent.parent
 BIG = build_wheel("servelib", "1.0", payload_size=3 * 2**20)
 JSON_ACCEPT = {"Accept": "application/vnd.pypi.simple.v1+json"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -87,7 +81,7 @@ async def serving(
     data_dir: Path, upstream: Upstream, *flags: str, env: dict[str, str] | None = None,
     preexec_fn: Callable[[], None] | None = None,
 ) -> AsyncIterator[Server]:
-    port = free_port()
+    port = reserve_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", "serve", "--port", str(port), "--data-dir", str(data_dir),
         "--upstream", upstream.url, *flags,
@@ -97,14 +91,7 @@ async def serving(
     )
     server = Server(proc, port)
     try:
-        async with aiohttp.ClientSession() as session, asyncio.timeout(30):
-            while True:  # until the socket is bound: connection refusals are expected at first
-                try:
-                    async with session.get(server.url + "/health") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
+        await wait_until_serving(proc, server.url)
         yield server
     finally:
         with contextlib.suppress(ProcessLookupError):  # none left after a clean stop()
@@ -277,7 +264,7 @@ async def test_sigterm_at_any_moment_of_start_up_exits_0(tmp_path: Path, upstrea
                                                          moment: str):
     """SIGTERM right after the first log line, right after "serving", or right after /health first answers
     (while other workers may still be starting) ends the server cleanly: exit 0, no traceback."""
-    port = free_port()
+    port = reserve_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", "serve", "--port", str(port), "--data-dir", str(tmp_path / "d"),
         "--upstream", upstream.url, "--workers", workers,
@@ -484,7 +471,7 @@ async def test_ready_says_what_is_wrong_with_the_upstream_url(
 
 async def test_an_unreachable_upstream_is_reported_and_does_not_block(aiohttp_client: AiohttpClient, tmp_path: Path):
     """Nothing listens at upstream.url: the app starts and serves, and /ready says upstream is unreachable."""
-    url = f"http://127.0.0.1:{free_port()}/simple/"
+    url = f"http://127.0.0.1:{reserve_port()}/simple/"
     config = build_config({"server": {"data_dir": str(tmp_path / "d")}, "upstream": {"url": url}})
     client = await aiohttp_client(create_app(config, check_upstream=True))
     async with asyncio.timeout(30):
@@ -497,7 +484,7 @@ async def test_an_unreachable_upstream_is_reported_and_does_not_block(aiohttp_cl
 async def test_serve_warns_about_an_upstream_url_without_simple(tmp_path: Path, populated_upstream: Upstream):
     """`serve --upstream http://host/` (no /simple/) starts, and logs one warning naming the likely fix."""
     root = populated_upstream.url.removesuffix("simple/")
-    port = free_port()
+    port = reserve_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", "serve", "--port", str(port), "--data-dir", str(tmp_path / "d"),
         "--upstream", root, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=clean_env(),

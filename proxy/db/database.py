@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import aiosqlite
@@ -52,6 +53,18 @@ class Database(BundleQueries, BlobQueries, TokenQueries, PrivateQueries):  # Bun
         Lets callers keep reads in memory across requests and still see other workers' and commands' writes.
         """
         return self._changes.stamp(topic)
+
+    async def trace(self, callback: Callable[[str], object] | None) -> None:
+        """Call `callback` with every statement this connection runs, parameters filled in (None: stop).
+
+        For diagnosing slow queries and for tests that check query plans.
+        """
+        await self._conn.set_trace_callback(callback)  # type: ignore[arg-type]  # None removes it
+
+    async def on_progress(self, handler: Callable[[], int | None] | None, every: int = 1000) -> None:
+        """Call `handler` every `every` SQLite steps of this connection's statements, in its own thread; a true
+        result interrupts the statement (None: stop). For watchdogs and for tests that hold a query mid-way."""
+        await self._conn.set_progress_handler(handler, every)  # type: ignore[arg-type]  # None removes it
 
     async def ping(self) -> None:
         """A trivial query: proves the database answers."""

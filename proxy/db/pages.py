@@ -53,3 +53,32 @@ class PageQueries(Queries):
         await self._conn.commit()
         self._changes.bump(Topic.PAGES)
         return stored
+
+    # --- remembered 404s (status 404 rows): one per name ever asked that upstream does not know ---
+
+    async def forget_expired_negative_pages(self, *, fetched_before: float, limit: int) -> int:
+        """Forget up to `limit` remembered 404s older than `fetched_before` (expired: they would be asked again
+        anyway); returns how many. One short transaction per call: callers repeat it in batches."""
+        return await self._forget_negative(
+            "SELECT project FROM pages WHERE status = 404 AND fetched_at < ? ORDER BY fetched_at LIMIT ?",
+            (fetched_before, limit),
+        )
+
+    async def forget_oldest_negative_pages(self, *, keep: int, limit: int) -> int:
+        """Forget up to `limit` of the oldest remembered 404s beyond the newest `keep`; returns how many."""
+        row = await self._one("SELECT COUNT(*) FROM pages WHERE status = 404")
+        excess = int(row[0]) - keep if row else 0
+        if excess <= 0:
+            return 0
+        return await self._forget_negative(
+            "SELECT project FROM pages WHERE status = 404 ORDER BY fetched_at LIMIT ?", (min(excess, limit),)
+        )
+
+    async def _forget_negative(self, select: str, params: tuple[float | int, ...]) -> int:
+        # No change stamp: forgetting a 404 changes no answer, it only means upstream is asked again next time.
+        cur = await self._conn.execute(
+            f"DELETE FROM pages WHERE status = 404 AND project IN ({select})",  # noqa: S608 constant SQL
+            params,
+        )
+        await self._conn.commit()
+        return cur.rowcount

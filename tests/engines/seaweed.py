@@ -127,8 +127,11 @@ class SeaweedServer:
         self.ports = {"master": master, "volume": volume, "filer": filer, "s3": s3}
         argv = [str(self.weed), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={self.base / 'data'}",
                 "-master.telemetry=false",  # it would phone home to seaweedfs.com otherwise
-                "-master.volumeSizeLimitMB=256", "-volume.max=200",  # fixed, not derived from free disk
-                "-volume.preStopSeconds=0", "-filer", "-s3", f"-s3.config={self.base / 's3.json'}",
+                # Each bucket is a collection that grows 7 volumes on its first write: room for many buckets,
+                # a fixed number (not derived from free disk), small volumes (files, not preallocated).
+                "-master.volumeSizeLimitMB=256", "-volume.max=1000", "-volume.preStopSeconds=0",
+                "-filer", "-s3", f"-s3.config={self.base / 's3.json'}",
+                "-s3.autoCreateBucket=false",  # as on AWS: a write to a missing bucket is NoSuchBucket
                 "-s3.port.iceberg=0", "-s3.port.lance=0",  # extra listeners we do not need
                 f"-filer.localSocket={self.base / 'filer.sock'}", f"-s3.localSocket={self.base / 's3.sock'}"]
         for name, port in self.ports.items():

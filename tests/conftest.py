@@ -82,5 +82,7 @@ async def populated_upstream(upstream: Upstream, dists: SampleDists) -> Upstream
     return upstream
 
 
-# Fixtures that run shadowpi itself; imported last because they build on the ones above.
+# Fixtures imported last because they build on the ones above: shadowpi itself, and the real engines
+# (PostgreSQL, SeaweedFS S3; started on first use, see tests/engines/fixtures.py).
+from tests.engines.fixtures import postgres_db, postgres_server, s3_bucket, seaweed_server  # noqa: E402, F401
 from tests.proxy_fixtures import make_proxy, proxy  # noqa: E402, F401

@@ -40,6 +40,7 @@ from proxy.pages import PageCache
 from proxy.private import PrivateIndex
 from proxy.rendered import RenderCache
 from proxy.simple.policy import ShadowPolicy
+from proxy.spooling import Limits
 from proxy.storage import BlobStore
 from proxy.upload import Uploader
 from proxy.upstream import USER_AGENT, UpstreamClient
@@ -116,7 +117,8 @@ async def _caches(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     pages = PageCache(app[DB], app[UPSTREAM], config.upstream, clock=app[CLOCK])
     janitor = CacheJanitor(app[DB], app[STORE], app[METRICS], config.cache.max_size, clock=app[CLOCK])
-    file_cache = FileCache(app[STORE], app[DB], app[UPSTREAM], janitor)
+    limits = Limits.from_config(config.upstream)
+    file_cache = FileCache(app[STORE], app[DB], app[UPSTREAM], janitor, limits, clock=app[CLOCK])
     app[METRICS].track_fills(lambda: file_cache.in_flight)
     policy = ShadowPolicy(config.policy.merge_upstream, config.policy.private_patterns)
     private = PrivateIndex(app[DB], app[STORE])

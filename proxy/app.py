@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 from aiohttp import web
@@ -27,6 +28,7 @@ from proxy.keys import (
     INDEX,
     JANITOR,
     METRICS,
+    PAGE_POOL,
     PAGES,
     PRIVATE,
     RENDERED,
@@ -48,6 +50,8 @@ from proxy.web import files, ops, simple, upload
 from proxy.web.middleware import error_middleware, metrics_middleware, read_auth_middleware
 
 log = logging.getLogger(__name__)
+# Threads that parse and render big pages: their own, so seconds of page CPU never queue file I/O behind them.
+PAGE_THREADS = 2
 
 
 def create_app(
@@ -108,14 +112,20 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
         metrics.upstream_seconds.labels(kind).observe(seconds)
         status[kind] = (result, time.time())
 
-    async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session:
-        app[UPSTREAM] = UpstreamClient(session, app[CONFIG].upstream, observe)
-        yield
+    pool = ThreadPoolExecutor(PAGE_THREADS, thread_name_prefix="shadowpi-pages")
+    app[PAGE_POOL] = pool
+    try:
+        async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session:
+            app[UPSTREAM] = UpstreamClient(session, app[CONFIG].upstream, observe, executor=pool)
+            yield
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def _caches(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    pages = PageCache(app[DB], app[UPSTREAM], config.upstream, clock=app[CLOCK])
+    memory = config.cache.page_memory // 2  # half for parsed pages, half for their renderings
+    pages = PageCache(app[DB], app[UPSTREAM], config.upstream, clock=app[CLOCK], memory_bytes=memory)
     janitor = CacheJanitor(app[DB], app[STORE], app[METRICS], config.cache.max_size, clock=app[CLOCK])
     limits = Limits.from_config(config.upstream)
     file_cache = FileCache(app[STORE], app[DB], app[UPSTREAM], janitor, limits, clock=app[CLOCK])
@@ -127,7 +137,7 @@ async def _caches(app: web.Application) -> AsyncIterator[None]:
     app[PRIVATE] = private
     app[UPLOADER] = Uploader(app[DB], app[STORE], config.upload)
     app[INDEX] = ProjectIndex(pages, policy, private=private.page, private_names=private.names)
-    app[RENDERED] = RenderCache()
+    app[RENDERED] = RenderCache(memory, executor=app[PAGE_POOL])
     app[JANITOR] = janitor
     sweeper = asyncio.create_task(janitor.run(), name="cache-janitor") if app[BACKGROUND] else None
     yield

@@ -92,11 +92,12 @@ class FakeIndex:
     oversend: bytes = b""  # appended to every file body: more bytes than the page declares (see SMUGGLED)
     # A trickle the test drives: every file chunk (the first too) waits for one release() of this semaphore.
     file_pace: asyncio.Semaphore | None = None
-    redirects: dict[str, str] = field(default_factory=dict)  # request path -> Location, answered first
+    redirects: dict[str, str] = field(default_factory=dict)  # request path + query -> Location, answered first
     redirect_status: int = 302
     file_base_url: str | None = None  # pages link files at <this>/files/<name>/<filename> (another host)
     extra_files: int = 0  # every page also lists this many synthetic sdists (never downloadable)
     page_padding: int = 0  # bytes of filler added to every page body
+    chunked_pages: bool = False  # pages without a Content-Length (its size is known only once it is all read)
     etags: bool = True  # pages carry ETag/Last-Modified and honour If-None-Match/If-Modified-Since
     last_modified: str = "Wed, 01 Jan 2025 00:00:00 GMT"
     requests: list[str] = field(default_factory=list)  # path + query of every request, in order
@@ -157,7 +158,7 @@ class FakeIndex:
             self._arrived.notify_all()
         if self.gate is not None:
             await self.gate.wait()
-        if (location := self.redirects.get(request.path)) is not None:
+        if (location := self.redirects.get(request.path_qs)) is not None:
             return web.Response(status=self.redirect_status, headers={"Location": location})
         if self.drop:
             _close(request)
@@ -222,7 +223,10 @@ class FakeIndex:
             if self._not_modified(request, headers["ETag"]):
                 self.not_modified += 1
                 return web.Response(status=304, headers={k: headers[k] for k in ("ETag", "Vary")})
-        return web.Response(body=data, headers=headers)
+        resp = web.Response(body=data, headers=headers)
+        if self.chunked_pages:
+            resp.enable_chunked_encoding()
+        return resp
 
     def _not_modified(self, request: web.Request, etag: str) -> bool:
         if (inm := request.headers.get("If-None-Match")) is not None:  # RFC 9110: INM wins over IMS

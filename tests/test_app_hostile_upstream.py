@@ -9,11 +9,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpServer
 
 from proxy.keys import FILES
 from tests.artifacts import Artifact, build_wheel
 from tests.conftest import Upstream
-from tests.fakes import SMUGGLED
+from tests.fakes import SMUGGLED, FakeIndex
 from tests.proxy_fixtures import JSON, ProxyFactory
 
 
@@ -234,3 +235,95 @@ async def test_malformed_sha256_is_a_clean_failure(
     assert resp.status == 502
     assert "malformed sha256" in resp.reason
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# --- item 2: files and redirects only from the upstream's host and [upstream] file_hosts ---------------------
+
+
+@pytest.fixture
+async def elsewhere(aiohttp_server: AiohttpServer) -> Upstream:
+    """A second fake index on another port of 127.0.0.1: another origin, standing for any other host."""
+    fake = FakeIndex()
+    return Upstream(fake, await aiohttp_server(fake.app()))
+
+
+def origin(server: Upstream) -> str:
+    return str(server.server.make_url("/")).rstrip("/")
+
+
+def host_port(server: Upstream) -> str:
+    return f"{server.server.host}:{server.server.port}"
+
+
+@pytest.mark.parametrize("how", ["linked", "redirected"])
+async def test_files_on_other_hosts_are_refused(
+    make_proxy: ProxyFactory, upstream: Upstream, elsewhere: Upstream, how: str
+) -> None:
+    """A page linking a file on another host, or a file URL redirecting there, gets a 502 naming the host and
+    [upstream] file_hosts; the other host is never contacted."""
+    wheel = build_wheel("ssrf", "1.0")
+    upstream.fake.add(wheel)
+    elsewhere.fake.add(wheel)
+    if how == "linked":
+        upstream.fake.file_base_url = origin(elsewhere)
+    else:
+        upstream.fake.redirects[upstream_path(wheel)] = origin(elsewhere) + upstream_path(wheel)
+    proxy = await make_proxy()
+    await listed(proxy, "ssrf")
+    resp = await proxy.get(file_url(wheel))
+    assert resp.status == 502
+    assert elsewhere.server.host in resp.reason and "file_hosts" in resp.reason
+    assert elsewhere.fake.requests == []
+    assert (await proxy.get("/health")).status == 200
+
+
+@pytest.mark.parametrize("how", ["linked", "redirected"])
+async def test_files_on_allowed_hosts_are_fetched(
+    make_proxy: ProxyFactory, upstream: Upstream, elsewhere: Upstream, how: str
+) -> None:
+    """With the other host in [upstream] file_hosts (as files.pythonhosted.org is for PyPI), the file is fetched
+    from there, through redirects too, and verified as usual."""
+    wheel = build_wheel("cdn", "1.0")
+    upstream.fake.add(wheel)
+    elsewhere.fake.add(wheel)
+    if how == "linked":
+        upstream.fake.file_base_url = origin(elsewhere)
+    else:
+        upstream.fake.redirects[upstream_path(wheel)] = origin(elsewhere) + upstream_path(wheel)
+    proxy = await make_proxy(upstream={"file_hosts": [host_port(elsewhere)]})
+    await listed(proxy, "cdn")
+    resp = await proxy.get(file_url(wheel))
+    assert (resp.status, await resp.read()) == (200, wheel.data)
+    assert elsewhere.fake.hits[upstream_path(wheel)] == 1
+
+
+async def test_page_redirect_to_another_host_is_refused(
+    make_proxy: ProxyFactory, upstream: Upstream, elsewhere: Upstream
+) -> None:
+    """A project page redirecting to another host is refused too (502 naming it); that host is never asked."""
+    wheel = build_wheel("moved", "1.0")
+    elsewhere.fake.add(wheel)
+    upstream.fake.redirects["/simple/moved/"] = origin(elsewhere) + "/simple/moved/"
+    proxy = await make_proxy()
+    resp = await proxy.get("/simple/moved/", headers=JSON)
+    assert resp.status == 502
+    assert elsewhere.server.host in resp.reason and "file_hosts" in resp.reason
+    assert elsewhere.fake.requests == []
+
+
+async def test_redirects_within_the_upstream_are_followed(make_proxy: ProxyFactory, upstream: Upstream) -> None:
+    """Redirects on the upstream's own host are followed, for pages and files; a redirect loop is a 502."""
+    wheel, looping = build_wheel("hops", "1.0"), build_wheel("hops", "2.0")
+    upstream.fake.add(wheel)
+    upstream.fake.add(looping)
+    upstream.fake.redirects["/simple/hops/"] = "/simple/hops/?moved=1"
+    upstream.fake.redirects[upstream_path(wheel)] = upstream_path(wheel) + "?moved=1"
+    upstream.fake.redirects[upstream_path(looping)] = upstream_path(looping)
+    proxy = await make_proxy()
+    await listed(proxy, "hops")
+    assert upstream.fake.requests == ["/simple/hops/", "/simple/hops/?moved=1"]
+    assert (await (await proxy.get(file_url(wheel))).read()) == wheel.data
+    resp = await proxy.get(file_url(looping))
+    assert resp.status == 502
+    assert "redirected" in resp.reason
+    assert upstream.fake.hits[upstream_path(looping)] == 6  # the request and MAX_REDIRECTS hops

@@ -79,3 +79,25 @@ def test_credentials_never_appear_in_repr():
     config = build_config({"upstream": {"url": "https://user:s3cret@127.0.0.1/simple/"}})
     assert "s3cret" not in repr(config)
     assert "s3cret" not in mask_url(config.upstream.url)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (["files.pythonhosted.org"], ("files.pythonhosted.org",)),
+        (["CDN.Example.com:8443", "127.0.0.1:9"], ("cdn.example.com:8443", "127.0.0.1:9")),
+        ([], ()),
+        (["https://files.example/"], None),
+        (["files.example/path"], None),
+        (["user:pw@files.example"], None),
+        (["files.example:notaport"], None),
+        ("files.example", None),
+    ],
+)
+def test_file_hosts_are_plain_host_names(value: object, expected: tuple[str, ...] | None):
+    """[upstream] file_hosts takes host names or host:port (lower-cased); anything else names the key."""
+    if expected is None:
+        with pytest.raises(ConfigError, match=r"upstream\.file_hosts"):
+            build_config({"upstream": {"file_hosts": value}})
+    else:
+        assert build_config({"upstream": {"file_hosts": value}}).upstream.file_hosts == expected

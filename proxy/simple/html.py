@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from html import escape
@@ -18,6 +19,7 @@ from proxy.simple.model import (
     ProjectPage,
     derive_versions,
     first_emittable_hash,
+    is_safe_filename,
 )
 from proxy.simple.names import NormalizedName
 
@@ -31,6 +33,7 @@ __all__ = [
     "render_project_html",
 ]
 
+log = logging.getLogger(__name__)
 _HASH_NAME = re.compile(r"[a-z0-9_]+")
 _HEX = re.compile(r"[0-9a-f]+")
 _SIZE = re.compile(r"[0-9]+")
@@ -85,18 +88,39 @@ def _collect(text: str) -> _AnchorCollector:
     return parser
 
 
-def parse_project_html(text: str, page_url: str, name: NormalizedName) -> ProjectPage:
+def parse_project_html(
+    text: str, page_url: str, name: NormalizedName, *, max_files: int | None = None
+) -> ProjectPage:
     """Read a PEP 503 project page; relative hrefs resolve against <base href>, else `page_url`.
 
-    Non-standard `data-size`/`data-upload-time` (read by uv) are kept when well-formed.
-    Raises UpstreamInvalid only when html.parser gives up.
+    Non-standard `data-size`/`data-upload-time` (read by uv) are kept when well-formed. Files whose name is not
+    a plain path segment are dropped (with a warning). Raises UpstreamInvalid when html.parser gives up, or for
+    more than `max_files` links.
     """
     parser = _collect(text)
+    anchors = [(attrs, label) for attrs, label in parser.anchors if _href(attrs)]
+    check_file_count(len(anchors), max_files)
     # pip and uv honour <base href>; the document's first one applies to every link, wherever it is.
     base = urljoin(page_url, parser.base) if parser.base is not None else page_url
-    found = (_dist_file(attrs, label, base) for attrs, label in parser.anchors if _href(attrs))
-    files = tuple(f for f in found if f.filename)  # e.g. a link to a directory: nothing to install
+    found = (_dist_file(attrs, label, base) for attrs, label in anchors)
+    files = safe_files(name, (f for f in found if f.filename))  # no filename: a link to a directory
     return ProjectPage(name=name, files=files, versions=derive_versions(files), origin=Origin.UPSTREAM)
+
+
+def check_file_count(count: int, max_files: int | None) -> None:
+    if max_files is not None and count > max_files:
+        raise UpstreamInvalid(f"upstream page lists {count} files, more than [upstream] max_page_files ({max_files})")
+
+
+def safe_files(name: NormalizedName, files: Iterable[DistFile]) -> tuple[DistFile, ...]:
+    """The files whose names can be path segments of our URLs; the others are dropped with a warning."""
+    kept = []
+    for dist in files:
+        if is_safe_filename(dist.filename):
+            kept.append(dist)
+        else:
+            log.warning("dropped a file of %s with an unsafe filename from upstream: %r", name, dist.filename)
+    return tuple(kept)
 
 
 def _href(attrs: Attrs) -> str:

@@ -83,6 +83,16 @@ class ProjectList:
     names: tuple[NormalizedName, ...]
 
 
+def is_safe_filename(filename: str) -> bool:
+    """One plain path segment: no separator, not "." or "..", nothing unprintable (it becomes part of our URLs)."""
+    return (
+        filename.isprintable()
+        and filename not in {"", ".", ".."}
+        and "/" not in filename
+        and "\\" not in filename
+    )
+
+
 def derive_versions(files: Iterable[DistFile]) -> tuple[str, ...]:
     """Sorted unique versions of the files' filenames; unparseable (legacy) filenames are skipped."""
     found = {v for f in files if (v := version_of_filename(f.filename)) is not None}

@@ -80,6 +80,14 @@ class Fill:
         if self.spool is None and self.error is not None:
             raise self.error
 
+    async def finished(self) -> None:
+        """Until nothing more will happen (verified bytes committed, or the commit failed). Raises the fill's error
+        if it failed before verification."""
+        while not self.done:
+            await self._changed.wait()
+        if self.error is not None:
+            raise self.error
+
     async def ranges(self) -> AsyncIterator[tuple[int, int]]:
         """(offset, count) of spool bytes as they become sendable. Raises the fill's error (after partial output)."""
         await self.wait_started()

@@ -98,9 +98,9 @@ class Fill:
             changed = self._changed  # captured before checking, so no wake-up is missed
             if self.error is not None:
                 raise self.error
-            limit = spool.size if self.verified else spool.size - HOLDBACK
-            if self.content_length is not None:
-                limit = min(limit, self.content_length)
+            # Never past the declared length, whatever the spool holds (a leader in another process may not check).
+            size = spool.size if self.content_length is None else min(spool.size, self.content_length)
+            limit = size if self.verified else size - HOLDBACK
             if offset < limit:
                 yield offset, limit - offset
                 offset = limit

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 from pathlib import Path
 
 import aiohttp
@@ -93,6 +95,32 @@ async def test_surplus_bytes_from_upstream_never_reach_a_keepalive_client(
     upstream.fake.oversend = b""
     again = await proxy.get(file_url(wheel))
     assert (again.status, await again.read()) == (200, wheel.data)
+
+
+async def test_a_follower_never_sends_past_the_declared_size(make_proxy: ProxyFactory, upstream: Upstream) -> None:
+    """Another worker leads the download and its spool grows past the size the index declares (a leader without
+    this check): this worker's client is sent at most the declared size (less the held-back byte), and is cut off
+    when that leader fails; the surplus never reaches the connection."""
+    wheel = build_wheel("foreign", "1.0")
+    upstream.fake.add(wheel)
+    worker = await make_proxy()
+    await listed(worker, "foreign")
+    spool = make_proxy.data_dir / "tmp" / f"fill-{wheel.sha256}.partial"
+    fd = os.open(spool, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)  # what a leading process holds
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    reader, writer = await asyncio.open_connection(worker.server.host, worker.server.port)
+    try:
+        os.write(fd, wheel.data + SMUGGLED)
+        writer.write(f"GET {file_url(wheel)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+        assert f"Content-Length: {wheel.size}".encode() in head
+        body = await asyncio.wait_for(reader.readexactly(wheel.size - 1), timeout=10)
+    finally:
+        os.close(fd)  # the leader dies without committing
+    rest = await asyncio.wait_for(reader.read(), timeout=10)  # until the connection is cut
+    writer.close()
+    assert body == wheel.data[:-1]
+    assert rest == b""
 
 
 async def test_file_without_any_declared_size_is_capped(make_proxy: ProxyFactory, upstream: Upstream) -> None:

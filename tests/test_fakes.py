@@ -504,3 +504,12 @@ async def test_odd_hashes_and_listed_filenames_are_published(client: TestClient[
     (first, _), (second, label) = _parse_html(await (await client.get("/simple/odd/", headers=HTML)).text()).anchors
     assert first["href"] == f"../../files/odd/{f.filename}#sha256={f.artifact.sha256}&shake_128={'ab' * 16}&whirl=00"
     assert (second["href"], label) == ("../../files/odd/..%2F..%2Fevil.whl#sha256=not-hex", "../../evil.whl")
+
+
+async def test_chunked_pages_have_no_content_length(client: TestClient[Any, Any], fake: FakeIndex) -> None:
+    """chunked_pages sends pages without a Content-Length: their size is known only once they are read."""
+    fake.chunked_pages = True
+    resp = await client.get("/simple/tinylib/", headers=JSON)
+    assert "Content-Length" not in resp.headers
+    assert resp.headers["Transfer-Encoding"] == "chunked"
+    assert json.loads(await resp.text())["name"] == "tinylib"

@@ -199,8 +199,9 @@ class UpstreamClient:
         target = URL(url)
         for _ in range(MAX_REDIRECTS + 1):
             if not self.allows(target):
+                where = target.host if target.is_default_port() else f"{target.host}:{target.port}"  # no userinfo
                 raise UpstreamUnavailable(
-                    f"refused to fetch {what} from {target.host or target.scheme}: not the upstream's host "
+                    f"refused to fetch {what} from {where or target.scheme}: not the upstream's host "
                     f"and not in [upstream] file_hosts"
                 )
             async with self._session.get(

@@ -300,7 +300,7 @@ async def test_files_on_other_hosts_are_refused(
     await listed(proxy, "ssrf")
     resp = await proxy.get(file_url(wheel))
     assert resp.status == 502
-    assert elsewhere.server.host in resp.reason and "file_hosts" in resp.reason
+    assert host_port(elsewhere) in resp.reason and "[upstream] file_hosts" in resp.reason
     assert elsewhere.fake.requests == []
     assert (await proxy.get("/health")).status == 200
 
@@ -335,7 +335,7 @@ async def test_page_redirect_to_another_host_is_refused(
     proxy = await make_proxy()
     resp = await proxy.get("/simple/moved/", headers=JSON)
     assert resp.status == 502
-    assert elsewhere.server.host in resp.reason and "file_hosts" in resp.reason
+    assert host_port(elsewhere) in resp.reason and "[upstream] file_hosts" in resp.reason
     assert elsewhere.fake.requests == []
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from html import escape
@@ -17,9 +16,10 @@ from proxy.simple.model import (
     Origin,
     ProjectList,
     ProjectPage,
+    check_file_count,
     derive_versions,
     first_emittable_hash,
-    is_safe_filename,
+    safe_files,
 )
 from proxy.simple.names import NormalizedName
 
@@ -33,7 +33,6 @@ __all__ = [
     "render_project_html",
 ]
 
-log = logging.getLogger(__name__)
 _HASH_NAME = re.compile(r"[a-z0-9_]+")
 _HEX = re.compile(r"[0-9a-f]+")
 _SIZE = re.compile(r"[0-9]+")
@@ -105,22 +104,6 @@ def parse_project_html(
     found = (_dist_file(attrs, label, base) for attrs, label in anchors)
     files = safe_files(name, (f for f in found if f.filename))  # no filename: a link to a directory
     return ProjectPage(name=name, files=files, versions=derive_versions(files), origin=Origin.UPSTREAM)
-
-
-def check_file_count(count: int, max_files: int | None) -> None:
-    if max_files is not None and count > max_files:
-        raise UpstreamInvalid(f"upstream page lists {count} files, more than [upstream] max_page_files ({max_files})")
-
-
-def safe_files(name: NormalizedName, files: Iterable[DistFile]) -> tuple[DistFile, ...]:
-    """The files whose names can be path segments of our URLs; the others are dropped with a warning."""
-    kept = []
-    for dist in files:
-        if is_safe_filename(dist.filename):
-            kept.append(dist)
-        else:
-            log.warning("dropped a file of %s with an unsafe filename from upstream: %r", name, dist.filename)
-    return tuple(kept)
 
 
 def _href(attrs: Attrs) -> str:

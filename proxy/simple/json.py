@@ -11,8 +11,17 @@ from urllib.parse import urljoin
 from packaging.utils import InvalidName, canonicalize_name
 
 from proxy.errors import UpstreamInvalid
-from proxy.simple.html import check_file_count, parse_hash_pair, safe_files
-from proxy.simple.model import EMITTABLE_HASHES, DistFile, Origin, ProjectList, ProjectPage, derive_versions
+from proxy.simple.html import parse_hash_pair
+from proxy.simple.model import (
+    EMITTABLE_HASHES,
+    DistFile,
+    Origin,
+    ProjectList,
+    ProjectPage,
+    check_file_count,
+    derive_versions,
+    safe_files,
+)
 from proxy.simple.names import NormalizedName
 
 __all__ = ["parse_project_json", "render_index_json", "render_project_json"]

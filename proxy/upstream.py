@@ -179,6 +179,8 @@ class UpstreamClient:
             return False
         if url.origin() == self._origin:
             return True
+        if url.host == self._origin.host and url.scheme == "https" and url.is_default_port():
+            return True  # the upstream itself upgraded to https (http://index/ redirecting to https://index/)
         host = url.host.lower()
         return host in self._hosts or f"{host}:{url.port}" in self._hosts
 

@@ -27,12 +27,16 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 IMMUTABLE_PRIVATE = "private, max-age=31536000, immutable"
 
 
+# aiohttp sends files with sendfile unless this is set; then its own writer sends (and counts) them.
+_NOSENDFILE = bool(os.environ.get("AIOHTTP_NOSENDFILE"))
+
+
 class _Blob(SendfileCounted, web.FileResponse):
     """A committed blob; aiohttp sends it with sendfile, which its own byte count does not see."""
 
     def sendfile_bytes(self) -> int:
         # aiohttp counts the headers once the response finished (body_length): then the whole body went out too.
-        finished = self.body_length > 0 and self.status in {200, 206}
+        finished = self.body_length > 0 and self.status in {200, 206} and not _NOSENDFILE
         return (self.content_length or 0) if finished else 0
 
 

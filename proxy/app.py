@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 from aiohttp import web
@@ -29,6 +30,7 @@ from proxy.keys import (
     JANITOR,
     JANITOR_DB,
     METRICS,
+    PAGE_POOL,
     PAGES,
     PRIVATE,
     RENDERED,
@@ -43,6 +45,7 @@ from proxy.pages import PageCache
 from proxy.private import PrivateIndex
 from proxy.rendered import RenderCache
 from proxy.simple.policy import ShadowPolicy
+from proxy.spooling import Limits
 from proxy.storage import BlobStore
 from proxy.throttle import FailureLimiter
 from proxy.upload import Uploader
@@ -52,6 +55,8 @@ from proxy.web import files, ops, simple, upload
 from proxy.web.middleware import error_middleware, metrics_middleware, read_auth_middleware
 
 log = logging.getLogger(__name__)
+# Threads that parse and render big pages: their own, so seconds of page CPU never queue file I/O behind them.
+PAGE_THREADS = 2
 
 
 def create_app(
@@ -133,21 +138,28 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
         metrics.upstream_seconds.labels(kind).observe(seconds)
         status[kind] = (result, time.time())
 
-    async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session:
-        app[UPSTREAM] = UpstreamClient(session, app[CONFIG].upstream, observe)
-        checker = UpstreamChecker(session, app[CONFIG].upstream, enabled=app[CHECK_UPSTREAM])
-        app[UPSTREAM_CHECK] = checker
-        checker.start()  # in the background: an unreachable upstream must not hold up start-up
-        yield
-        await checker.close()
+    pool = ThreadPoolExecutor(PAGE_THREADS, thread_name_prefix="shadowpi-pages")
+    app[PAGE_POOL] = pool
+    try:
+        async with aiohttp.ClientSession(headers={"User-Agent": USER_AGENT}) as session:
+            app[UPSTREAM] = UpstreamClient(session, app[CONFIG].upstream, observe, executor=pool)
+            checker = UpstreamChecker(session, app[CONFIG].upstream, enabled=app[CHECK_UPSTREAM])
+            app[UPSTREAM_CHECK] = checker
+            checker.start()  # in the background: an unreachable upstream must not hold up start-up
+            yield
+            await checker.close()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def _caches(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    pages = PageCache(app[DB], app[UPSTREAM], config.upstream, clock=app[CLOCK])
+    memory = config.cache.page_memory // 2  # half for parsed pages, half for their renderings
+    pages = PageCache(app[DB], app[UPSTREAM], config.upstream, clock=app[CLOCK], memory_bytes=memory)
     janitor = CacheJanitor(app[JANITOR_DB], app[STORE], app[METRICS], config.cache,
                            negative_ttl=config.upstream.negative_ttl, clock=app[CLOCK])
-    file_cache = FileCache(app[STORE], app[DB], app[UPSTREAM], janitor)
+    limits = Limits.from_config(config.upstream)
+    file_cache = FileCache(app[STORE], app[DB], app[UPSTREAM], janitor, limits, clock=app[CLOCK])
     app[METRICS].track_fills(lambda: file_cache.in_flight)
     policy = ShadowPolicy(config.policy.merge_upstream, config.policy.private_patterns)
     private = PrivateIndex(app[DB], app[STORE])
@@ -156,7 +168,7 @@ async def _caches(app: web.Application) -> AsyncIterator[None]:
     app[PRIVATE] = private
     app[UPLOADER] = Uploader(app[DB], app[STORE], config.upload)
     app[INDEX] = ProjectIndex(pages, policy, private=private.page, private_names=private.names)
-    app[RENDERED] = RenderCache()
+    app[RENDERED] = RenderCache(memory, executor=app[PAGE_POOL])
     app[JANITOR] = janitor
     sweeper = asyncio.create_task(janitor.run(), name="cache-janitor") if app[BACKGROUND] else None
     yield

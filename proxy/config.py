@@ -38,6 +38,13 @@ class UpstreamConfig:
     connect_timeout: float = 10.0
     page_timeout: float = 15.0  # whole-request bound for a project page; then stale is served
     read_timeout: float = 60.0  # longest silence tolerated while streaming a file
+    # Hosts (or host:port) besides the upstream's own origin that file links and redirects may point at.
+    file_hosts: tuple[str, ...] = ("files.pythonhosted.org",)
+    max_file_size: int = 4 * 2**30  # largest file fetched, declared or not (PyPI caps files at 1 GiB)
+    download_timeout: float = 3600.0  # whole-download deadline, seconds (0 = none)
+    min_download_speed: int = 1024  # bytes/s averaged over 30 s windows, below which a download fails (0 = none)
+    max_page_size: int = 64 * 2**20  # bytes of one project page (PyPI's biggest, ddtrace: 21 MB of JSON)
+    max_page_files: int = 200_000  # files on one project page (ddtrace: 46,724)
 
     def __repr__(self) -> str:  # keep upstream credentials out of logs and tracebacks
         return f"UpstreamConfig(url={mask_url(self.url)!r}, offline={self.offline})"
@@ -71,6 +78,7 @@ class PolicyConfig:
 class CacheConfig:
     max_size: int = 0  # bytes of cached upstream files; 0 = unlimited. Private uploads never count or go.
     max_negative_pages: int = 100_000  # remembered upstream 404s kept (expired ones are forgotten anyway)
+    page_memory: int = 256 * 2**20  # bytes of parsed and rendered pages kept in memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +173,22 @@ def _as_upstream_url(key: str, value: object) -> str:
     return text if text.endswith("/") else text + "/"
 
 
+def _as_hosts(key: str, value: object) -> tuple[str, ...]:
+    """Host names, or host:port, lower-cased; never a scheme, path or credentials."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key}: must be a list of host names such as \"files.pythonhosted.org\"")
+    hosts = []
+    for entry in value:
+        try:
+            url = URL(f"//{entry}")
+        except ValueError:
+            url = None
+        if url is None or not url.host or url.path not in {"", "/"} or url.user or url.query_string or url.fragment:
+            raise ConfigError(f"{key}: {entry!r} is not a host name or host:port")
+        hosts.append(entry.lower())
+    return tuple(hosts)
+
+
 def _as_names(key: str, value: object) -> frozenset[NormalizedName]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{key}: must be a list of project names")
@@ -201,6 +225,12 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "connect_timeout": lambda k, v: _as_number(k, v, minimum=0.1),
         "page_timeout": lambda k, v: _as_number(k, v, minimum=0.1),
         "read_timeout": lambda k, v: _as_number(k, v, minimum=0.1),
+        "file_hosts": _as_hosts,
+        "max_file_size": lambda k, v: _as_int(k, v, minimum=1),
+        "download_timeout": _as_number,
+        "min_download_speed": lambda k, v: _as_int(k, v, minimum=0),
+        "max_page_size": lambda k, v: _as_int(k, v, minimum=1024),
+        "max_page_files": lambda k, v: _as_int(k, v, minimum=1),
     },
     "auth": {
         "htpasswd": _as_path,
@@ -220,6 +250,7 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
     "cache": {
         "max_size": lambda k, v: _as_int(k, v, minimum=0),
         "max_negative_pages": lambda k, v: _as_int(k, v, minimum=0),
+        "page_memory": lambda k, v: _as_int(k, v, minimum=0),
     },
     "metrics": {"enabled": _as_bool, "token": _as_str},
     "logging": {

@@ -17,16 +17,18 @@ last byte only once the leader has committed it under that sha256. Files without
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from proxy.config import UpstreamConfig
 from proxy.db import Database, Topic
 from proxy.errors import IntegrityError, ProxyError, UpstreamUnavailable
 from proxy.janitor import CacheJanitor
 from proxy.simple.model import DistFile
+from proxy.spooling import Guard, Limits, WriteBehind, check_sha256, expected_length, is_sha256, verify
 from proxy.storage import BlobInfo, BlobStore, FillOutcome, ForeignSpool, Spool
 from proxy.upstream import UpstreamClient
 
@@ -35,8 +37,6 @@ log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
 # Bytes withheld from followers until the fill is verified (see module docstring).
 HOLDBACK = 1
-# Network bytes the fill may hold in memory ahead of the disk before it stops reading from upstream.
-WRITE_BEHIND = 8 * 1024 * 1024
 # Seconds between looks at another worker's spool: the shortest while it grows, backing off to the longest while
 # it does not (waiting for upstream, or for the leader's commit fsync).
 POLL_MIN, POLL_MAX = 0.005, 0.05
@@ -59,7 +59,7 @@ class Fill:
     def __init__(self, dist: DistFile) -> None:
         self.dist = dist
         self.spool: Spool | ForeignSpool | None = None
-        self.content_length: int | None = None
+        self.content_length: int | None = None  # the declared length: no follower is ever sent a byte past it
         self.verified = False  # every byte is in the spool and matched the index: followers may send them all
         self.result: BlobInfo | None = None  # committed (None until then, and when the commit failed)
         self.error: ProxyError | None = None  # failed before verification: followers must abort
@@ -80,6 +80,14 @@ class Fill:
         if self.spool is None and self.error is not None:
             raise self.error
 
+    async def finished(self) -> None:
+        """Until nothing more will happen (verified bytes committed, or the commit failed). Raises the fill's error
+        if it failed before verification."""
+        while not self.done:
+            await self._changed.wait()
+        if self.error is not None:
+            raise self.error
+
     async def ranges(self) -> AsyncIterator[tuple[int, int]]:
         """(offset, count) of spool bytes as they become sendable. Raises the fill's error (after partial output)."""
         await self.wait_started()
@@ -90,7 +98,9 @@ class Fill:
             changed = self._changed  # captured before checking, so no wake-up is missed
             if self.error is not None:
                 raise self.error
-            limit = spool.size if self.verified else spool.size - HOLDBACK
+            # Never past the declared length, whatever the spool holds (a leader in another process may not check).
+            size = spool.size if self.content_length is None else min(spool.size, self.content_length)
+            limit = size if self.verified else size - HOLDBACK
             if offset < limit:
                 yield offset, limit - offset
                 offset = limit
@@ -103,11 +113,23 @@ class Fill:
 class FileCache:
     """Serves distribution files from storage, filling misses from upstream exactly once."""
 
-    def __init__(self, store: BlobStore, db: Database, upstream: UpstreamClient, janitor: CacheJanitor) -> None:
+    def __init__(
+        self,
+        store: BlobStore,
+        db: Database,
+        upstream: UpstreamClient,
+        janitor: CacheJanitor,
+        limits: Limits | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`limits` bound each download (default: [upstream]'s defaults); `clock` times them."""
         self._store = store
         self._db = db
         self._upstream = upstream
         self._janitor = janitor
+        self._limits = limits or Limits.from_config(UpstreamConfig())
+        self._clock = clock
         self._fills: dict[str, Fill] = {}
         self._tasks: dict[asyncio.Task[None], Fill] = {}
         # Blobs seen committed, by sha256: a hit then costs no stat. Blobs are immutable and only ever deleted
@@ -123,6 +145,8 @@ class FileCache:
         stamp = self._blobs_stamp()
         size = self._present.get(sha256)
         if size is None:
+            if not is_sha256(sha256):  # an index's malformed hash names no blob (its fill fails cleanly)
+                return None
             blob = await self._store.stat(sha256)
             if blob is None:
                 return None
@@ -200,6 +224,7 @@ class FileCache:
         spool: Spool | ForeignSpool | None = None
         error: ProxyError | None = None
         try:
+            check_sha256(dist)
             if dist.sha256 is None:
                 spool = await self._store.new_spool(extra_algorithms=dist.hashes)
             else:
@@ -235,17 +260,18 @@ class FileCache:
         """Stream upstream into the spool, verify, release to followers, then commit."""
         dist = fill.dist
         async with self._upstream.open_file(dist.url) as remote:
-            _check_size(dist, remote.content_length)
-            fill.content_length = dist.size if dist.size is not None else remote.content_length
+            fill.content_length = expected_length(dist, remote.content_length, self._limits.max_size)
+            guard = Guard(dist.filename, fill.content_length, self._limits, self._clock)
             fill.spool = spool
             fill.notify()
-            writer = _WriteBehind(spool, fill.notify)
+            writer = WriteBehind(spool, fill.notify)
             try:
                 async for chunk in remote.chunks(CHUNK):
+                    guard.take(len(chunk))  # before the spool: an oversized or late chunk is never written
                     await writer.put(chunk)
             finally:
                 await writer.close()
-        _verify(dist, spool, fill.content_length)
+        verify(dist, spool, fill.content_length)
         fill.verified = True
         fill.notify()
         try:
@@ -295,69 +321,3 @@ class FileCache:
     def _release_if_idle(self, fill: Fill) -> None:
         if fill.done and fill.followers == 0 and fill.spool is not None:
             self._store.release(fill.spool)
-
-
-class _WriteBehind:
-    """Writes network chunks to a spool from a worker thread while the event loop keeps reading.
-
-    Chunks that arrive during a write are batched into the next one; `put` waits only when WRITE_BEHIND bytes
-    are queued. `close` flushes, and raises what a write raised.
-    """
-
-    def __init__(self, spool: Spool, written: Callable[[], None]) -> None:
-        self._spool = spool
-        self._written = written
-        self._queued: list[bytes] = []
-        self._queued_bytes = 0
-        self._task: asyncio.Task[None] | None = None
-
-    async def put(self, chunk: bytes) -> None:
-        self._queued.append(chunk)
-        self._queued_bytes += len(chunk)
-        if self._task is not None and self._task.done():
-            await self._task  # a finished write: raise its error now, not at close
-            self._task = None
-        if self._task is None:
-            self._task = asyncio.create_task(self._drain())
-        elif self._queued_bytes >= WRITE_BEHIND:
-            await asyncio.shield(self._task)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            await self._task
-        if self._queued:
-            await self._drain()
-
-    async def _drain(self) -> None:
-        while self._queued:
-            batch, self._queued, self._queued_bytes = self._queued, [], 0
-            await self._spool.write_all(batch)
-            self._written()
-
-
-def _check_size(dist: DistFile, content_length: int | None) -> None:
-    if dist.size is not None and content_length is not None and content_length != dist.size:
-        raise IntegrityError(
-            f"upstream sends {content_length} bytes for {dist.filename}, but its index declared {dist.size}"
-        )
-
-
-def _verify(dist: DistFile, spool: Spool, expected_length: int | None) -> None:
-    """Size and every declared hash we can compute must match before anything is committed."""
-    if expected_length is not None and spool.size != expected_length:
-        raise IntegrityError(
-            f"upstream sent {spool.size} of {expected_length} bytes for {dist.filename}: transfer cut short"
-        )
-    computed = spool.digests()
-    checked = False
-    for algorithm, expected in dist.hashes.items():
-        actual = computed.get(algorithm)
-        if actual is None:
-            continue
-        checked = True
-        if not hmac.compare_digest(actual, expected.lower()):
-            raise IntegrityError(
-                f"{algorithm} of {dist.filename} from upstream is {actual}, but its index declared {expected}"
-            )
-    if not checked and dist.hashes:
-        log.warning("no declared hash of %s could be checked (%s)", dist.filename, ", ".join(dist.hashes))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 
 from aiohttp import web
 
@@ -36,6 +37,7 @@ PRIVATE = web.AppKey("private", PrivateIndex)
 UPLOADER = web.AppKey("uploader", Uploader)
 METRICS = web.AppKey("metrics", Metrics)
 JANITOR = web.AppKey("janitor", CacheJanitor)
+PAGE_POOL = web.AppKey("page_pool", Executor)  # parses and renders big pages off the event loop
 # kind ("page" | "file") -> (result, unix time) of the last upstream contact, for /ready.
 UPSTREAM_STATUS: web.AppKey[dict[str, tuple[str, float]]] = web.AppKey("upstream_status")
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

@@ -10,10 +10,20 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
 
+class SendfileCounted:
+    """A response whose body goes out with sendfile, past aiohttp's own byte count: it counts those bytes itself,
+    for the access log."""
+
+    def sendfile_bytes(self) -> int:
+        """Body bytes sent with sendfile (not counted in body_length)."""
+        return 0
+
+
 class AccessLogger(AbstractAccessLogger):
     """aiohttp access logger; aiohttp passes `log_format`, which shadowpi uses as "text" or "json".
 
-    Logged: method, path, status, bytes, duration, cache outcome, client and a short user agent.
+    Logged: method, path, status, bytes sent (headers and body), duration, cache outcome (X-Shadowpi-Cache), client
+    and a short user agent.
     Never logged: headers (Authorization), so credentials and tokens cannot leak into logs.
     """
 
@@ -28,7 +38,7 @@ class AccessLogger(AbstractAccessLogger):
             "method": request.method,
             "path": request.path_qs,
             "status": response.status,
-            "bytes": response.body_length,
+            "bytes": response.body_length + _sendfile_bytes(request, response),
             "ms": round(time * 1000, 2),
             "cache": response.headers.get("X-Shadowpi-Cache", "-"),
             "agent": _short_agent(request.headers.get("User-Agent", "-")),
@@ -40,6 +50,12 @@ class AccessLogger(AbstractAccessLogger):
                 '%(remote)s "%(method)s %(path)s" %(status)s %(bytes)s %(ms)sms cache=%(cache)s agent=%(agent)s',
                 fields,
             )
+
+
+def _sendfile_bytes(request: BaseRequest, response: StreamResponse) -> int:
+    if request.method == "HEAD" or not isinstance(response, SendfileCounted):
+        return 0
+    return response.sendfile_bytes()
 
 
 def _short_agent(agent: str) -> str:

@@ -21,6 +21,9 @@ from proxy.upstream import FetchedPage, Missing, NotModified, UpstreamClient
 
 log = logging.getLogger(__name__)
 
+# What a parsed page costs in memory, estimated: about 1 kB per file (measured on PyPI's pages), plus the record.
+PAGE_BYTES, FILE_BYTES = 1024, 1024
+
 
 class Outcome(enum.Enum):
     """How a page lookup was answered; sent to clients as X-Shadowpi-Cache."""
@@ -53,13 +56,18 @@ class PageCache:
         *,
         clock: Callable[[], float] = time.time,
         memory_entries: int = 4096,
+        memory_bytes: int = 128 * 2**20,
     ) -> None:
+        """The in-memory copies are bounded by `memory_entries` and `memory_bytes` (estimated); the most recently
+        used page always stays."""
         self._db = db
         self._upstream = upstream
         self._config = config
         self._clock = clock
         self._memory: OrderedDict[NormalizedName, StoredPage] = OrderedDict()
         self._memory_entries = memory_entries
+        self._memory_limit = memory_bytes
+        self._memory_bytes = 0
         self._inflight: dict[NormalizedName, asyncio.Task[PageLookup]] = {}
         self._writes: set[asyncio.Task[None]] = set()
         self._pages_stamp: bytes | None = None
@@ -83,6 +91,11 @@ class PageCache:
             task.add_done_callback(lambda _t: self._inflight.pop(name, None))
         # shield: one client going away must not cancel the fetch the others are waiting on.
         return await asyncio.shield(task)
+
+    @property
+    def memory_usage(self) -> tuple[int, int]:
+        """(pages, estimated bytes) held in memory now."""
+        return len(self._memory), self._memory_bytes
 
     async def cached(self, name: NormalizedName) -> ProjectPage | None:
         """The cached page without any upstream traffic (None when absent or remembered missing)."""
@@ -113,6 +126,7 @@ class PageCache:
         if stamp != self._pages_stamp:
             self._pages_stamp = stamp
             self._memory.clear()
+            self._memory_bytes = 0
 
     def _is_fresh(self, stored: StoredPage) -> bool:
         ttl = self._config.page_ttl if stored.page is not None else self._config.negative_ttl
@@ -132,10 +146,15 @@ class PageCache:
         return from_db
 
     def _remember(self, name: NormalizedName, stored: StoredPage) -> None:
+        old = self._memory.pop(name, None)
+        if old is not None:
+            self._memory_bytes -= _cost(old)
         self._memory[name] = stored
-        self._memory.move_to_end(name)
-        while len(self._memory) > self._memory_entries:
-            self._memory.popitem(last=False)
+        self._memory_bytes += _cost(stored)
+        memory = self._memory
+        while len(memory) > 1 and (len(memory) > self._memory_entries or self._memory_bytes > self._memory_limit):
+            _, evicted = memory.popitem(last=False)
+            self._memory_bytes -= _cost(evicted)
 
     async def _refresh(self, name: NormalizedName, stored: StoredPage | None) -> PageLookup:
         validators = stored if stored is not None and stored.page is not None else None
@@ -179,3 +198,7 @@ class PageCache:
             await write
         except Exception:  # the page was served; only its persistence failed
             log.exception("could not store the page of %s", name)
+
+
+def _cost(stored: StoredPage) -> int:
+    return PAGE_BYTES + (FILE_BYTES * len(stored.page.files) if stored.page is not None else 0)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 from collections import OrderedDict
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import quote
 
 from proxy.simple import html, json
@@ -15,6 +18,8 @@ from proxy.simple.negotiate import Format
 
 GZIP_MIN_BYTES = 1024
 NO_HASH_KEY = "_"  # file URL segment for files whose index declared no sha256
+# Pages with more files than this are rendered in the executor: seconds of CPU for the biggest PyPI pages.
+RENDER_INLINE_FILES = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +36,8 @@ def file_key(dist: DistFile) -> str:
 
 
 def file_path(name: NormalizedName, dist: DistFile) -> str:
-    """shadowpi's own path for a file, relative to the site root."""
-    return f"files/{name}/{file_key(dist)}/{quote(dist.filename)}"
+    """shadowpi's own path for a file, relative to the site root; each segment quoted whole (no `/` survives)."""
+    return f"files/{name}/{file_key(dist)}/{quote(dist.filename, safe='')}"
 
 
 def render(body: str, fmt: Format) -> Rendered:
@@ -59,21 +64,70 @@ def render_index(projects: ProjectList, fmt: Format) -> Rendered:
 
 
 class RenderCache:
-    """Rendered project pages keyed by (name, format), reused while the page object is the same."""
+    """Rendered project pages keyed by (name, format), reused while the page object is the same.
 
-    def __init__(self, entries: int = 2048) -> None:
+    Bounded by bytes (bodies and their gzip variants) and entries; the most recent entry always stays.
+    """
+
+    def __init__(self, max_bytes: int = 128 * 2**20, entries: int = 2048, executor: Executor | None = None) -> None:
+        """`executor` renders big pages off the event loop (None: the loop's default executor)."""
+        self._max_bytes = max_bytes
         self._entries = entries
+        self._executor = executor
         self._cache: OrderedDict[tuple[str, Format], tuple[ProjectPage, Rendered]] = OrderedDict()
+        self._bytes = 0
+        self._pending: dict[tuple[str, Format], tuple[ProjectPage, asyncio.Future[Rendered]]] = {}
 
-    def project(self, page: ProjectPage, fmt: Format) -> Rendered:
+    @property
+    def usage(self) -> tuple[int, int]:
+        """(entries, bytes) held now."""
+        return len(self._cache), self._bytes
+
+    def get(self, page: ProjectPage, fmt: Format) -> Rendered | None:
+        """The rendering of exactly this page object, if held (the warm path: no await, no allocation)."""
         key = (page.name, fmt)
         hit = self._cache.get(key)
         if hit is not None and hit[0] is page:
             self._cache.move_to_end(key)
             return hit[1]
-        rendered = render_project(page, fmt)
-        self._cache[key] = (page, rendered)
-        self._cache.move_to_end(key)
-        while len(self._cache) > self._entries:
-            self._cache.popitem(last=False)
+        return None
+
+    async def render(self, page: ProjectPage, fmt: Format) -> Rendered:
+        """Render and keep the page; a big page in the executor, once however many requests ask at the same time."""
+        key = (page.name, fmt)
+        if len(page.files) <= RENDER_INLINE_FILES:
+            rendered = render_project(page, fmt)
+        else:
+            pending = self._pending.get(key)
+            if pending is None or pending[0] is not page:
+                future = asyncio.get_running_loop().run_in_executor(self._executor, render_project, page, fmt)
+                pending = (page, future)
+                self._pending[key] = pending
+                future.add_done_callback(partial(self._done, key, pending))
+            rendered = await asyncio.shield(pending[1])
+        if self.get(page, fmt) is None:
+            self._keep(key, page, rendered)
         return rendered
+
+    def _done(
+        self,
+        key: tuple[str, Format],
+        pending: tuple[ProjectPage, asyncio.Future[Rendered]],
+        _future: asyncio.Future[Rendered],
+    ) -> None:
+        if self._pending.get(key) is pending:
+            del self._pending[key]
+
+    def _keep(self, key: tuple[str, Format], page: ProjectPage, rendered: Rendered) -> None:
+        old = self._cache.pop(key, None)
+        if old is not None:
+            self._bytes -= _size(old[1])
+        self._cache[key] = (page, rendered)
+        self._bytes += _size(rendered)
+        while len(self._cache) > 1 and (len(self._cache) > self._entries or self._bytes > self._max_bytes):
+            _, (_, evicted) = self._cache.popitem(last=False)
+            self._bytes -= _size(evicted)
+
+
+def _size(rendered: Rendered) -> int:
+    return len(rendered.body) + (len(rendered.gzipped) if rendered.gzipped is not None else 0)

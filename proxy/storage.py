@@ -21,7 +21,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -62,15 +62,28 @@ def _check_key(sha256: str) -> str:
     return sha256
 
 
+# The only algorithms ever instantiated, by index/upload name: fixed-length digests (shake_* need a length and would
+# fail at hexdigest()). "blake2_256" is PyPI's blake2b with a 32-byte digest. Any other name is ignored.
+_HASHERS: dict[str, Callable[[], Hasher]] = {
+    "sha256": hashlib.sha256,
+    "sha224": hashlib.sha224,
+    "sha384": hashlib.sha384,
+    "sha512": hashlib.sha512,
+    "sha1": hashlib.sha1,
+    "sha3_256": hashlib.sha3_256,
+    "sha3_384": hashlib.sha3_384,
+    "sha3_512": hashlib.sha3_512,
+    "blake2b": hashlib.blake2b,
+    "blake2s": hashlib.blake2s,
+    "blake2_256": lambda: hashlib.blake2b(digest_size=32),
+    "md5": lambda: hashlib.md5(usedforsecurity=False),  # only ever compared with a declared value, never trusted
+}
+
+
 def _new_hasher(algorithm: str) -> Hasher | None:
-    """A hasher by index/upload name: hashlib names plus PyPI's "blake2_256" (blake2b, 32-byte digest)."""
-    if algorithm == "blake2_256":
-        return hashlib.blake2b(digest_size=32)
-    if algorithm == "md5":  # only ever compared with what a client declared, never trusted alone
-        return hashlib.md5(usedforsecurity=False)
-    if algorithm in hashlib.algorithms_available:
-        return hashlib.new(algorithm)
-    return None
+    """A hasher by index/upload name, or None for a name outside _HASHERS."""
+    factory = _HASHERS.get(algorithm)
+    return factory() if factory is not None else None
 
 
 @dataclass(frozen=True, slots=True)

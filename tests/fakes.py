@@ -1,4 +1,9 @@
-"""FakeIndex: an in-process, programmable upstream simple index (PEP 503/691/658/700) for tests."""
+"""FakeIndex: an in-process, programmable upstream simple index (PEP 503/691/658/700) for tests.
+
+It can also be hostile on purpose: send more bytes than it declares (without a Content-Length), trickle file
+bodies at a pace the test drives, redirect anywhere, link files on other hosts, publish huge pages, odd hash names
+and unsafe filenames.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,14 @@ JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 JSON_OFFERS = (JSON_TYPE, "application/vnd.pypi.simple.latest+json")
 HTML_OFFERS = ("text/html", "application/vnd.pypi.simple.v1+html", "application/vnd.pypi.simple.latest+html")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# How file bodies are delimited: an honest Content-Length, chunked, or no length at all (the end of the body is
+# the end of the connection).
+Framing = Literal["length", "chunked", "close"]
+# An HTTP response hidden in a file body: a client that reads past the file's length takes it for its next answer.
+SMUGGLED = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 31\r\n\r\n"
+    b"<a href='evil.whl'>SMUGGLED</a>"
+)
 
 
 @dataclass
@@ -36,10 +49,19 @@ class FakeFile:
     upload_time: str | None = "2025-01-01T00:00:00.000000Z"
     declared_sha256: str | None = None  # None: the true hash; "": publish no hash at all; else a lie
     serve_metadata: bool = True  # PEP 658: advertise and serve `<file>.metadata`
+    # Published beside the sha256 (JSON `hashes`, HTML fragment after `&`), e.g. {"shake_128": ...}; a "sha256" key
+    # here replaces the published sha256 (malformed values).
+    extra_hashes: dict[str, str] = field(default_factory=dict)
+    listed_filename: str | None = None  # the filename pages claim (e.g. "../evil.whl"); None: the artifact's
 
     @property
     def filename(self) -> str:
-        return self.artifact.filename
+        return self.listed_filename if self.listed_filename is not None else self.artifact.filename
+
+    @property
+    def page_hashes(self) -> dict[str, str]:
+        """Every hash the pages publish for this file, sha256 first."""
+        return ({"sha256": self.page_sha256} if self.page_sha256 else {}) | self.extra_hashes
 
     @property
     def page_sha256(self) -> str:
@@ -65,6 +87,17 @@ class FakeIndex:
     cut_after: int | None = None  # file bodies: full Content-Length, N bytes, then the connection closes
     file_stream_gate: asyncio.Event | None = None  # awaited between file chunks, after the first chunk
     file_chunk_size: int = 64 * 1024
+    # -- hostile upstream --
+    file_framing: Framing = "length"
+    oversend: bytes = b""  # appended to every file body: more bytes than the page declares (see SMUGGLED)
+    # A trickle the test drives: every file chunk (the first too) waits for one release() of this semaphore.
+    file_pace: asyncio.Semaphore | None = None
+    redirects: dict[str, str] = field(default_factory=dict)  # request path + query -> Location, answered first
+    redirect_status: int = 302
+    file_base_url: str | None = None  # pages link files at <this>/files/<name>/<filename> (another host)
+    extra_files: int = 0  # every page also lists this many synthetic sdists (never downloadable)
+    page_padding: int = 0  # bytes of filler added to every page body
+    chunked_pages: bool = False  # pages without a Content-Length (its size is known only once it is all read)
     etags: bool = True  # pages carry ETag/Last-Modified and honour If-None-Match/If-Modified-Since
     last_modified: str = "Wed, 01 Jan 2025 00:00:00 GMT"
     requests: list[str] = field(default_factory=list)  # path + query of every request, in order
@@ -125,6 +158,8 @@ class FakeIndex:
             self._arrived.notify_all()
         if self.gate is not None:
             await self.gate.wait()
+        if (location := self.redirects.get(request.path_qs)) is not None:
+            return web.Response(status=self.redirect_status, headers={"Location": location})
         if self.drop:
             _close(request)
             return web.Response()  # never reaches the wire: aiohttp swallows the write error
@@ -153,9 +188,18 @@ class FakeIndex:
         if name not in self.projects:
             raise web.HTTPNotFound(text=f"no such project: {name}\n")
         files = self.projects[name]
+        base = self.file_base_url or str(request.url.origin())
         if self._wants_json(request):
-            return self._page(request, json.dumps(_json_detail(request, name, files), indent=1), JSON_TYPE)
-        links = "".join(_html_anchor(name, f) for f in files)
+            doc = _json_detail(base, name, files)
+            doc["files"].extend(_synthetic_entry(base, name, i) for i in range(self.extra_files))
+            if self.page_padding:
+                doc["_padding"] = "x" * self.page_padding  # PEP 691: clients ignore `_`-prefixed keys
+            return self._page(request, json.dumps(doc, indent=1), JSON_TYPE)
+        prefix = f"{self.file_base_url}/" if self.file_base_url else "../../"
+        links = "".join(_html_anchor(prefix, name, f) for f in files)
+        links += "".join(_synthetic_anchor(prefix, name, i) for i in range(self.extra_files))
+        if self.page_padding:
+            links += f"<!-- {'x' * self.page_padding} -->\n"
         return self._page(request, _html_document(f"Links for {name}", links), self.html_content_type)
 
     def _detail_url(self, request: web.Request, raw: str) -> str:
@@ -179,7 +223,10 @@ class FakeIndex:
             if self._not_modified(request, headers["ETag"]):
                 self.not_modified += 1
                 return web.Response(status=304, headers={k: headers[k] for k in ("ETag", "Vary")})
-        return web.Response(body=data, headers=headers)
+        resp = web.Response(body=data, headers=headers)
+        if self.chunked_pages:
+            resp.enable_chunked_encoding()
+        return resp
 
     def _not_modified(self, request: web.Request, etag: str) -> bool:
         if (inm := request.headers.get("If-None-Match")) is not None:  # RFC 9110: INM wins over IMS
@@ -210,20 +257,46 @@ class FakeIndex:
         return await self._stream(request, data)
 
     async def _stream(self, request: web.Request, data: bytes) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-        resp.content_length = len(data)  # always the full, honest length, even when cutting
-        await resp.prepare(request)
-        end = len(data) if self.cut_after is None else min(self.cut_after, len(data))
+        body = data + self.oversend
+        resp = await _start_body(request, self.file_framing, len(body))
+        end = len(body) if self.cut_after is None else min(self.cut_after, len(body))
         step = max(1, self.file_chunk_size)
         for offset in range(0, end, step):
             if offset > 0 and self.file_stream_gate is not None:
                 await self.file_stream_gate.wait()
-            await resp.write(data[offset : min(offset + step, end)])
-        if end < len(data):
-            _close(request)  # close() flushes what was written, then FINs: a short body on the wire
-            return resp
+            if self.file_pace is not None:
+                await self.file_pace.acquire()
+            await _write(request, resp, body[offset : min(offset + step, end)])
+        if end < len(body) or resp is None:
+            _close(request)  # close() flushes what was written, then FINs: the body ends with the connection
+            return resp or web.Response()  # never reaches the wire: aiohttp swallows the write error
         await resp.write_eof()
         return resp
+
+
+async def _start_body(request: web.Request, framing: Framing, length: int) -> web.StreamResponse | None:
+    """Send the headers of a file response; None for "close" framing, whose bytes go straight to the transport
+    (aiohttp itself never sends a body without a length on HTTP/1.1: it chunks it)."""
+    if framing == "close":
+        assert request.transport is not None
+        request.transport.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
+        )
+        return None
+    resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    if framing == "length":
+        resp.content_length = length  # always the full, honest length of what is sent, even when cutting
+    else:
+        resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    return resp
+
+
+async def _write(request: web.Request, resp: web.StreamResponse | None, chunk: bytes) -> None:
+    if resp is not None:
+        await resp.write(chunk)
+    elif request.transport is not None and not request.transport.is_closing():
+        request.transport.write(chunk)
 
 
 def _close(request: web.Request) -> None:
@@ -271,10 +344,10 @@ def _html_document(title: str, body: str) -> str:
     )
 
 
-def _html_anchor(name: str, f: FakeFile) -> str:
-    href = f"../../files/{quote(name, safe='')}/{quote(f.filename, safe='')}"
-    if f.page_sha256:
-        href += f"#sha256={f.page_sha256}"
+def _html_anchor(prefix: str, name: str, f: FakeFile) -> str:
+    href = f"{prefix}files/{quote(name, safe='')}/{quote(f.filename, safe='')}"
+    if hashes := f.page_hashes:
+        href += "#" + "&".join(f"{alg}={value}" for alg, value in hashes.items())
     attrs = {"href": href}
     if f.requires_python is not None:
         attrs["data-requires-python"] = f.requires_python
@@ -287,14 +360,17 @@ def _html_anchor(name: str, f: FakeFile) -> str:
     return f"<a {rendered}>{escape(f.filename)}</a><br>\n"
 
 
-def _json_detail(request: web.Request, name: str, files: list[FakeFile]) -> dict[str, Any]:
+def _file_url(base: str, name: str, filename: str) -> str:
+    return f"{base.rstrip('/')}/files/{quote(name, safe='')}/{quote(filename, safe='')}"
+
+
+def _json_detail(base: str, name: str, files: list[FakeFile]) -> dict[str, Any]:
     entries = []
     for f in files:
-        url = request.url.join(request.app.router["file"].url_for(name=name, filename=f.filename))
         entry: dict[str, Any] = {
             "filename": f.filename,
-            "url": str(url),
-            "hashes": {"sha256": f.page_sha256} if f.page_sha256 else {},
+            "url": _file_url(base, name, f.filename),
+            "hashes": f.page_hashes,
             "requires-python": f.requires_python,
             "size": f.artifact.size,
             "yanked": f.yanked if f.yanked != "" else True,
@@ -304,6 +380,27 @@ def _json_detail(request: web.Request, name: str, files: list[FakeFile]) -> dict
             entry["upload-time"] = f.upload_time
         entries.append(entry)
     return {"meta": {"api-version": "1.1"}, "name": name, "versions": _versions(files), "files": entries}
+
+
+def synthetic_filename(name: str, i: int) -> str:
+    """The filename of the i-th synthetic file a page lists (FakeIndex.extra_files)."""
+    return f"{name.replace('-', '_')}-0.0.{i}.tar.gz"
+
+
+def _synthetic_entry(base: str, name: str, i: int) -> dict[str, Any]:
+    filename = synthetic_filename(name, i)
+    return {
+        "filename": filename,
+        "url": _file_url(base, name, filename),
+        "hashes": {"sha256": hashlib.sha256(filename.encode()).hexdigest()},
+        "size": 1,
+    }
+
+
+def _synthetic_anchor(prefix: str, name: str, i: int) -> str:
+    filename = synthetic_filename(name, i)
+    sha256 = hashlib.sha256(filename.encode()).hexdigest()
+    return f'<a href="{prefix}files/{quote(name, safe="")}/{filename}#sha256={sha256}">{filename}</a><br>\n'
 
 
 def _versions(files: list[FakeFile]) -> list[str]:

@@ -337,7 +337,7 @@ async def test_workers_share_one_download_and_stream_it(
     assert [p.name for p in blobs(make_proxy.data_dir)] == [big.sha256]
     assert spools(make_proxy.data_dir) == []
     cached = await worker_b.get(file_url(big))
-    assert cached.headers.get("X-Shadowpi-Cache") is None and await cached.read() == big.data
+    assert cached.headers["X-Shadowpi-Cache"] == "hit" and await cached.read() == big.data
 
 
 async def test_other_worker_streams_a_file_of_unknown_size(

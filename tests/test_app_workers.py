@@ -88,7 +88,7 @@ async def test_a_file_deleted_by_another_process_is_fetched_again(make_proxy: Pr
     assert await (await worker_a.get(url)).read() == wheel.data
     await worker_a.app[FILES].settled()
     hit = await worker_a.get(url)
-    assert (hit.headers.get("X-Shadowpi-Cache"), await hit.read()) == (None, wheel.data)  # from the cache
+    assert (hit.headers.get("X-Shadowpi-Cache"), await hit.read()) == ("hit", wheel.data)  # from the cache
 
     config = make_proxy.config()
     assert await admin.cache_purge(config, "tinylib", lambda _line: None) == 0

@@ -194,3 +194,25 @@ def test_readme_configuration_table_is_one_table_listing_every_key():
 def test_the_old_default_data_dir_is_ignored_by_git():
     """A ./shadowpi-data made by running shadowpi in a checkout is never committed by accident."""
     assert "shadowpi-data/" in (Path(__file__).parent.parent / ".gitignore").read_text().splitlines()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (["files.pythonhosted.org"], ("files.pythonhosted.org",)),
+        (["CDN.Example.com:8443", "127.0.0.1:9"], ("cdn.example.com:8443", "127.0.0.1:9")),
+        ([], ()),
+        (["https://files.example/"], None),
+        (["files.example/path"], None),
+        (["user:pw@files.example"], None),
+        (["files.example:notaport"], None),
+        ("files.example", None),
+    ],
+)
+def test_file_hosts_are_plain_host_names(value: object, expected: tuple[str, ...] | None):
+    """[upstream] file_hosts takes host names or host:port (lower-cased); anything else names the key."""
+    if expected is None:
+        with pytest.raises(ConfigError, match=r"upstream\.file_hosts"):
+            build_config({"upstream": {"file_hosts": value}})
+    else:
+        assert build_config({"upstream": {"file_hosts": value}}).upstream.file_hosts == expected

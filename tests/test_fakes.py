@@ -16,7 +16,7 @@ from yarl import URL
 
 from tests.artifacts import build_wheel
 from tests.conftest import SampleDists, Upstream
-from tests.fakes import FakeIndex, prefers_json
+from tests.fakes import SMUGGLED, FakeIndex, prefers_json, synthetic_filename
 
 PIP_ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
@@ -403,3 +403,113 @@ def test_add_replaces_same_filename_and_inherits_requires_python(dists: SampleDi
     assert replaced.requires_python == ">=3.8"
     assert fake.add(dists.tinylib_2, requires_python=None).requires_python is None
     assert fake.find("TinyLib", dists.tinylib_2.filename) is fake.projects["tinylib"][1]
+
+
+# --- the hostile upstream ---
+
+
+async def _raw_get(server: Any, path: str) -> bytes:
+    """Everything the server sends for one request on a fresh connection, until it closes the connection."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {server.host}\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), timeout=5)  # until EOF
+    writer.close()
+    await writer.wait_closed()
+    return raw
+
+
+@pytest.mark.parametrize("framing", ["chunked", "close"])
+async def test_oversend_sends_surplus_bytes_without_a_length(upstream: Upstream, framing: Any) -> None:
+    """oversend appends bytes the page never declared, in a body without Content-Length (chunked or ended by
+    closing the connection): a reader that trusts the wire gets more than the page's `size`."""
+    fake = upstream.fake
+    wheel = fake.add(build_wheel("over", "1.0")).artifact
+    fake.oversend, fake.file_framing = SMUGGLED, framing
+    raw = await _raw_get(upstream.server, f"/files/over/{wheel.filename}")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    headers = head.lower().split(b"\r\n")
+    assert not any(h.startswith(b"content-length") for h in headers)
+    if framing == "chunked":
+        assert b"transfer-encoding: chunked" in headers
+    async with aiohttp.ClientSession() as session:
+        async with session.get(upstream.server.make_url(f"/files/over/{wheel.filename}")) as resp:
+            assert await resp.read() == wheel.data + SMUGGLED
+        async with session.get(upstream.url + "over/", headers=JSON) as resp:
+            page = json.loads(await resp.text())
+    assert page["files"][0]["size"] == wheel.size
+    if framing == "close":
+        assert body == wheel.data + SMUGGLED  # on the wire: no framing at all
+
+
+async def test_file_pace_lets_out_one_chunk_per_release(upstream: Upstream) -> None:
+    """file_pace trickles a body: each chunk waits for one release() of the semaphore, so the test sets the pace."""
+    fake = upstream.fake
+    wheel = fake.add(build_wheel("slow", "1.0")).artifact
+    fake.file_pace, fake.file_chunk_size = asyncio.Semaphore(0), 10
+    async with aiohttp.ClientSession() as session:
+        resp = await session.get(upstream.server.make_url(f"/files/slow/{wheel.filename}"))
+        assert (resp.status, resp.content_length) == (200, wheel.size)  # headers go out before any byte
+        for i in range(3):
+            fake.file_pace.release()
+            assert await asyncio.wait_for(resp.content.readexactly(10), timeout=5) == wheel.data[i * 10 : i * 10 + 10]
+        rest = asyncio.create_task(resp.content.read())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not rest.done()  # no permit, no byte
+        for _ in range(wheel.size // 10 + 1):
+            fake.file_pace.release()
+        assert await asyncio.wait_for(rest, timeout=5) == wheel.data[30:]
+
+
+async def test_redirects_answer_before_anything_else(client: TestClient[Any, Any], fake: FakeIndex) -> None:
+    """redirects maps a path to a Location, answered with redirect_status (the request is still logged)."""
+    fake.redirects["/simple/tinylib/"] = "http://127.0.0.1:9/elsewhere/"
+    fake.redirect_status = 307
+    resp = await client.get("/simple/tinylib/", allow_redirects=False)
+    assert (resp.status, resp.headers["Location"]) == (307, "http://127.0.0.1:9/elsewhere/")
+    assert fake.hits["/simple/tinylib/"] == 1
+
+
+async def test_file_base_url_links_files_on_another_host(client: TestClient[Any, Any], fake: FakeIndex) -> None:
+    """file_base_url makes both page formats link every file at another origin."""
+    fake.file_base_url = "http://127.0.0.1:9"
+    page = json.loads(await (await client.get("/simple/tinylib/", headers=JSON)).text())
+    assert {URL(f["url"]).origin() for f in page["files"]} == {URL("http://127.0.0.1:9")}
+    parsed = _parse_html(await (await client.get("/simple/tinylib/", headers=HTML)).text())
+    assert all((a["href"] or "").startswith("http://127.0.0.1:9/files/tinylib/") for a, _ in parsed.anchors)
+
+
+async def test_huge_pages_list_synthetic_files_and_padding(client: TestClient[Any, Any], fake: FakeIndex) -> None:
+    """extra_files adds that many synthetic files to both formats; page_padding makes the bodies that much bigger."""
+    small = len(await (await client.get("/simple/tinylib/", headers=JSON)).read())
+    fake.extra_files, fake.page_padding = 1000, 100_000
+    page = json.loads(await (await client.get("/simple/tinylib/", headers=JSON)).text())
+    assert len(page["files"]) == 1003
+    assert page["files"][-1]["filename"] == synthetic_filename("tinylib", 999)
+    assert len(json.dumps(page, indent=1)) > small + 100_000
+    html = await (await client.get("/simple/tinylib/", headers=HTML)).text()
+    assert len(_parse_html(html).anchors) == 1003
+    assert len(html) > 100_000
+
+
+async def test_odd_hashes_and_listed_filenames_are_published(client: TestClient[Any, Any], fake: FakeIndex) -> None:
+    """extra_hashes are published beside the sha256 (or replace it); listed_filename is what the pages claim."""
+    f = fake.add(build_wheel("odd", "1.0"), extra_hashes={"shake_128": "ab" * 16, "whirl": "00"})
+    fake.add(build_wheel("odd", "2.0"), extra_hashes={"sha256": "not-hex"}, listed_filename="../../evil.whl")
+    page = json.loads(await (await client.get("/simple/odd/", headers=JSON)).text())
+    assert page["files"][0]["hashes"] == {"sha256": f.artifact.sha256, "shake_128": "ab" * 16, "whirl": "00"}
+    assert (page["files"][1]["filename"], page["files"][1]["hashes"]) == ("../../evil.whl", {"sha256": "not-hex"})
+    assert page["files"][1]["url"].endswith("/files/odd/..%2F..%2Fevil.whl")
+    (first, _), (second, label) = _parse_html(await (await client.get("/simple/odd/", headers=HTML)).text()).anchors
+    assert first["href"] == f"../../files/odd/{f.filename}#sha256={f.artifact.sha256}&shake_128={'ab' * 16}&whirl=00"
+    assert (second["href"], label) == ("../../files/odd/..%2F..%2Fevil.whl#sha256=not-hex", "../../evil.whl")
+
+
+async def test_chunked_pages_have_no_content_length(client: TestClient[Any, Any], fake: FakeIndex) -> None:
+    """chunked_pages sends pages without a Content-Length: their size is known only once they are read."""
+    fake.chunked_pages = True
+    resp = await client.get("/simple/tinylib/", headers=JSON)
+    assert "Content-Length" not in resp.headers
+    assert resp.headers["Transfer-Encoding"] == "chunked"
+    assert json.loads(await resp.text())["name"] == "tinylib"

@@ -322,7 +322,7 @@ def test_render_emits_one_emittable_hash(hashes: dict[str, str], fragment: str) 
 def test_render_escapes_hostile_values() -> None:
     """Quotes, angle brackets and ampersands in any value are escaped and survive a round trip."""
     hostile = DistFile(
-        filename='x"><script>alert(1)</script>&amp;.whl',
+        filename='x"><script>alert(1)<script>&amp;.whl',  # one path segment: '/' is dropped at parse time
         url='https://evil.example/a?b=1&c="2"<x>',
         hashes={"sha256": SHA_A},
         requires_python='>=3" onmouseover="x',
@@ -398,3 +398,28 @@ def test_index_round_trip() -> None:
     """parse_index_html(render_index_html(projects)) == projects."""
     projects = ProjectList((NormalizedName("a"), NormalizedName("b-c"), NormalizedName("d0")))
     assert parse_index_html(render_index_html(projects, lambda n: f"{n}/")) == projects
+
+
+@pytest.mark.parametrize(
+    ("anchor", "label"),
+    [
+        ('<a href="/f/x.whl">../evil.whl</a>', "../evil.whl"),
+        ('<a href="/f/a%2Fb-1.0.tar.gz"></a>', "a/b-1.0.tar.gz"),
+        ('<a href="/f/x.whl">..</a>', ".."),
+        ('<a href="/f/x.whl">a\\b.whl</a>', "a\\b.whl"),
+        ('<a href="/f/x.whl">a&#10;b.whl</a>', "a\nb.whl"),
+    ],
+)
+def test_unsafe_filenames_are_dropped(anchor: str, label: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Anchor texts (or URL names) that are not one plain path segment are dropped with a warning."""
+    page = parse_project_html(f'<a href="/f/{WHEEL}">{WHEEL}</a>{anchor}', PAGE_URL, NAME)
+    assert [f.filename for f in page.files] == [WHEEL]
+    assert repr(label) in caplog.text
+
+
+def test_more_links_than_allowed_is_refused() -> None:
+    """max_files bounds the page: one link more is UpstreamInvalid naming [upstream] max_page_files."""
+    text = "".join(f'<a href="/f/demo-1.{i}.tar.gz">demo-1.{i}.tar.gz</a>' for i in range(3))
+    assert len(parse_project_html(text, PAGE_URL, NAME, max_files=3).files) == 3
+    with pytest.raises(UpstreamInvalid, match=r"upstream\] max_page_files \(2\)"):
+        parse_project_html(text, PAGE_URL, NAME, max_files=2)

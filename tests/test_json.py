@@ -382,3 +382,22 @@ def test_render_index_json() -> None:
     """The project list is compact PEP 691 JSON claiming api-version 1.0."""
     projects = ProjectList((NormalizedName("a-b"), NormalizedName("c")))
     assert render_index_json(projects) == ('{"meta":{"api-version":"1.0"},"projects":[{"name":"a-b"},{"name":"c"}]}')
+
+
+UNSAFE_FILENAMES = ["../evil.whl", "a/b-1.0.tar.gz", "..", ".", "a\\b-1.0.tar.gz", "nul\x00-1.0.tar.gz", "x\n.whl"]
+
+
+@pytest.mark.parametrize("filename", UNSAFE_FILENAMES)
+def test_unsafe_filenames_are_dropped(filename: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A file whose name is not one plain path segment is dropped (with a warning); the others are kept."""
+    page = parse_project_json(_doc(_entry(), _entry(filename=filename)), PAGE_URL)
+    assert [f.filename for f in page.files] == [WHEEL]
+    assert repr(filename) in caplog.text
+
+
+def test_more_files_than_allowed_is_refused() -> None:
+    """max_files bounds the page: one file more is UpstreamInvalid naming [upstream] max_page_files."""
+    doc = _doc(*(_entry(filename=f"demo-1.{i}.tar.gz") for i in range(3)))
+    assert len(parse_project_json(doc, PAGE_URL, max_files=3).files) == 3
+    with pytest.raises(UpstreamInvalid, match=r"4 files, more than \[upstream\] max_page_files \(3\)"):
+        parse_project_json(_doc(*(_entry(filename=f"demo-1.{i}.tar.gz") for i in range(4))), PAGE_URL, max_files=3)

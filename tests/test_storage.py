@@ -162,3 +162,22 @@ async def test_startup_removes_only_spools_nobody_holds(stores: tuple[BlobStore,
         await a.discard(spool)
         a.release(spool)
     assert tmp_names(tmp_path) == []
+
+
+async def test_spool_hashes_only_fixed_length_algorithms_it_knows(tmp_path: Path) -> None:
+    """A spool computes the declared algorithms from a fixed list; shake_* (no fixed length) and unknown names are
+    ignored instead of failing the download when the digests are read."""
+    store = BlobStore(tmp_path)
+    await store.open()
+    spool = await store.new_spool(["shake_128", "shake_256", "sha512", "blake2_256", "md5", "nope", "sha512_256"])
+    try:
+        await spool.write(DATA)
+        assert spool.digests() == {
+            "sha256": SHA,
+            "sha512": hashlib.sha512(DATA).hexdigest(),
+            "blake2_256": hashlib.blake2b(DATA, digest_size=32).hexdigest(),
+            "md5": hashlib.md5(DATA, usedforsecurity=False).hexdigest(),
+        }
+    finally:
+        await store.discard(spool)
+        store.release(spool)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from proxy.db.base import Queries
 from proxy.db.changes import Topic
 from proxy.db.records import StoredPage
 from proxy.simple.json import parse_project_json, render_project_json
+from proxy.simple.model import ProjectPage
 from proxy.simple.names import NormalizedName
+
+# Pages bigger than this are parsed and serialized in a thread: PyPI's biggest take seconds of CPU.
+INLINE_BYTES, INLINE_FILES = 64 * 1024, 500
 
 
 class PageQueries(Queries):
@@ -18,7 +24,7 @@ class PageQueries(Queries):
         if row is None:
             return None
         status, body, etag, last_modified, fetched_at = row
-        page = parse_project_json(body, "", name) if status == 200 and body else None
+        page = await _parse(body, name) if status == 200 and body else None
         return StoredPage(page, etag, last_modified, float(fetched_at))
 
     async def put_page(self, name: NormalizedName, stored: StoredPage) -> None:
@@ -29,7 +35,7 @@ class PageQueries(Queries):
 
     async def _write_page(self, name: NormalizedName, stored: StoredPage) -> None:
         """The page row write, without committing (imports stage many in one transaction)."""
-        body = render_project_json(stored.page, lambda f: f.url) if stored.page is not None else None
+        body = await _serialize(stored.page) if stored.page is not None else None
         await self._conn.execute(
             "INSERT OR REPLACE INTO pages (project, status, body, etag, last_modified, fetched_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -82,3 +88,19 @@ class PageQueries(Queries):
         )
         await self._conn.commit()
         return cur.rowcount
+
+
+async def _parse(body: str, name: NormalizedName) -> ProjectPage:
+    if len(body) <= INLINE_BYTES:
+        return parse_project_json(body, "", name)
+    return await asyncio.to_thread(parse_project_json, body, "", name)
+
+
+async def _serialize(page: ProjectPage) -> str:
+    if len(page.files) <= INLINE_FILES:
+        return _stored_json(page)
+    return await asyncio.to_thread(_stored_json, page)
+
+
+def _stored_json(page: ProjectPage) -> str:
+    return render_project_json(page, lambda f: f.url)  # absolute upstream URLs: where shadowpi fetches from

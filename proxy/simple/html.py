@@ -16,8 +16,10 @@ from proxy.simple.model import (
     Origin,
     ProjectList,
     ProjectPage,
+    check_file_count,
     derive_versions,
     first_emittable_hash,
+    safe_files,
 )
 from proxy.simple.names import NormalizedName
 
@@ -85,17 +87,22 @@ def _collect(text: str) -> _AnchorCollector:
     return parser
 
 
-def parse_project_html(text: str, page_url: str, name: NormalizedName) -> ProjectPage:
+def parse_project_html(
+    text: str, page_url: str, name: NormalizedName, *, max_files: int | None = None
+) -> ProjectPage:
     """Read a PEP 503 project page; relative hrefs resolve against <base href>, else `page_url`.
 
-    Non-standard `data-size`/`data-upload-time` (read by uv) are kept when well-formed.
-    Raises UpstreamInvalid only when html.parser gives up.
+    Non-standard `data-size`/`data-upload-time` (read by uv) are kept when well-formed. Files whose name is not
+    a plain path segment are dropped (with a warning). Raises UpstreamInvalid when html.parser gives up, or for
+    more than `max_files` links.
     """
     parser = _collect(text)
+    anchors = [(attrs, label) for attrs, label in parser.anchors if _href(attrs)]
+    check_file_count(len(anchors), max_files)
     # pip and uv honour <base href>; the document's first one applies to every link, wherever it is.
     base = urljoin(page_url, parser.base) if parser.base is not None else page_url
-    found = (_dist_file(attrs, label, base) for attrs, label in parser.anchors if _href(attrs))
-    files = tuple(f for f in found if f.filename)  # e.g. a link to a directory: nothing to install
+    found = (_dist_file(attrs, label, base) for attrs, label in anchors)
+    files = safe_files(name, (f for f in found if f.filename))  # no filename: a link to a directory
     return ProjectPage(name=name, files=files, versions=derive_versions(files), origin=Origin.UPSTREAM)
 
 

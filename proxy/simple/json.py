@@ -12,26 +12,40 @@ from packaging.utils import InvalidName, canonicalize_name
 
 from proxy.errors import UpstreamInvalid
 from proxy.simple.html import parse_hash_pair
-from proxy.simple.model import EMITTABLE_HASHES, DistFile, Origin, ProjectList, ProjectPage, derive_versions
+from proxy.simple.model import (
+    EMITTABLE_HASHES,
+    DistFile,
+    Origin,
+    ProjectList,
+    ProjectPage,
+    check_file_count,
+    derive_versions,
+    safe_files,
+)
 from proxy.simple.names import NormalizedName
 
 __all__ = ["parse_project_json", "render_index_json", "render_project_json"]
 
 
-def parse_project_json(data: str | bytes, page_url: str, name: NormalizedName | None = None) -> ProjectPage:
+def parse_project_json(
+    data: str | bytes, page_url: str, name: NormalizedName | None = None, *, max_files: int | None = None
+) -> ProjectPage:
     """Read a PEP 691 project detail document; relative file URLs resolve against `page_url`.
 
-    Raises UpstreamInvalid for non-JSON, a non-object, an api-version major other than 1, a missing
-    `files` list, a file without string `filename`/`url`, or a page `name` that differs from `name`.
+    Files whose name is not a plain path segment are dropped (with a warning). Raises UpstreamInvalid for
+    non-JSON, a non-object, an api-version major other than 1, a missing `files` list, more than `max_files`
+    files, a file without string `filename`/`url`, or a page `name` that differs from `name`.
     """
     doc = _load_object(data)
     _check_api_version(doc.get("meta"))
     entries = doc.get("files")
     if not isinstance(entries, list):
         raise UpstreamInvalid("JSON project page has no 'files' list")
-    files = tuple(_dist_file(entry, page_url) for entry in entries)
+    check_file_count(len(entries), max_files)
+    page_name = _page_name(doc.get("name"), name)
+    files = safe_files(page_name, (_dist_file(entry, page_url) for entry in entries))
     versions = _versions(doc.get("versions"), files)
-    return ProjectPage(name=_page_name(doc.get("name"), name), files=files, versions=versions)
+    return ProjectPage(name=page_name, files=files, versions=versions)
 
 
 def _load_object(data: str | bytes) -> dict[str, Any]:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from packaging.version import Version
 
+from proxy.errors import UpstreamInvalid
 from proxy.simple.names import NormalizedName, version_of_filename
+
+log = logging.getLogger(__name__)
 
 # Hash algorithms both pip and uv accept in URL fragments and JSON `hashes`, strongest first.
 # uv hard-fails on any other algorithm name, so nothing else is ever emitted.
@@ -81,6 +85,36 @@ class ProjectList:
     """The index root: the projects this server knows."""
 
     names: tuple[NormalizedName, ...]
+
+
+def is_safe_filename(filename: str) -> bool:
+    """One plain path segment: no separator, not "." or "..", nothing unprintable (it becomes part of our URLs)."""
+    return (
+        filename.isprintable()
+        and filename not in {"", ".", ".."}
+        and "/" not in filename
+        and "\\" not in filename
+    )
+
+
+def safe_files(name: NormalizedName, files: Iterable[DistFile]) -> tuple[DistFile, ...]:
+    """The files whose names can be a path segment of our URLs; the others are dropped, with one warning."""
+    kept: list[DistFile] = []
+    dropped: list[DistFile] = []
+    for dist in files:
+        (kept if is_safe_filename(dist.filename) else dropped).append(dist)
+    if dropped:
+        log.warning(
+            "dropped %d file(s) of %s with an unsafe filename from upstream, e.g. %r",
+            len(dropped), name, dropped[0].filename,
+        )  # fmt: skip
+    return tuple(kept)
+
+
+def check_file_count(count: int, max_files: int | None) -> None:
+    """Raises UpstreamInvalid for a page listing more than `max_files` files (None: no limit)."""
+    if max_files is not None and count > max_files:
+        raise UpstreamInvalid(f"upstream page lists {count} files, more than [upstream] max_page_files ({max_files})")
 
 
 def derive_versions(files: Iterable[DistFile]) -> tuple[str, ...]:

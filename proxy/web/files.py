@@ -10,9 +10,10 @@ from typing import BinaryIO
 
 from aiohttp import web
 
-from proxy.errors import FileNotFound, ProxyError
+from proxy.errors import FileNotFound, ProxyError, UpstreamUnavailable
 from proxy.files import CHUNK, Fill, SendFile
 from proxy.keys import CONFIG, FILES, INDEX, METRICS, STORE
+from proxy.logs import SendfileCounted
 from proxy.rendered import file_key
 from proxy.simple.model import METADATA_SUFFIX, DistFile, Origin, ProjectPage
 from proxy.simple.names import is_canonical, parse_project_name
@@ -20,8 +21,32 @@ from proxy.simple.names import is_canonical, parse_project_name
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-# The URL holds the content hash, so the bytes behind it never change: any cache may keep them for good.
+# The URL holds the content hash, so the bytes behind it never change: any cache may keep them for good; behind
+# read authentication, only the client's own cache may (a shared one would hand them to anyone).
 IMMUTABLE = "public, max-age=31536000, immutable"
+IMMUTABLE_PRIVATE = "private, max-age=31536000, immutable"
+
+
+# aiohttp sends files with sendfile unless this is set; then its own writer sends (and counts) them.
+_NOSENDFILE = bool(os.environ.get("AIOHTTP_NOSENDFILE"))
+
+
+class _Blob(SendfileCounted, web.FileResponse):
+    """A committed blob; aiohttp sends it with sendfile, which its own byte count does not see."""
+
+    def sendfile_bytes(self) -> int:
+        # aiohttp counts the headers once the response finished (body_length): then the whole body went out too.
+        finished = self.body_length > 0 and self.status in {200, 206} and not _NOSENDFILE
+        return (self.content_length or 0) if finished else 0
+
+
+class _Streamed(SendfileCounted, web.StreamResponse):
+    """A file streamed from a fill; its sendfile'd bytes are counted as they go."""
+
+    sent = 0
+
+    def sendfile_bytes(self) -> int:
+        return self.sent
 
 
 @routes.get("/files/{name}/{key}/{filename}", name="file")
@@ -36,11 +61,11 @@ async def download(request: web.Request) -> web.StreamResponse:
     metrics = request.app[METRICS]
     cached = await files.cached(dist)
     if cached is not None:
-        metrics.file_requests.labels("private" if dist.origin is Origin.PRIVATE else "hit").inc()
+        outcome = "private" if dist.origin is Origin.PRIVATE else "hit"
+        metrics.file_requests.labels(outcome).inc()
         if request.method == "GET" and "Range" not in request.headers:
             metrics.bytes_served.labels("cache").inc(cached.blob.size)
-        path = request.app[STORE].serve_path(cached.blob.sha256)
-        return web.FileResponse(path, headers=_file_headers(dist, immutable=True))
+        return _serve_blob(request, dist, cached.blob.sha256, outcome)
     if dist.origin is Origin.PRIVATE:  # private bytes live only here: never fall through to upstream
         raise FileNotFound(f"{dist.filename} is missing from storage")
     if request.app[CONFIG].upstream.offline:
@@ -48,6 +73,8 @@ async def download(request: web.Request) -> web.StreamResponse:
     if request.method == "HEAD":  # answer from the index data; a HEAD must not start a download
         return await _head_only(request, dist)
     metrics.file_requests.labels("miss").inc()
+    if "Range" in request.headers:
+        return await _range_after_fill(request, dist, files.fill(dist))
     return await _stream_fill(request, dist, files.fill(dist))
 
 
@@ -77,16 +104,24 @@ def metadata_file(dist: DistFile) -> DistFile:
     )
 
 
-def _file_headers(dist: DistFile, *, immutable: bool) -> dict[str, str]:
+def _file_headers(request: web.Request, dist: DistFile, outcome: str) -> dict[str, str]:
     # Explicit type, never a Content-Encoding: clients must get the archive bytes as they are.
-    headers = {"Content-Type": "application/octet-stream"}
-    if immutable and dist.sha256:
-        headers["Cache-Control"] = IMMUTABLE
+    headers = {"Content-Type": "application/octet-stream", "X-Shadowpi-Cache": outcome}
+    if dist.sha256:
+        headers["Cache-Control"] = IMMUTABLE_PRIVATE if request.app[CONFIG].auth.read else IMMUTABLE
     return headers
 
 
+def _serve_blob(request: web.Request, dist: DistFile, sha256: str, outcome: str) -> web.FileResponse:
+    """A committed blob, whatever the request: aiohttp answers HEAD, Range (206/416) and conditionals."""
+    path = request.app[STORE].serve_path(sha256)
+    return _Blob(path, headers=_file_headers(request, dist, outcome))
+
+
 async def _head_only(request: web.Request, dist: DistFile) -> web.StreamResponse:
-    response = web.StreamResponse(headers=_file_headers(dist, immutable=False))
+    """The headers the cached file will have, from the index data (the length when the index declares it)."""
+    response = web.StreamResponse(headers=_file_headers(request, dist, "miss"))
+    response.headers["Accept-Ranges"] = "bytes"
     if dist.size is not None:
         response.content_length = dist.size
     await response.prepare(request)
@@ -94,25 +129,41 @@ async def _head_only(request: web.Request, dist: DistFile) -> web.StreamResponse
     return response
 
 
+async def _range_after_fill(request: web.Request, dist: DistFile, fill: Fill) -> web.StreamResponse:
+    """A Range is answered from the verified, committed file, as for a file that was cached already: never from
+    bytes that are still unverified. Waits for the download (this request may have started it)."""
+    await fill.finished()  # a failed download raises here: a clean 502 before any header
+    cached = await request.app[FILES].cached(dist)
+    if cached is None:  # verified, but the cache copy could not be stored
+        raise UpstreamUnavailable(f"{dist.filename} could not be stored in the cache; retry without a Range header")
+    return _serve_blob(request, dist, cached.blob.sha256, "miss")
+
+
 async def _stream_fill(request: web.Request, dist: DistFile, fill: Fill) -> web.StreamResponse:
     await fill.wait_started()  # errors before the first byte become a clean 4xx/5xx
-    response = web.StreamResponse(headers=_file_headers(dist, immutable=True))
-    response.headers["X-Shadowpi-Cache"] = "miss"
+    response = _Streamed(headers=_file_headers(request, dist, "miss"))
     if fill.content_length is not None:
         response.content_length = fill.content_length
     await response.prepare(request)
     transport = request.transport
-    if transport is None:
-        raise ConnectionResetError("client went away")
-    send = _sendfile(transport) if fill.content_length is not None else _write_chunks(response)
+    sendfile = fill.content_length is not None  # else chunked: aiohttp frames (and counts) the bytes itself
     streamed = request.app[METRICS].bytes_served.labels("upstream")
     try:
+        if transport is None:
+            raise ConnectionResetError("client went away")
+        send = _sendfile(transport) if sendfile else _write_chunks(response)
         async for sent in request.app[FILES].send(fill, send):
             streamed.inc(sent)
+            if sendfile:
+                response.sent += sent
     except ProxyError as exc:
         # Headers are gone: the only honest signal left is to cut the connection before the body completes.
         log.warning("aborting download of %s: %s", dist.filename, exc)
-        transport.abort()
+        if transport is not None:
+            transport.abort()
+        return response
+    except ConnectionError:  # normal (pip, uv and poetry hang up on purpose): one line, and the fill goes on
+        log.info("client went away during the download of %s", dist.filename)
         return response
     await response.write_eof()
     return response
@@ -122,6 +173,8 @@ def _sendfile(transport: asyncio.Transport) -> SendFile:
     loop = asyncio.get_running_loop()
 
     async def sendfile(source: BinaryIO, offset: int, count: int) -> int:
+        if transport.is_closing():  # loop.sendfile would raise a RuntimeError: the client is simply gone
+            raise ConnectionResetError("client went away")
         return await loop.sendfile(transport, source, offset, count)
 
     return sendfile

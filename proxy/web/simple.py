@@ -40,7 +40,8 @@ async def project_page(request: web.Request) -> web.StreamResponse:
         raise web.HTTPMovedPermanently(_moved(request, f"/simple/{name}/"))
     fmt = _format(request)
     resolved = await request.app[INDEX].project(name)
-    response = _respond(request, request.app[RENDERED].project(resolved.page, fmt))
+    renders = request.app[RENDERED]
+    response = _respond(request, renders.get(resolved.page, fmt) or await renders.render(resolved.page, fmt))
     response.headers["X-Shadowpi-Cache"] = resolved.outcome.value
     request.app[METRICS].page_lookup(resolved.outcome.value)
     if resolved.outcome is Outcome.STALE:

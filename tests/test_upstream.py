@@ -1,0 +1,45 @@
+"""Tests for proxy.upstream: which hosts shadowpi may send a request to ([upstream] file_hosts)."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from proxy.config import build_config
+from proxy.upstream import UpstreamClient
+
+
+@pytest.mark.parametrize(
+    ("upstream", "url", "allowed"),
+    [
+        ("https://pypi.org/simple/", "https://pypi.org/simple/x/", True),
+        ("https://pypi.org/simple/", "https://files.pythonhosted.org/packages/a/b/x.whl", True),
+        ("https://pypi.org/simple/", "https://FILES.pythonhosted.org:443/x.whl", True),
+        ("https://pypi.org/simple/", "http://files.pythonhosted.org/x.whl", True),  # a host entry: any port
+        ("https://pypi.org/simple/", "https://evil.example/x.whl", False),
+        ("https://pypi.org/simple/", "http://169.254.169.254/latest/meta-data/", False),
+        ("https://pypi.org/simple/", "http://pypi.org:8080/x.whl", False),  # the upstream's host, another port
+        ("https://pypi.org/simple/", "file:///etc/passwd", False),
+        ("https://pypi.org/simple/", "ftp://files.pythonhosted.org/x.whl", False),
+        ("http://index.local:3141/root/pypi/+simple/", "http://index.local:3141/root/pypi/+f/x.whl", True),
+        ("http://index.local:3141/root/pypi/+simple/", "https://index.local/root/pypi/+f/x.whl", True),  # upgrade
+        ("http://index.local:3141/root/pypi/+simple/", "http://index.local:9999/x.whl", False),
+        ("https://u:p@index.local/simple/", "https://index.local/files/x.whl", True),  # credentials aside
+        ("http://127.0.0.1:1/simple/", "http://127.0.0.1:2/x.whl", False),
+    ],
+)
+async def test_requests_go_only_to_the_upstream_and_file_hosts(upstream: str, url: str, allowed: bool) -> None:
+    """The upstream's own origin (or its https upgrade) and the hosts in file_hosts (host: any port; host:port:
+    that port) are the only places a request may go."""
+    config = build_config({"upstream": {"url": upstream}}).upstream
+    async with aiohttp.ClientSession() as session:
+        assert UpstreamClient(session, config).allows(URL(url)) is allowed
+
+
+@pytest.mark.parametrize(("url", "allowed"), [("http://cdn.local:8443/x", True), ("http://cdn.local:8444/x", False)])
+async def test_file_host_with_port_allows_that_port_only(url: str, allowed: bool) -> None:
+    """A host:port entry in file_hosts allows that port only."""
+    config = build_config({"upstream": {"url": "https://pypi.org/simple/", "file_hosts": ["cdn.local:8443"]}})
+    async with aiohttp.ClientSession() as session:
+        assert UpstreamClient(session, config.upstream).allows(URL(url)) is allowed

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from bench import corpus, report, scenarios
+from bench import corpus, installs, report, scenarios
 from bench.corpus import MIB, Sizes
 from bench.scenarios import Context, Settings, Target, UpstreamLog
 from bench.services import (
@@ -159,7 +159,7 @@ def one_run(run: int, settings: Settings, projects: dict[str, corpus.Project], w
         work.mkdir()
         uv = find_tool_next_to_python("uv")
         ctx = Context(settings, projects, UpstreamLog(access_log), wrk, uv, work, log)
-        for title, scenario in scenarios.SCENARIOS:
+        for title, scenario in [*scenarios.SCENARIOS, *installs.SCENARIOS]:
             if not settings.runs_scenario(title):
                 continue
             for target in targets:

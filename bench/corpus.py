@@ -33,6 +33,9 @@ COLD = tuple(f"cold-{i:02d}" for i in range(20))  # one cold page each
 MANY = "many"  # the 5,000-file page
 PIPSET = tuple(f"pipset-{i:02d}" for i in range(30))  # `pip install pipset-00` pulls all 30
 UVSET = tuple(f"uvset-{i:02d}" for i in range(30))  # the same tree for uv, so both start cold
+# 30 projects without dependencies each, installed by name with --no-deps (issue 11's table); one set per client.
+NODEPS_PIP = tuple(f"ndpip-{i:02d}" for i in range(30))
+NODEPS_UV = tuple(f"nduv-{i:02d}" for i in range(30))
 BIG_COLD, HERD_FAST, HERD_SLOW, HUGE = "big-cold", "herd-fast", "herd-slow", "huge"
 MANY_TAGS = (
     "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64",
@@ -156,6 +159,8 @@ def plan(sizes: Sizes) -> dict[str, tuple[str, Writer]]:
             deps = tree_requires(names, i)
             releases = [("1.0.0", any_tag, deps), ("1.1.0", any_tag, [f"{d}>=1.0" for d in deps])]
             projects[name] = ("small", wheels_writer(name, releases))
+    for name in (*NODEPS_PIP, *NODEPS_UV):
+        projects[name] = ("small", wheels_writer(name, [("1.0.0", any_tag, []), ("1.1.0", any_tag, [])]))
     for name in (BIG_COLD, HERD_FAST, HERD_SLOW):
         projects[name] = (f"random-{sizes.medium}", random_writer(name, sizes.medium))
     projects[HUGE] = (f"random-{sizes.big}", random_writer(HUGE, sizes.big))

@@ -63,6 +63,36 @@ def metrics(sizes: Sizes, herd_clients: int = 32) -> list[Metric]:
         Metric("uv.cold_s", "uv pip install, 30 packages, cold (s)", LOWER),
         Metric("uv.warm_s", "uv pip install, 30 packages, warm (s)", LOWER),
     ]
+    return rows + _install_rows() + _cost_rows()
+
+
+def _install_rows() -> list[Metric]:
+    """issue 11's table: 30 projects by name, --no-deps; wall time, and the server's share of the work."""
+    rows = []
+    titles = {
+        "pip_install_cold": "pip install --no-deps, cold",
+        "pip_install_warm": "pip install --no-deps, warm",
+        "pip_download_warm": "pip download --no-deps, warm",
+        "uv_install_cold": "uv pip install --no-deps, cold",
+        "uv_install_warm": "uv pip install --no-deps, warm",
+    }
+    for key, title in titles.items():
+        rows += [
+            Metric(f"nodeps.{key}_s", f"{title} (s)", LOWER),
+            Metric(f"nodeps.{key}_cpu_ms", f"{title}: server CPU (ms)", LOWER),
+            Metric(f"nodeps.{key}_wakeups_per_req", f"{title}: server wake-ups per request", LOWER, 1),
+        ]
+    return rows
+
+
+def _cost_rows() -> list[Metric]:
+    rows = [Metric("cost.idle_page_ms", "idle single page request, fresh connection (ms)", LOWER, 2)]
+    for kind in ("page", "metadata", "wheel"):
+        rows += [
+            Metric(f"cost.{kind}_p50_ms", f"warm {kind} request, keep-alive: p50 (ms)", LOWER, 3),
+            Metric(f"cost.{kind}_cpu_us", f"warm {kind} request: server CPU (µs)", LOWER, 0),
+            Metric(f"cost.{kind}_wakeups", f"warm {kind} request: server wake-ups", LOWER, 1),
+        ]
     return rows
 
 

@@ -210,6 +210,21 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / CLK_TCK
 
 
+def scheduling(pids: list[int]) -> tuple[float, int]:
+    """(CPU seconds, times scheduled) summed over every thread of these processes, from
+    /proc/<pid>/task/<tid>/schedstat (run time ns, run-queue wait ns, timeslices). "Times scheduled" counts
+    wake-ups: each thread hand-off on a request's path is one more, and on a busy machine each waits for a CPU."""
+    cpu_ns = slices = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError, ValueError):
+                    run_ns, _wait_ns, count = (int(x) for x in (task / "schedstat").read_text().split())
+                    cpu_ns += run_ns
+                    slices += count
+    return cpu_ns / 1e9, slices
+
+
 def rss_bytes(pids: list[int], key: str = "VmRSS") -> int:
     """Sum of a /proc/<pid>/status memory field (VmRSS, VmHWM) over these processes, in bytes."""
     total = 0

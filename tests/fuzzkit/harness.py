@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import bcrypt
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -25,9 +26,10 @@ from proxy.logs import AccessLogger
 from tests.artifacts import build_sdist, build_wheel
 from tests.conftest import SampleDists
 from tests.fakes import FakeIndex
-from tests.uploading import PASSWORD_AUTH, add_token, write_htpasswd
+from tests.uploading import PASSWORD_AUTH, add_token
 
 T = TypeVar("T")
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 HOST = "127.0.0.1"
 # Fixed credentials, so a printed reproducer works in any later run (tokens are stored only as hashes).
 FUZZ_TOKEN = "spi_" + "fuzz" * 10 + "tok"
@@ -42,6 +44,7 @@ class Surface:
     name: str
     read_auth: bool
     metrics_token: str | None = None
+    bcrypt_cost: int = 4  # of alice's htpasswd entry: 4 keeps fuzzing fast, the bcrypt flood wants a real cost
 
     def config(self, data_dir: Path, upstream_url: str) -> dict[str, dict[str, Any]]:
         raw: dict[str, dict[str, Any]] = {
@@ -70,7 +73,9 @@ def sample_dists() -> SampleDists:
 def prepare_credentials(surface: Surface, data_dir: Path, loops: LoopThread) -> None:
     """The htpasswd file (alice, bcrypt cost 4) and the fixed API token, before the server starts."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    write_htpasswd(data_dir.parent / f"{surface.name}.htpasswd", dict([PASSWORD_AUTH]))
+    user, password = PASSWORD_AUTH
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=surface.bcrypt_cost)).decode()
+    (data_dir.parent / f"{surface.name}.htpasswd").write_text(f"{user}:{hashed}\n")
     loops.run(add_token(data_dir, TOKEN_OWNER, FUZZ_TOKEN))
 
 
@@ -169,10 +174,15 @@ class InProcessTarget:
         return self.problems.take()
 
 
-async def start_upstream(dists: SampleDists) -> tuple[FakeIndex, web.AppRunner, str]:
+async def start_upstream(
+    dists: SampleDists, middlewares: tuple[Middleware, ...] = ()
+) -> tuple[FakeIndex, web.AppRunner, str]:
+    """The fake upstream serving `dists` on a free port, and its index URL; `middlewares` go inside its own."""
     fake = FakeIndex()
     dists.publish(fake)
-    runner = web.AppRunner(fake.app())
+    app = fake.app()
+    app.middlewares.extend(middlewares)  # before the app starts and freezes them
+    runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, HOST, 0)
     await site.start()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -54,7 +55,9 @@ def problem_lines(lines: list[str]) -> list[str]:
 class ServeTarget:
     """`python -m proxy serve` on a free port with this surface's configuration; its log goes to a file."""
 
-    def __init__(self, surface: Surface, root: Path, upstream_url: str, *, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, surface: Surface, root: Path, upstream_url: str, *, extra: tuple[str, ...] = (), nofile: int | None = None
+    ) -> None:
         self.surface = surface
         self.host = HOST
         self.port = free_port()
@@ -62,9 +65,11 @@ class ServeTarget:
         self._root = root / surface.name
         self._upstream_url = upstream_url
         self._extra = extra
+        self._nofile = nofile  # RLIMIT_NOFILE (soft and hard) for the server, like a host with a low fd limit
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[str] | None = None
         self._partial = ""
+        self.exit_code: int | None = None  # set by whoever stops it
 
     @property
     def pid(self) -> int:
@@ -83,9 +88,14 @@ class ServeTarget:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "proxy", "serve", "--config", str(config), *self._extra],
                 stdout=out, stderr=subprocess.STDOUT, env=clean_env(), start_new_session=True,
+                preexec_fn=self._limit_files if self._nofile is not None else None,
             )
         self._log = log_path.open(encoding="utf-8", errors="replace")
         self._wait_healthy(timeout)
+
+    def _limit_files(self) -> None:
+        assert self._nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self._nofile, self._nofile))
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -1,7 +1,7 @@
 """Findings the fuzzer already made that are not fixed on this branch, and exactly which problems each explains.
 
 While a finding is open, the fuzz run tolerates the problems it explains (and only those), so the run stays green
-and keeps looking for new ones. Each finding has a regression test with its shrunk input in tests/test_fuzz.py,
+and keeps looking for new ones. Each finding has a regression test with its input in tests/test_fuzz_findings.py,
 marked xfail(strict=True): once the fix lands that test passes, turns red, and the lead removes both the marker
 and the entry here.
 """

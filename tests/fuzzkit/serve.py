@@ -137,14 +137,14 @@ class ServeTarget:
         complete, _, self._partial = text.rpartition("\n")  # a line still being written waits for the next call
         return problem_lines(complete.splitlines())
 
-    def stop(self) -> int:
-        """SIGTERM, then SIGKILL after 40 s; the exit code."""
+    def stop(self, grace: float = 40.0) -> int:
+        """SIGTERM, then SIGKILL after `grace` seconds; the exit code."""
         if self._proc is None:
             return 0
         with contextlib.suppress(ProcessLookupError):
             self._proc.send_signal(signal.SIGTERM)
         try:
-            code = self._proc.wait(40)
+            code = self._proc.wait(grace)
         except subprocess.TimeoutExpired:
             os.killpg(self._proc.pid, signal.SIGKILL)
             code = self._proc.wait()

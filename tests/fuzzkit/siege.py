@@ -93,16 +93,19 @@ def siege(spec: Siege, root: Path, *, huge_files: int = 100_000, engage_timeout:
     middleware = attacks.huge_pages_middleware(huge_files)
     _fake, upstream, url = upstream_loop.run(start_upstream(sample_dists(), (middleware,)))
     server = ServeTarget(spec.surface, root, url, nofile=spec.nofile)
+    failed = True
     try:
         server.start(upstream_loop)
         run = attack_loop.run(_launch(spec, server))
         try:
             attack_loop.run(run.engaged.wait(), engage_timeout)
             yield Field(server, run, attack_loop)
+            failed = False
         finally:
             attack_loop.run(run.halt())
     finally:
-        server.exit_code = server.stop()
+        # A server that lost to the attack may take its whole shutdown grace: after a failure, do not wait for it.
+        server.exit_code = server.stop(grace=5.0 if failed else 40.0)
         upstream_loop.run(upstream.cleanup())
         attack_loop.close()
         upstream_loop.close()

@@ -11,9 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.artifacts import Artifact
 from tests.fuzzkit.harness import SURFACES, InProcessTarget, LoopThread, fuzz_servers, sample_dists, start_upstream
 from tests.fuzzkit.invariants import report, run_example
-from tests.fuzzkit.multipart import ARTIFACTS, BOUNDARY, envelope, field_part, file_part, twine_parts
+from tests.fuzzkit.multipart import (
+    ARTIFACTS,
+    BOUNDARY,
+    UNSAFE_ARTIFACTS,
+    UNSAFE_MEMBERS,
+    envelope,
+    field_part,
+    file_part,
+    twine_parts,
+)
 from tests.fuzzkit.serve import ServeTarget
 from tests.fuzzkit.wire import HALF_CLOSE, RawRequest
 
@@ -42,6 +52,12 @@ def upload(body: bytes, content_type: bytes = MULTIPART, *, announce_extra: int 
                       tags=frozenset({"auth:valid", "framing:exact", "write", *tags, *extra}))
 
 
+def twine_upload(artifact: Artifact) -> RawRequest:
+    """A plain, correct twine upload of `artifact`: only the archive's contents can be wrong."""
+    fields, file = twine_parts(artifact)
+    return upload(envelope([*fields, file]), tags=("plain", "expect:400"))
+
+
 def with_file(filename: bytes) -> bytes:
     return envelope([*FIELDS, file_part(filename, WHEEL.data, content_type=b"application/octet-stream")])
 
@@ -61,6 +77,11 @@ FINDINGS = [
     pytest.param(upload(FORM, announce_extra=10), id="client-gone-mid-upload", marks=item(10, "h10-uploads")),
     pytest.param(upload(envelope([*FIELDS, field_part(b"description", b"d" * 1_500_000), FILE]),
                         tags=("plain", "expect:200")), id="1.5MB-description", marks=item(11, "h10-uploads")),
+    # Wheels are path-checked member by member already; sdists only up to PKG-INFO.
+    *(pytest.param(twine_upload(artifact), id=f"{kind}-member-{member}",
+                   marks=item(12, "h10-uploads") if kind == "sdist" else ())
+      for artifact, member in zip(UNSAFE_ARTIFACTS, [*UNSAFE_MEMBERS, *UNSAFE_MEMBERS, "link"], strict=True)
+      for kind in ["sdist" if artifact.filename.endswith(".tar.gz") else "wheel"]),
     pytest.param(RawRequest(b"GET", f"/files/tinylib/{TINYLIB_2.sha256}/{TINYLIB_2.filename}".encode(),
                             ((b"Host", b"shadowpi.test"), (b"Content-Length", b"10")), tags=frozenset({HALF_CLOSE})),
                  id="client-gone-mid-download", marks=item(23, "h10-upstream")),

@@ -7,6 +7,11 @@ Sizes (huge fields, part counts) stay within a `Budget`, so the CI run stays fas
 from __future__ import annotations
 
 import base64
+import dataclasses
+import hashlib
+import io
+import tarfile
+import zipfile
 from dataclasses import dataclass, replace
 from urllib.parse import quote_from_bytes
 
@@ -25,9 +30,49 @@ ARTIFACTS = (
 )
 # Text fields up to this size make a valid upload (shadowpi allows 4 MiB of fields; the other fields need room).
 VALID_FIELD_BYTES = 3 * 2**20
+# Structurally valid archives of other releases (never colliding with ARTIFACTS) with one member no installer
+# should ever unpack: a distribution carrying one must be refused (400), whatever else is right.
+UNSAFE_MEMBERS = ("../../../etc/cron.d/evil", "/etc/evil", "C:/evil.py", "a\\..\\..\\evil.py", "a/../../evil.py")
+UNSAFE_LINK = "../../../../etc/passwd"
 BOUNDARY = b"fuzzboundary7MA4YWxkTrZu0gW"
 FIELD_VALUES = (b"", b"UNKNOWN", b"0", b"1.0+local.1", b"../../etc/passwd", b"bdist_wheel", b"sdist", b"source",
                 b"py3", b"file_upload", b"2", b"fuzz-private", b"tinylib", b"a" * 300, b"\x00", b"\r\n", b"\xff\xfe")
+
+
+def _with_zip_member(artifact: Artifact, member: str) -> Artifact:
+    buf = io.BytesIO(artifact.data)
+    with zipfile.ZipFile(buf, "a") as archive:
+        archive.writestr(zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0)), b"evil\n")
+    return dataclasses.replace(artifact, data=buf.getvalue())
+
+
+def _with_tar_member(artifact: Artifact, member: str, *, link: str | None = None) -> Artifact:
+    """The sdist with one more member after all the others (after PKG-INFO, where a reader may stop looking)."""
+    out = io.BytesIO()
+    with (tarfile.open(fileobj=io.BytesIO(artifact.data), mode="r:gz") as source,
+          tarfile.open(fileobj=out, mode="w:gz", format=tarfile.PAX_FORMAT) as target):
+        for info in source:
+            target.addfile(info, source.extractfile(info) if info.isfile() else None)
+        extra = tarfile.TarInfo(member)
+        if link is not None:
+            extra.type, extra.linkname = tarfile.SYMTYPE, link
+            target.addfile(extra)
+        else:
+            extra.size = 5
+            target.addfile(extra, io.BytesIO(b"evil\n"))
+    return dataclasses.replace(artifact, data=out.getvalue())
+
+
+def _unsafe_artifacts() -> tuple[Artifact, ...]:
+    """Each with a release of its own (3.x wheels, 4.x sdists): one accepted by mistake cannot hide the others."""
+    wheels = [_with_zip_member(build_wheel(PRIVATE_PROJECT, f"3.{i}"), m) for i, m in enumerate(UNSAFE_MEMBERS)]
+    sdists = [_with_tar_member(build_sdist(PRIVATE_PROJECT, f"4.{i}"), m) for i, m in enumerate(UNSAFE_MEMBERS)]
+    linked = build_sdist(PRIVATE_PROJECT, f"4.{len(UNSAFE_MEMBERS)}")
+    top = linked.filename.removesuffix(".tar.gz")
+    return (*wheels, *sdists, _with_tar_member(linked, f"{top}/link", link=UNSAFE_LINK))
+
+
+UNSAFE_ARTIFACTS = _unsafe_artifacts()
 
 
 @dataclass(frozen=True)
@@ -46,13 +91,12 @@ class Part:
 
 @dataclass(frozen=True)
 class UploadBody:
-    """The multipart body, its Content-Type header (None: none sent), what was done to it, and whether the result
-    is a valid upload that must succeed."""
+    """The multipart body, its Content-Type header (None: none sent), what was done to it, and the answer."""
 
     content_type: bytes | None
     body: bytes
     tags: frozenset[str]
-    valid: bool
+    expect: frozenset[int]  # what a plain, authenticated upload of this body must get (empty: no fixed answer)
 
 
 def field_part(name: bytes, value: bytes) -> Part:
@@ -215,16 +259,31 @@ AXES = ("fields", "content", "filename", "part-headers", "envelope")
 @st.composite
 def upload_bodies(draw: st.DrawFn, budget: Budget) -> UploadBody:
     """A twine upload of a real private artifact: valid, or broken along a few axes (fields, file content,
-    filename, the file part's headers, the multipart envelope)."""
-    artifact = draw(st.sampled_from(ARTIFACTS))
-    axes = frozenset(draw(st.sets(st.sampled_from(AXES), max_size=3)))
+    filename, the file part's headers, the multipart envelope), or an archive with an unsafe member."""
+    unsafe = draw(st.sampled_from([False, False, False, True]))
+    # An unsafe archive mostly comes alone, so that the answer it must get (400) can be checked.
+    alone = unsafe and draw(st.sampled_from([True, True, True, False]))
+    axes = frozenset() if alone else frozenset(draw(st.sets(st.sampled_from(AXES), max_size=3)))
+    artifact = draw(st.sampled_from(UNSAFE_ARTIFACTS if unsafe else ARTIFACTS))
     fields, file = twine_parts(artifact)
-    tags: set[str] = set()
+    tags: set[str] = {"archive:unsafe-member"} if unsafe else set()
     if "fields" in axes:
-        fields, tags = draw(_mutated_fields(fields, budget))
+        fields, field_tags = draw(_mutated_fields(fields, budget))
+        tags |= field_tags
     new_file, file_tags = draw(_mutated_file(artifact, axes))
+    if new_file is not None and "content" in axes and draw(st.booleans()):
+        fields = _with_digests(fields, new_file.body)  # past the digest check, into the archive reader
+        file_tags.add("file:digests-match")
     parts = [*fields, new_file] if new_file is not None else fields
     content_type, body, envelope_tags = draw(_envelope(parts, axes))
     tags |= file_tags | envelope_tags
-    valid = not (tags - {"form:huge-field"}) and new_file == file
-    return UploadBody(content_type, body, frozenset(tags), valid)
+    rest = tags - {"form:huge-field", "archive:unsafe-member"}
+    expect = frozenset() if rest or new_file != file else frozenset({400} if unsafe else {200})
+    return UploadBody(content_type, body, frozenset(tags), expect)
+
+
+def _with_digests(fields: list[Part], data: bytes) -> list[Part]:
+    digests = {b"sha256_digest": hashlib.sha256(data).hexdigest().encode(),
+               b"blake2_256_digest": hashlib.blake2b(data, digest_size=32).hexdigest().encode()}
+    named = {b'form-data; name="' + name + b'"': value for name, value in digests.items()}
+    return [replace(p, body=named.get(p.headers[0][1], p.body)) for p in fields]

@@ -106,7 +106,7 @@ def _file_drafts(method: bytes, _budget: Budget) -> st.SearchStrategy[Draft]:
 def _upload_drafts(method: bytes, budget: Budget, *, path: bytes) -> st.SearchStrategy[Draft]:
     def build(upload: UploadBody) -> Draft:
         return Draft(method, path, body=upload.body, content_type=upload.content_type, tags=upload.tags,
-                     expect=frozenset({200}) if upload.valid else frozenset(), write=True, accept=None)
+                     expect=upload.expect, write=True, accept=None)
 
     return upload_bodies(budget).map(build)
 
@@ -175,7 +175,7 @@ ROUTES: dict[tuple[str, str], DraftStrategy] = {
 
 # --- from draft to raw request ---------------------------------------------------------------------------
 
-FRAMINGS = ("exact",) * 8 + ("none", "short", "long", "chunked", "chunked-broken",
+FRAMINGS = ("exact",) * 12 + ("none", "short", "long", "chunked", "chunked-broken",
             "double-length", "te-and-cl")
 
 

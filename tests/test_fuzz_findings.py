@@ -85,10 +85,15 @@ FINDINGS = [
     pytest.param(RawRequest(b"GET", f"/files/tinylib/{TINYLIB_2.sha256}/{TINYLIB_2.filename}".encode(),
                             ((b"Host", b"shadowpi.test"), (b"Content-Length", b"10")), tags=frozenset({HALF_CLOSE})),
                  id="client-gone-mid-download", marks=item(23, "h10-upstream")),
+]
+# How the server logs is decided where `shadowpi serve` sets it up (cli.py, logs.py): these run against it.
+SERVE_FINDINGS = [
     pytest.param(RawRequest(b"GET", b"/health", ((b"Host", b"shadowpi.test"),), version=b"HTTP/9.9"),
                  id="bad-http-version-logs-traceback", marks=UNOWNED),
     pytest.param(RawRequest(b"GET", b"/health", ((b"Host", b"shadowpi.test"), (b"X-A", b"a\x00b"))),
                  id="nul-in-header-logs-traceback", marks=UNOWNED),
+    pytest.param(upload(envelope([*FIELDS, file_part(b"", WHEEL.data, encoding="unquoted")])),
+                 id="part-header-warning-breaks-json-log", marks=UNOWNED),
 ]
 
 
@@ -107,22 +112,27 @@ def test_finding(fresh_servers: dict[str, InProcessTarget], request_: RawRequest
     assert outcome.problems == [], report(outcome)
 
 
-@UNOWNED
-def test_json_log_stays_json_for_a_malformed_part_header(tmp_path: Path):
-    """With --log-format json every line `shadowpi serve` writes is JSON, even when a client sends a part header
-    aiohttp warns about (a Python warning would go to stderr as raw lines)."""
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeTarget]:
+    """A real `shadowpi serve --log-format json` (anonymous surface) in front of the fake upstream."""
     loops = LoopThread()
     try:
         _fake, upstream, url = loops.run(start_upstream(sample_dists()))
-        target = ServeTarget(SURFACES[0], tmp_path, url)
+        target = ServeTarget(SURFACES[0], Path(tmp_path_factory.mktemp("served")), url)
         target.start(loops)
         try:
-            body = envelope([*FIELDS, file_part(b"", WHEEL.data, encoding="unquoted")])
-            outcome = run_example(target, upload(body))
+            yield target
         finally:
             assert target.stop() == 0
-        loops.run(upstream.cleanup())
+            loops.run(upstream.cleanup())
     finally:
         loops.close()
+
+
+@pytest.mark.parametrize("request_", SERVE_FINDINGS)
+def test_finding_on_serve(served: ServeTarget, request_: RawRequest):
+    """`shadowpi serve` logs nothing at ERROR and no traceback for what a client did wrong, and with
+    --log-format json every line it writes is JSON; the request breaks no other invariant either."""
+    outcome = run_example(served, request_)
     assert outcome.response.status == 400
     assert outcome.problems == [], report(outcome)

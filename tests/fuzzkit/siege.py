@@ -41,21 +41,16 @@ class Siege:
 
 def sieges(*, bomb_entries: int = 300_000, parts: int = 100_000, connections: int = 300, flooders: int = 32
            ) -> list[Siege]:
-    """The five attacks; sizes scale (tests use smaller ones than bench/attacks.py)."""
-    bomb, bomb_type = attacks.bomb_upload(bomb_entries)
-    flood, flood_type = attacks.part_flood(parts)
+    """The five attacks; sizes scale (tests use smaller ones than bench/attacks.py). Bodies are built at launch."""
 
-    def base(host: str, port: int) -> str:
-        return f"http://{host}:{port}"
+    def http(name: str, worker: Callable[[], attacks.Worker], concurrency: int) -> Callable[[str, int], AttackRun]:
+        return lambda host, port: attacks.start(name, f"http://{host}:{port}", worker(), concurrency)
 
     return [
-        Siege(4, "bcrypt-flood", GUARDED, lambda h, p: attacks.start("bcrypt", base(h, p), attacks.bcrypt_flood,
-                                                                      flooders)),
-        Siege(5, "zip-bomb", ANONYMOUS, lambda h, p: attacks.start("zip", base(h, p),
-                                                                    attacks.poster(bomb, bomb_type), 2)),
-        Siege(6, "part-flood", ANONYMOUS, lambda h, p: attacks.start("parts", base(h, p),
-                                                                      attacks.poster(flood, flood_type), 4)),
-        Siege(7, "huge-pages", ANONYMOUS, lambda h, p: attacks.start("pages", base(h, p), attacks.huge_pages, 4)),
+        Siege(4, "bcrypt-flood", GUARDED, http("bcrypt", lambda: attacks.bcrypt_flood, flooders)),
+        Siege(5, "zip-bomb", ANONYMOUS, http("zip", lambda: attacks.poster(*attacks.bomb_upload(bomb_entries)), 2)),
+        Siege(6, "part-flood", ANONYMOUS, http("parts", lambda: attacks.poster(*attacks.part_flood(parts)), 4)),
+        Siege(7, "huge-pages", ANONYMOUS, http("pages", lambda: attacks.huge_pages, 4)),
         Siege(8, "slowloris", ANONYMOUS, lambda h, p: attacks.slowloris(h, p, connections), nofile=NOFILE),
     ]
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 
@@ -48,6 +49,9 @@ class ConnectionGuard:
         self.limits = limits
         self.open = 0
         self.per_client: Counter[str] = Counter()
+        # Connections still waiting for their first request's headers, oldest first: at the total cap the oldest is
+        # closed to make room, so connections that never finish their headers (slowloris) cannot lock others out.
+        self.waiting: dict[GuardedHandler, None] = {}
         self.lingering = 0  # refused connections still being answered (see _Refused)
         self._busy = _refusal(
             "503 Service Unavailable", f"shadowpi is at server.max_connections ({limits.max_connections}); retry soon."
@@ -62,7 +66,10 @@ class ConnectionGuard:
         if self.per_client[client] >= self.limits.max_per_client:
             return self._crowded
         if self.open >= self.limits.max_connections:
-            return self._busy
+            if not self.waiting:
+                return self._busy
+            oldest = next(iter(self.waiting))
+            oldest.overdue()  # its descriptor is freed when it closes: briefly one connection over the cap
         self.open += 1
         self.per_client[client] += 1
         return None
@@ -126,6 +133,7 @@ class GuardedHandler(web.RequestHandler):
         self._guard = guard
         self._client: str | None = None  # set once admitted
         self._deadline: asyncio.TimerHandle | None = None
+        self._closing: asyncio.TimerHandle | None = None  # answered 408: lingering until the client reads it
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
@@ -137,21 +145,50 @@ class GuardedHandler(web.RequestHandler):
             return
         self._client = client
         super().connection_made(transport)
-        self._deadline = asyncio.get_running_loop().call_later(self._guard.limits.header_timeout, self._overdue)
+        self._deadline = asyncio.get_running_loop().call_later(self._guard.limits.header_timeout, self.overdue)
+        self._guard.waiting[self] = None
 
     def headers_complete(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+            self._guard.waiting.pop(self, None)
 
-    def _overdue(self) -> None:
-        self._deadline = None
-        if self.transport is not None:
-            log.debug("closing a connection from %s: no complete request headers in time", self._client)
-            self.transport.write(_OVERDUE)
-        self.force_close()
+    def overdue(self) -> None:
+        """Answer 408 and close: no complete request headers in time (or room is needed for a newcomer).
+
+        The answer is followed by EOF, and the connection closes once the client has closed its end or LINGER has
+        passed: closing at once, with the client's bytes still unread, makes the kernel send a reset, which can
+        destroy the 408 before the client reads it (as for _Refused)."""
+        self.headers_complete()
+        transport = self.transport
+        if transport is None or self._closing is not None:
+            return
+        log.debug("closing a connection from %s: no complete request headers in time", self._client)
+        transport.write(_OVERDUE)
+        if not transport.can_write_eof():
+            self.force_close()
+            return
+        transport.write_eof()
+        self._closing = asyncio.get_running_loop().call_later(LINGER, self.force_close)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing is None:
+            super().data_received(data)
+        # else: answered 408 already; what the client still sends is discarded until the connection closes
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp logs what a *client* did wrong (a request its parser refuses with 400, a connection closed
+        under it) at ERROR with a traceback. Those are one INFO line here; anything else stays an error."""
+        exc = kw.get("exc_info")
+        if isinstance(exc, HttpProcessingError | ConnectionError):
+            log.info("refused a request from %s: %s: %s", self._client, type(exc).__name__, exc)
+            return
+        super().log_exception(*args, **kw)
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        if self._closing is not None:
+            self._closing.cancel()
         if self._client is None:  # pragma: no cover - refused connections belong to _Refused
             return
         self.headers_complete()

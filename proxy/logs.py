@@ -93,3 +93,6 @@ def setup_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Python warnings (aiohttp's for a malformed part header, say) go through logging too: on stderr they were
+    # two raw lines, and with --log-format json a line that is not JSON.
+    logging.captureWarnings(True)

@@ -123,16 +123,12 @@ async def _serve(
         loop.add_signal_handler(sig, stopping.set)
     if stop.requested is not None:  # a signal that arrived before the loop took over
         stopping.set()
-    handler_args: dict[str, Any] = {"access_log_class": AccessLogger, "access_log_format": config.logging.format,
-                                    "keepalive_timeout": KEEPALIVE_TIMEOUT}
-    app = create_app(config, check_upstream=True)
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT, **handler_args)
+    runner = new_runner(create_app(config, check_upstream=True), config)
     try:
         await runner.setup()  # the app's start-up: on failure, cleanup below closes what was opened
         if stopping.is_set():
             return 0
-        site = GuardedSite(runner, config.server.host, config.server.port, ConnectionGuard(limits),
-                           reuse_port=reuse_port, handler_args=handler_args)
+        site = new_site(runner, config, limits, config.server.host, config.server.port, reuse_port=reuse_port)
         try:
             await site.start()
         except OSError as exc:
@@ -143,6 +139,23 @@ async def _serve(
         return 0
     finally:
         await runner.cleanup()
+
+
+def _handler_args(config: Config) -> dict[str, Any]:
+    return {"access_log_class": AccessLogger, "access_log_format": config.logging.format,
+            "keepalive_timeout": KEEPALIVE_TIMEOUT}
+
+
+def new_runner(app: web.Application, config: Config) -> web.AppRunner:
+    """The runner `serve` uses (access log, keep-alive, shutdown grace); also for tests that fuzz a real server."""
+    return web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT, **_handler_args(config))
+
+
+def new_site(runner: web.AppRunner, config: Config, limits: Limits, host: str, port: int, *,
+             reuse_port: bool = False) -> GuardedSite:
+    """The listening site `serve` uses: header timeout, connection caps, client mistakes logged as one line."""
+    return GuardedSite(runner, host, port, ConnectionGuard(limits), reuse_port=reuse_port,
+                       handler_args=_handler_args(config))
 
 
 def listen_error(config: Config, exc: OSError) -> str:

@@ -24,7 +24,7 @@ class RunResult(NamedTuple):
     stderr: str
 
 
-def clean_env() -> dict[str, str]:
+def clean_env(*, outlives_test: bool = False) -> dict[str, str]:
     """os.environ without PIP_*/UV_* variables, with every pip/uv config file and cache switched off.
 
     Proxies are bypassed for loopback, since tests only ever talk to servers on 127.0.0.1.
@@ -39,7 +39,8 @@ def clean_env() -> dict[str, str]:
         NO_PROXY=_LOCAL,
         no_proxy=_LOCAL,
     )
-    env.update(leaks.tag())  # a process left running after its test is found and blamed (tests/leaks.py)
+    # A process left running after its test is found and blamed (tests/leaks.py).
+    env.update(leaks.tag(outlives_test=outlives_test))
     return env
 
 

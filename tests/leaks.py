@@ -17,9 +17,11 @@ from pathlib import Path
 SPAWNED_BY = "TESTS_SPAWNED_BY"
 
 
-def tag() -> dict[str, str]:
-    """The environment entry that marks a process as started by this test run."""
-    return {SPAWNED_BY: str(os.getpid())}
+def tag(*, outlives_test: bool = False) -> dict[str, str]:
+    """The environment entry that marks a process as started by this test run. A process a module- or
+    session-scoped fixture starts (and stops at its own teardown) `outlives_test`: it is tagged apart, so the
+    per-test check leaves it alone."""
+    return {SPAWNED_BY: f"{os.getpid()}:fixture" if outlives_test else str(os.getpid())}
 
 
 def running(owner: int | None = None) -> dict[int, str]:

@@ -70,6 +70,22 @@ async def test_range_on_an_arriving_file_waits_for_verification_then_gets_206(
     assert upstream.fake.hits[upstream_path(big)] == 1
 
 
+@pytest.mark.parametrize("header", ["bytes=0--1", "bytes=abc", "lines=0-9"])
+async def test_malformed_range_on_a_cold_file_is_416_and_starts_nothing(
+    make_proxy: ProxyFactory, upstream: Upstream, big: Artifact, header: str
+) -> None:
+    """A Range header that does not parse gets 416 as it would for a cached file, before any download starts: a
+    refused request stores nothing and costs upstream nothing (found by the fuzz suite)."""
+    upstream.fake.add(big)
+    proxy = await make_proxy()
+    await listed(proxy, "rangepkg")
+    resp = await proxy.get(file_url(big), headers={"Range": header})
+    assert resp.status == 416
+    assert resp.headers["Content-Range"] == f"bytes */{big.size}"
+    assert upstream.fake.hits[upstream_path(big)] == 0
+    assert proxy.app[FILES].in_flight == 0
+
+
 async def test_range_on_a_failing_download_is_a_clean_502(
     make_proxy: ProxyFactory, upstream: Upstream, big: Artifact
 ) -> None:

@@ -179,3 +179,13 @@ def _sha256(data: bytes | None) -> str:
 
     assert data is not None
     return hashlib.sha256(data).hexdigest()
+
+
+async def test_reason_phrase_of_a_non_ascii_name_arrives_readable(proxy: TestClient):
+    """The reason phrase (which pip and twine print) is ASCII with escapes: aiohttp writes the status line as UTF-8
+    and clients decode it as latin-1, so 'ù' used to arrive as 'Ã¹' (found by the fuzz suite). The body keeps the
+    message as UTF-8."""
+    resp = await proxy.get("/simple/%C3%B9/")
+    assert resp.status == 400
+    assert resp.reason == "'\\xf9' is not a valid project name"
+    assert "'ù' is not a valid project name" in await resp.text()

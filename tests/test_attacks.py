@@ -18,8 +18,6 @@ pytestmark = pytest.mark.e2e
 SIEGES = {s.name: s for s in sieges(bomb_entries=300_000, parts=100_000, connections=300, flooders=16)}
 HUGE_FILES = 20_000
 OPEN = {
-    6: pytest.mark.xfail(strict=True, reason="issue 10 item 6 (branch h10-uploads): parts parsed on the loop"),
-    8: pytest.mark.xfail(strict=True, reason="issue 10 item 8 (branch h10-ops): slow connections exhaust fds"),
 }
 
 

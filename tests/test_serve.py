@@ -355,13 +355,25 @@ async def test_slowloris_neither_locks_out_clients_nor_keeps_its_connections(tmp
         assert await server.stop() == 0
 
 
+async def kept_alive(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection that completed a request and stays open (keep-alive): busy as far as the cap is concerned."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+                 .split(b":")[1])
+    await reader.readexactly(length)
+    return reader, writer
+
+
 async def test_total_connection_cap_answers_503(tmp_path: Path, upstream: Upstream):
-    """Beyond server.max_connections, a new connection is answered 503 (with the key's name) and closed; once
-    connections close, new ones are served."""
+    """Beyond server.max_connections of connections that sent their requests, a new connection is answered 503
+    (with the key's name) and closed; once connections close, new ones are served."""
     env = {"SHADOWPI_SERVER_MAX_CONNECTIONS": "5"}
     async with serving(tmp_path / "d", upstream, env=env) as server:
         port = int(server.url.rsplit(":", 1)[1])
-        held = [await half_open(port) for _ in range(5)]
+        held = [await kept_alive(port) for _ in range(5)]
         async with other_address_session() as session, session.get(server.url + "/health") as resp:
             assert (resp.status, await resp.text()) == (
                 503, "shadowpi is at server.max_connections (5); retry soon.\n")
@@ -370,6 +382,21 @@ async def test_total_connection_cap_answers_503(tmp_path: Path, upstream: Upstre
             writer.close()
             await writer.wait_closed()
         assert await health_from("127.0.0.2", server) == 200
+        assert await server.stop() == 0
+
+
+async def test_at_the_cap_the_oldest_unfinished_request_makes_room(tmp_path: Path, upstream: Upstream):
+    """At server.max_connections, a connection still waiting for its first request's headers (slowloris) is closed
+    with 408 to make room for a newcomer, oldest first: half-open connections can never lock clients out."""
+    env = {"SHADOWPI_SERVER_MAX_CONNECTIONS": "5"}
+    async with serving(tmp_path / "d", upstream, env=env) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        held = [await half_open(port, "127.0.0.3") for _ in range(5)]
+        async with other_address_session() as session, session.get(server.url + "/health") as resp:
+            assert resp.status == 200
+        assert await first_line_then_eof(held[0][0]) == b"HTTP/1.1 408 Request Timeout"
+        for _reader, writer in held:
+            writer.close()
         assert await server.stop() == 0
 
 

@@ -72,10 +72,23 @@ async def download(request: web.Request) -> web.StreamResponse:
         raise FileNotFound(f"{dist.filename} is not in the cache and shadowpi is offline")
     if request.method == "HEAD":  # answer from the index data; a HEAD must not start a download
         return await _head_only(request, dist)
+    if "Range" in request.headers and not _range_is_valid(request):
+        # As for a cached file (aiohttp's FileResponse answers 416), and before any download starts: a request that
+        # is refused stores nothing.
+        unsatisfiable = {"Content-Range": f"bytes */{dist.size}"} if dist.size is not None else None
+        raise web.HTTPRequestRangeNotSatisfiable(headers=unsatisfiable)
     metrics.file_requests.labels("miss").inc()
     if "Range" in request.headers:
         return await _range_after_fill(request, dist, files.fill(dist))
     return await _stream_fill(request, dist, files.fill(dist))
+
+
+def _range_is_valid(request: web.Request) -> bool:
+    try:
+        request.http_range  # noqa: B018 - parsing it is the check
+    except ValueError:
+        return False
+    return True
 
 
 def find_file(page: ProjectPage, filename: str, key: str) -> DistFile:

@@ -53,6 +53,9 @@ _STATUS: tuple[tuple[type[ProxyError], int], ...] = (
 )
 
 
+CLIENT_CLOSED = 499  # nginx's convention for "the client closed the connection", seen only in the access log
+
+
 def status_for(exc: ProxyError) -> int:
     for kind, status in _STATUS:
         if isinstance(exc, kind):
@@ -61,9 +64,11 @@ def status_for(exc: ProxyError) -> int:
 
 
 def reason_phrase(message: str) -> str:
-    """One line, latin-1-safe: twine and pip print the reason phrase (warehouse does the same)."""
+    """One line of ASCII: twine and pip print the reason phrase (warehouse does the same). Not latin-1: aiohttp
+    writes the status line as UTF-8 and clients read it as latin-1, so anything past ASCII arrives garbled;
+    escaped (\\xf9) it stays readable, and the body carries the message as UTF-8."""
     line = (message.splitlines() or [""])[0][:300]
-    return line.encode("latin-1", "replace").decode("latin-1")
+    return line.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def error_response(status: int, message: str) -> web.Response:
@@ -84,6 +89,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if isinstance(exc, TooManyRequests):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
+    except ConnectionResetError:  # aiohttp's ClientConnectionResetError too
+        # The client went away (mid-upload, mid-download): normal (poetry does it), nothing to answer. Returned,
+        # not raised, so aiohttp does not log it as a server error; writing this response fails quietly.
+        log.info("%s %s: the client closed the connection", request.method, request.path)
+        return web.Response(status=CLIENT_CLOSED, reason="Client Closed Request")
 
 
 @web.middleware

@@ -21,8 +21,9 @@ from aiohttp.typedefs import Handler
 
 from proxy.app import create_app
 from proxy.config import build_config
+from proxy.connections import Limits
 from proxy.keys import FILES
-from proxy.logs import AccessLogger
+from proxy.serve import new_runner, new_site
 from tests.artifacts import build_sdist, build_wheel
 from tests.conftest import SampleDists
 from tests.fakes import FakeIndex
@@ -191,14 +192,17 @@ async def start_upstream(
 
 
 async def _start_shadowpi(surface: Surface, data_dir: Path, upstream_url: str) -> tuple[web.AppRunner, InFlight, int]:
-    app = create_app(build_config(surface.config(data_dir, upstream_url)))
+    config = build_config(surface.config(data_dir, upstream_url))
+    app = create_app(config)
     in_flight = InFlight()
     app.middlewares.insert(0, in_flight.middleware)  # outermost: observation only, before the app freezes
-    runner = web.AppRunner(app, access_log_class=AccessLogger, access_log_format="text")
+    runner = new_runner(app, config)  # exactly how `shadowpi serve` runs the app: its handler and site
     await runner.setup()
-    site = web.TCPSite(runner, HOST, 0)
+    server = config.server
+    limits = Limits(server.header_timeout, server.max_connections, server.max_connections_per_client)
+    site = new_site(runner, config, limits, HOST, 0)
     await site.start()
-    return runner, in_flight, runner.addresses[0][1]
+    return runner, in_flight, site.port
 
 
 @contextmanager

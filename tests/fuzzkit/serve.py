@@ -8,7 +8,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,9 @@ from typing import IO, Any
 
 from tests.clients import clean_env
 from tests.fuzzkit.harness import HOST, LoopThread, Surface, prepare_credentials
+from tests.servers import reserve_port
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an http_proxy
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def _toml(raw: dict[str, dict[str, Any]]) -> str:
@@ -56,11 +50,13 @@ class ServeTarget:
     """`python -m proxy serve` on a free port with this surface's configuration; its log goes to a file."""
 
     def __init__(
-        self, surface: Surface, root: Path, upstream_url: str, *, extra: tuple[str, ...] = (), nofile: int | None = None
+        self, surface: Surface, root: Path, upstream_url: str, *, extra: tuple[str, ...] = (),
+        nofile: int | None = None, outlives_test: bool = False,
     ) -> None:
         self.surface = surface
         self.host = HOST
-        self.port = free_port()
+        self.port = reserve_port()  # not bind(0)-and-close: another server may be handed it meanwhile (item 30)
+        self._outlives_test = outlives_test  # started by a module-scoped fixture: see tests/leaks.py
         self.data_dir = root / surface.name / "data"
         self._root = root / surface.name
         self._upstream_url = upstream_url
@@ -87,7 +83,8 @@ class ServeTarget:
         with log_path.open("wb") as out:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "proxy", "serve", "--config", str(config), *self._extra],
-                stdout=out, stderr=subprocess.STDOUT, env=clean_env(), start_new_session=True,
+                stdout=out, stderr=subprocess.STDOUT, env=clean_env(outlives_test=self._outlives_test),
+                start_new_session=True,
                 preexec_fn=self._limit_files if self._nofile is not None else None,
             )
         self._log = log_path.open(encoding="utf-8", errors="replace")

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 FD_RESERVE = 100  # descriptors kept for the database, cached files, spools and upstream connections
 FDS_PER_CONNECTION = 2  # a client socket, plus the cached file it may be sent (sendfile)
+# Refused connections lingering to read their answer (see _Refused) are at most max_connections / this: each holds
+# a descriptor too, so the cap the open-file limit allows budgets for them.
+LINGERING_SHARE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +71,8 @@ class ConnectionGuard:
         if self.open >= self.limits.max_connections:
             if not self.waiting:
                 return self._busy
-            oldest = next(iter(self.waiting))
-            oldest.overdue()  # its descriptor is freed when it closes: briefly one connection over the cap
+            # Closed at once, not lingering: the newcomer needs its descriptor now (briefly one over the cap).
+            next(iter(self.waiting)).evict()
         self.open += 1
         self.per_client[client] += 1
         return None
@@ -85,10 +88,21 @@ _OVERDUE = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: cl
 LINGER = 2.0  # seconds a refused connection may take to read its answer
 
 
+def _half_close(transport: asyncio.WriteTransport) -> bool:
+    """Send EOF after what was written; False when the connection cannot take it (gone already, or TLS)."""
+    if not transport.can_write_eof():
+        return False
+    try:
+        transport.write_eof()
+    except OSError:  # the client reset the connection meanwhile
+        return False
+    return True
+
+
 class _Refused(asyncio.Protocol):
     """Takes over a refused connection: sends the answer and EOF, then discards what the client sends until it
     closes or LINGER passes. Closing at once, with the client's request unread, makes the kernel send a reset,
-    which can destroy the answer before the client reads it. Lingering connections are bounded (by
+    which can destroy the answer before the client reads it. Lingering connections are bounded (a share of
     max_connections): beyond that, a refused connection is simply closed."""
 
     def __init__(self, guard: ConnectionGuard, transport: asyncio.Transport, answer: bytes) -> None:
@@ -96,10 +110,9 @@ class _Refused(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         transport.set_protocol(self)
         transport.write(answer)
-        if guard.lingering >= guard.limits.max_connections or not transport.can_write_eof():
+        if guard.lingering >= max(1, guard.limits.max_connections // LINGERING_SHARE) or not _half_close(transport):
             transport.close()
             return
-        transport.write_eof()
         guard.lingering += 1
         self._timer = asyncio.get_running_loop().call_later(LINGER, transport.close)
 
@@ -166,11 +179,18 @@ class GuardedHandler(web.RequestHandler):
             return
         log.debug("closing a connection from %s: no complete request headers in time", self._client)
         transport.write(_OVERDUE)
-        if not transport.can_write_eof():
+        if not _half_close(transport):
             self.force_close()
             return
-        transport.write_eof()
         self._closing = asyncio.get_running_loop().call_later(LINGER, self.force_close)
+
+    def evict(self) -> None:
+        """Close at once (a 408 on its way, but no linger): a newcomer needs room under the connection cap."""
+        self.headers_complete()
+        if self.transport is not None:
+            log.debug("closing a connection from %s to make room: no complete request headers yet", self._client)
+            self.transport.write(_OVERDUE)
+        self.force_close()
 
     def data_received(self, data: bytes) -> None:
         if self._closing is None:
@@ -273,7 +293,8 @@ def raise_open_file_limit() -> int:
 
 def connection_cap(configured: int, open_files: int) -> int:
     """The connection cap the open-file limit can honour: `configured`, or less (with a warning)."""
-    affordable = max(1, (open_files - FD_RESERVE) // FDS_PER_CONNECTION)
+    per_share = FDS_PER_CONNECTION * LINGERING_SHARE + 1  # descriptors of LINGERING_SHARE connections + 1 lingering
+    affordable = max(1, (open_files - FD_RESERVE) * LINGERING_SHARE // per_share)
     if configured <= affordable:
         return configured
     log.warning(

@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from proxy.db import DB_FILENAME, Database
 from tests.artifacts import Artifact, build_sdist, build_wheel
 from tests.conftest import Upstream
 from tests.proxy_fixtures import HTML, JSON, ProxyFactory
+from tests.stores import data_dir_meta
 from tests.uploading import (
     PASSWORD_AUTH,
     TOKEN,
@@ -567,11 +567,8 @@ async def test_valid_credentials_may_upload(index: TestClient, data_dir: Path, c
     """An htpasswd user or an API token uploads; the row records who did."""
     resp = await twine_upload(index, WHEEL, auth=credentials)
     assert resp.status == 200, resp.reason
-    db = await Database.open(data_dir / DB_FILENAME)
-    try:
-        record = await db.private_file(WHEEL.filename)
-    finally:
-        await db.close()
+    async with data_dir_meta(data_dir) as meta:
+        record = await meta.private_file(WHEEL.filename)
     assert record is not None
     assert record.uploaded_by == user
 

@@ -16,9 +16,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from proxy.db import DB_FILENAME, Database
+from proxy.backends.sqlite import DB_FILENAME
 from tests.artifacts import Artifact, build_sdist, build_wheel
 from tests.proxy_fixtures import JSON, ProxyFactory
+from tests.stores import data_dir_meta
 from tests.uploading import TOKEN_AUTH, add_token, blob_files, spool_files, twine_form
 
 AUTH = {"Authorization": aiohttp.encode_basic_auth(*TOKEN_AUTH)}
@@ -113,11 +114,8 @@ async def test_racing_uploads_for_one_slot(make_proxy: ProxyFactory, pair, refus
 
 
 async def blob_rows(data_dir: Path) -> set[str]:
-    db = await Database.open(data_dir / DB_FILENAME)
-    try:
-        return set(await db.bundle_blob_times())
-    finally:
-        await db.close()
+    async with data_dir_meta(data_dir) as meta:
+        return set(await meta.bundle_blob_times())
 
 
 async def test_a_replaced_upload_forgets_its_blob(make_proxy: ProxyFactory):

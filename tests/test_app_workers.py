@@ -1,5 +1,5 @@
 """Two apps on one data dir, as `--workers 2` runs them: what one worker writes, the other serves on its very
-next request, although each keeps private pages in memory (see proxy/db/changes.py)."""
+next request, although each keeps private pages in memory (see proxy/backends/changes.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from proxy import admin
-from proxy.db.changes import ChangeStamps, Topic
+from proxy.backends.changes import Topic
+from proxy.backends.sqlite import MmapChangeFeed
 from proxy.keys import FILES
 from tests.artifacts import build_wheel
 from tests.conftest import Upstream
@@ -104,14 +105,14 @@ async def test_a_file_deleted_by_another_process_is_fetched_again(make_proxy: Pr
 
 def test_a_bump_is_seen_through_another_mapping_of_the_same_file(tmp_path: Path):
     path = tmp_path / "db.changes"
-    writer, reader = ChangeStamps.open(path), ChangeStamps.open(path)
+    writer, reader = MmapChangeFeed.open(path), MmapChangeFeed.open(path)
     try:
         before = {topic: reader.stamp(topic) for topic in Topic}
-        writer.bump(Topic.PRIVATE)
+        writer.bump_now(Topic.PRIVATE)
         assert reader.stamp(Topic.PRIVATE) != before[Topic.PRIVATE]
         assert reader.stamp(Topic.PAGES) == before[Topic.PAGES]  # topics are independent
         seen = reader.stamp(Topic.PRIVATE)
-        writer.bump(Topic.PRIVATE)
+        writer.bump_now(Topic.PRIVATE)
         assert reader.stamp(Topic.PRIVATE) != seen  # every bump, not only the first
     finally:
         writer.close()
@@ -121,7 +122,7 @@ def test_a_bump_is_seen_through_another_mapping_of_the_same_file(tmp_path: Path)
 def test_an_existing_short_file_is_grown_and_keeps_its_stamps(tmp_path: Path):
     path = tmp_path / "db.changes"
     path.write_bytes(b"\x01" * 8)  # written by a version with one topic
-    stamps = ChangeStamps.open(path)
+    stamps = MmapChangeFeed.open(path)
     try:
         assert stamps.stamp(Topic.PRIVATE) == b"\x01" * 8
         assert stamps.stamp(Topic.PAGES) == b"\x00" * 8

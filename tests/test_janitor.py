@@ -1,4 +1,5 @@
-"""The cache janitor: indexed queries on a connection of its own (requests never wait for a sweep), counting only
+"""The cache janitor: indexed background reads (on the SQLite store's background connection, so requests never
+wait for a sweep), counting only
 when something changed, eviction that deletes a file and forgets its row together, and forgetting remembered
 upstream 404s (expired ones, and the oldest beyond [cache] max_negative_pages)."""
 
@@ -11,31 +12,35 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aiofiles.os
 import pytest
 from aiohttp.test_utils import TestClient
 
-from proxy.db import DB_FILENAME, Database, StoredPage
-from proxy.db.records import PrivateFile
+from proxy.backends.records import PrivateFile, StoredPage
+from proxy.backends.sqlite import DB_FILENAME, SqliteMetadata
 from proxy.janitor import BATCH
-from proxy.keys import FILES, JANITOR, JANITOR_DB, PAGES
+from proxy.keys import BACKENDS, FILES, JANITOR, PAGES
 from proxy.simple.names import NormalizedName
 from tests.artifacts import build_wheel
 from tests.conftest import SampleDists, Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
+from tests.stores import data_dir_meta
 from tests.uploading import add_token, blob_files, twine_upload
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 
 
 @contextlib.asynccontextmanager
-async def database(data_dir: Path) -> AsyncIterator[Database]:
-    await aiofiles.os.makedirs(data_dir, exist_ok=True)
-    db = await Database.open(data_dir / DB_FILENAME)
-    try:
-        yield db
-    finally:
-        await db.close()
+async def database(data_dir: Path) -> AsyncIterator[SqliteMetadata]:
+    """The data dir's metadata store, as another process opens it (SQLite: these tests check its query plans)."""
+    async with data_dir_meta(data_dir) as meta:
+        assert isinstance(meta, SqliteMetadata)
+        yield meta
+
+
+def sqlite_meta(proxy: TestClient) -> SqliteMetadata:
+    meta = proxy.app[BACKENDS].meta
+    assert isinstance(meta, SqliteMetadata)
+    return meta
 
 
 def private_file(filename: str, sha256: str, metadata_sha256: str | None = None) -> PrivateFile:
@@ -138,8 +143,8 @@ class QueryGate:
 async def sweep_held_in_a_query(proxy: TestClient) -> AsyncIterator[None]:
     """A sweep running, stuck inside one of its queries, for the duration of the block."""
     gate = QueryGate()
-    janitor_db = proxy.app[JANITOR_DB]
-    await janitor_db.on_progress(gate, every=1)
+    background = sqlite_meta(proxy).connection("background")
+    await background.set_progress_handler(gate, 1)
     sweep = asyncio.create_task(proxy.app[JANITOR].sweep())
     try:
         await gate.entered.wait()
@@ -147,7 +152,7 @@ async def sweep_held_in_a_query(proxy: TestClient) -> AsyncIterator[None]:
     finally:
         gate.open()
         await sweep
-        await janitor_db.on_progress(None)
+        await background.set_progress_handler(None, 1)  # type: ignore[arg-type]  # None removes it
 
 
 @pytest.mark.parametrize("request_kind", ["page after an upload", "upload", "file hit", "uncached page"])
@@ -180,9 +185,9 @@ async def test_a_sweep_with_nothing_changed_does_not_count_again(make_proxy: Pro
     """The cache is counted after a fill or any other process's commit, not on every sweep of an idle server."""
     make_proxy.background = False
     proxy = await make_proxy()
-    janitor, janitor_db = proxy.app[JANITOR], proxy.app[JANITOR_DB]
+    janitor, background = proxy.app[JANITOR], sqlite_meta(proxy).connection("background")
     statements: list[str] = []
-    await janitor_db.trace(statements.append)
+    await background.set_trace_callback(statements.append)
     await janitor.sweep()
     await janitor.sweep()
     counts = [s for s in statements if s.startswith("SELECT COUNT(*), COALESCE(SUM(size)")]
@@ -191,7 +196,7 @@ async def test_a_sweep_with_nothing_changed_does_not_count_again(make_proxy: Pro
     assert await (await proxy.get(url)).read() == dists.tinylib_1.data
     await proxy.app[FILES].settled()
     await janitor.sweep()
-    await janitor_db.trace(None)
+    await background.set_trace_callback(None)  # type: ignore[arg-type]  # None removes it
     counts = [s for s in statements if s.startswith("SELECT COUNT(*), COALESCE(SUM(size)")]
     assert len(counts) == 2
     assert (janitor.usage.files, janitor.usage.bytes) == (1, dists.tinylib_1.size)
@@ -246,13 +251,11 @@ async def test_404s_are_forgotten_in_batches_and_bounded_in_count(make_proxy: Pr
     """More expired 404s than one batch all go in one sweep; of the unexpired ones, only the newest
     max_negative_pages are kept."""
     expired, recent = list(unknown_names(2 * BATCH + 7, "expired")), list(unknown_names(5, "recent"))
-    async with database(make_proxy.data_dir) as db:
-        await db.bundle_begin()
+    async with database(make_proxy.data_dir) as db, db.transaction() as tx:
         for name in expired:
-            await db.bundle_stage_page(NormalizedName(name), StoredPage(None, None, None, 0.0))
+            await tx.put_page(NormalizedName(name), StoredPage(None, None, None, 0.0))
         for age, name in enumerate(recent):  # recent-0 is the newest
-            await db.bundle_stage_page(NormalizedName(name), StoredPage(None, None, None, 1_000_000.0 - age))
-        await db.bundle_commit()
+            await tx.put_page(NormalizedName(name), StoredPage(None, None, None, 1_000_000.0 - age))
     make_proxy.background = False
     proxy = await make_proxy(upstream={"negative_ttl": 60}, cache={"max_negative_pages": 2})
     await proxy.app[JANITOR].sweep()

@@ -10,15 +10,14 @@ from email.policy import compat32
 from pathlib import Path
 from urllib.parse import quote
 
-import aiofiles.os
 import aiohttp
 import bcrypt
 from aiohttp import hdrs
 from aiohttp.test_utils import TestClient
 
 from proxy.auth import TOKEN_USER, generate_token, hash_token
-from proxy.db import DB_FILENAME, Database
 from tests.artifacts import Artifact
+from tests.stores import data_dir_meta
 
 # One real shadowpi token for the whole session; fixtures store its hash with add_token() before each test.
 TOKEN = generate_token()
@@ -96,21 +95,14 @@ async def twine_upload(
 
 
 async def add_token(data_dir: Path, user: str, token: str = TOKEN) -> int:
-    """Store a token's hash in shadowpi's database (created if needed) and return its id."""
-    await aiofiles.os.makedirs(data_dir, exist_ok=True)
-    db = await Database.open(data_dir / DB_FILENAME)
-    try:
-        return await db.add_token(user, hash_token(token))
-    finally:
-        await db.close()
+    """Store a token's hash in shadowpi's metadata store (created if needed) and return its id."""
+    async with data_dir_meta(data_dir) as meta:
+        return await meta.add_token(user, hash_token(token))
 
 
 async def revoke_token(data_dir: Path, token_id: int) -> None:
-    db = await Database.open(data_dir / DB_FILENAME)
-    try:
-        assert await db.revoke_token(token_id)
-    finally:
-        await db.close()
+    async with data_dir_meta(data_dir) as meta:
+        assert await meta.revoke_token(token_id)
 
 
 def write_htpasswd(path: Path, users: dict[str, str]) -> Path:
@@ -135,12 +127,9 @@ def spool_files(data_dir: Path) -> list[str]:
 
 
 async def private_filenames(data_dir: Path) -> set[str]:
-    """Every filename in the private_files table, read through a second database connection."""
-    db = await Database.open(data_dir / DB_FILENAME)
-    try:
-        return {f.filename for project in await db.private_projects() for f in await db.private_files(project)}
-    finally:
-        await db.close()
+    """Every private filename, read through a second metadata store (as another process would)."""
+    async with data_dir_meta(data_dir) as meta:
+        return {f.filename for project in await meta.private_projects() for f in await meta.private_files(project)}
 
 
 @dataclass(frozen=True)

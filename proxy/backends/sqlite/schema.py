@@ -1,8 +1,13 @@
-"""Database schema: migrations applied in order from PRAGMA user_version upward."""
+"""The SQLite schema: migrations, applied explicitly (MetadataStore.migrate) from PRAGMA user_version upward."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+
 import aiosqlite
+
+from proxy.backends.metadata import SchemaMismatch
 
 DB_FILENAME = "shadowpi.sqlite3"  # inside the data dir
 
@@ -82,15 +87,64 @@ MIGRATIONS: tuple[str, ...] = (
     -- Remembered upstream 404s, oldest first: the janitor forgets expired ones and bounds how many are kept.
     CREATE INDEX pages_negative ON pages (fetched_at) WHERE status = 404;
     """,
+    """
+    -- "user" is a reserved word in PostgreSQL: the same schema must read the same in every backend.
+    ALTER TABLE tokens RENAME COLUMN user TO user_name;
+    """,
 )
 
 
-async def migrate(conn: aiosqlite.Connection) -> None:
-    async with conn.execute("PRAGMA user_version") as cur:
-        row = await cur.fetchone()
-    current = int(row[0]) if row else 0
-    if current > len(MIGRATIONS):
-        raise RuntimeError(f"database schema {current} is newer than this shadowpi ({len(MIGRATIONS)})")
-    for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
-        # executescript commits first; the schema change and the version bump land together.
-        await conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+async def migrate(conn: aiosqlite.Connection) -> int:
+    """Apply the missing migrations in one write transaction; returns how many. The version is read again inside
+    it, so processes migrating at once apply each migration once (the others wait, then find nothing to do). An
+    up-to-date database is only read (a full disk must not stop shadowpi from opening it).
+
+    Raises SchemaMismatch when the database is newer than this shadowpi.
+    """
+    if _check_version(await user_version(conn)) == len(MIGRATIONS):
+        return 0
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = _check_version(await user_version(conn))
+        for script in MIGRATIONS[current:]:
+            for statement in statements(script):
+                await conn.execute(statement)
+        await conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+        await conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS) - current
+
+
+def _check_version(version: int) -> int:
+    if version > len(MIGRATIONS):
+        raise SchemaMismatch(
+            f"the database has schema version {version}, newer than this shadowpi's ({len(MIGRATIONS)}): upgrade"
+            " shadowpi"
+        )
+    return version
+
+
+async def user_version(conn: aiosqlite.Connection) -> int:
+    rows = list(await conn.execute_fetchall("PRAGMA user_version"))
+    return int(rows[0][0]) if rows else 0
+
+
+def statements(script: str) -> Iterator[str]:
+    """The statements of a migration script, one by one (executescript would commit the transaction first)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):  # not a ";" inside a comment or a string
+            if _code(pending):
+                yield pending.strip()
+            pending = ""
+    if _code(pending.rstrip(";")):
+        raise ValueError(f"an unterminated statement in a migration: {pending!r}")
+
+
+def _code(text: str) -> bool:
+    """Whether `text` holds more than comments, blank lines and semicolons."""
+    return any(line.strip(" ;") and not line.strip().startswith("--") for line in text.splitlines())

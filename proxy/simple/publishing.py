@@ -28,12 +28,12 @@ from proxy.simple.names import (
 
 __all__ = [
     "FileType",
-    "UploadRequest",
+    "PublishRequest",
     "check_digests",
     "check_filename",
     "check_metadata_matches",
     "display_value",
-    "parse_upload_form",
+    "parse_publish_form",
 ]
 
 FileType = Literal["sdist", "bdist_wheel"]
@@ -59,7 +59,7 @@ _Form = Mapping[str, Sequence[str]]
 
 
 @dataclass(frozen=True, slots=True)
-class UploadRequest:
+class PublishRequest:
     """The validated fields of an upload form that shadowpi uses; everything else twine sends is ignored."""
 
     name: NormalizedName
@@ -84,7 +84,7 @@ def display_value(value: str, limit: int = 60) -> str:
     return shown if len(shown) <= limit else f"{shown[:half]}...{shown[-half:]}"
 
 
-def parse_upload_form(fields: Mapping[str, Sequence[str]]) -> UploadRequest:
+def parse_publish_form(fields: Mapping[str, Sequence[str]]) -> PublishRequest:
     """Validate twine's form fields (repeated keys as lists) in warehouse's order.
 
     Raises InvalidUpload with warehouse's message for the first problem found.
@@ -99,7 +99,7 @@ def parse_upload_form(fields: Mapping[str, Sequence[str]]) -> UploadRequest:
     digests = {field: (value.lower() if (value := _one(form, field)) else None) for field in _DIGESTS}
     if not any(digests.values()):
         raise InvalidUpload("Error: Include at least one message digest.")
-    return UploadRequest(
+    return PublishRequest(
         name=name,
         raw_name=raw_name or "",
         # warehouse validates the metadata fields (version among them) after the upload form's fields.
@@ -202,7 +202,7 @@ def _parse_version(raw: str | None) -> Version:
         raise InvalidUpload(f"'{display_value(raw)}' is invalid for 'version'. {_SEE_SPEC}") from None
 
 
-def check_filename(request: UploadRequest, filename: str) -> None:
+def check_filename(request: PublishRequest, filename: str) -> None:
     """The uploaded file's name is safe, has the filetype's extension, and names the form's project and version.
 
     Raises InvalidUpload with warehouse's messages.
@@ -230,7 +230,7 @@ def check_filename(request: UploadRequest, filename: str) -> None:
     _check_normalized_spelling(request, filename, extension)
 
 
-def _check_normalized_spelling(request: UploadRequest, filename: str, extension: str) -> None:
+def _check_normalized_spelling(request: PublishRequest, filename: str, extension: str) -> None:
     """Name and version must be written in normalized form (wheel spec, PEP 625), as PyPI requires.
 
     Otherwise `Hello_World-1.0...` and `hello_world-1.0.0...` could add other bytes beside an existing file.
@@ -260,7 +260,7 @@ def release_key(filename: str) -> tuple[str, ...]:
     return ("sdist",)
 
 
-def _check_wheel_name(request: UploadRequest, filename: str) -> Version:
+def _check_wheel_name(request: PublishRequest, filename: str) -> Version:
     try:
         name, version, _build, _tags = parse_wheel_filename(filename)
     except InvalidWheelFilename as exc:
@@ -277,7 +277,7 @@ def _check_wheel_name(request: UploadRequest, filename: str) -> Version:
     return version
 
 
-def _check_sdist_name(request: UploadRequest, filename: str) -> Version:
+def _check_sdist_name(request: PublishRequest, filename: str) -> Version:
     try:
         name, version = parse_sdist_filename(filename)
     except InvalidSdistFilename:
@@ -288,7 +288,7 @@ def _check_sdist_name(request: UploadRequest, filename: str) -> Version:
     return version
 
 
-def check_digests(request: UploadRequest, computed: Mapping[str, str]) -> None:
+def check_digests(request: PublishRequest, computed: Mapping[str, str]) -> None:
     """Every digest the client sent matches the received bytes; `computed` has hex sha256, blake2_256 and md5.
 
     Raises InvalidUpload on a mismatch (constant-time comparison); KeyError if `computed` lacks a supplied one.
@@ -299,7 +299,7 @@ def check_digests(request: UploadRequest, computed: Mapping[str, str]) -> None:
             raise InvalidUpload("The digest supplied does not match a digest calculated from the uploaded file.")
 
 
-def check_metadata_matches(request: UploadRequest, meta_name: NormalizedName, meta_version: Version) -> None:
+def check_metadata_matches(request: PublishRequest, meta_name: NormalizedName, meta_version: Version) -> None:
     """The archive's own metadata names the same project and version as the form.
 
     Raises InvalidUpload otherwise; the index must never list a file under a name its metadata denies.

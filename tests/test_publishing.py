@@ -1,4 +1,4 @@
-"""Upload validation (proxy.simple.uploads): twine's form fields, filenames, digests and metadata, PyPI's messages."""
+"""Publishing rules (proxy.simple.publishing): twine's form fields, filenames, digests and metadata, PyPI's messages."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from packaging.version import Version
 
 from proxy.errors import InvalidUpload
 from proxy.simple.names import NormalizedName
-from proxy.simple.uploads import (
-    UploadRequest,
+from proxy.simple.publishing import (
+    PublishRequest,
     check_digests,
     check_filename,
     check_metadata_matches,
-    parse_upload_form,
+    parse_publish_form,
 )
 
 SHA256 = "9c7ea4a3c6a86e49a72cb04321c28c2afc2445246d2f1321fe9594206e74476d"
@@ -46,7 +46,7 @@ WHEEL_FORM: dict[str, list[str]] = {
 }
 SDIST_FORM = {**WHEEL_FORM, "pyversion": ["source"], "filetype": ["sdist"]}
 
-WHEEL_REQUEST = UploadRequest(
+WHEEL_REQUEST = PublishRequest(
     name=NormalizedName("acme-utils"),
     raw_name="Acme-Utils",
     version=Version("1.0"),
@@ -71,22 +71,22 @@ def form(base: Mapping[str, list[str]], changes: Mapping[str, list[str] | None])
     return result
 
 
-def request(**changes: Any) -> UploadRequest:
+def request(**changes: Any) -> PublishRequest:
     """WHEEL_REQUEST with some fields replaced."""
     return replace(WHEEL_REQUEST, **changes)
 
 
-# --- parse_upload_form: happy paths ---
+# --- parse_publish_form: happy paths ---
 
 
 def test_twine_wheel_form_parses() -> None:
-    """The fields twine sends for a wheel become an UploadRequest; unused metadata fields are ignored."""
-    assert parse_upload_form(WHEEL_FORM) == WHEEL_REQUEST
+    """The fields twine sends for a wheel become an PublishRequest; unused metadata fields are ignored."""
+    assert parse_publish_form(WHEEL_FORM) == WHEEL_REQUEST
 
 
 def test_twine_sdist_form_parses() -> None:
     """An sdist form with pyversion 'source' parses as an sdist request."""
-    assert parse_upload_form(SDIST_FORM) == request(filetype="sdist", pyversion="source")
+    assert parse_publish_form(SDIST_FORM) == request(filetype="sdist", pyversion="source")
 
 
 @pytest.mark.parametrize(
@@ -122,23 +122,23 @@ def test_twine_sdist_form_parses() -> None:
         "repeated-list-fields",
     ],
 )
-def test_form_variants_parse(changes: Mapping[str, list[str] | None], expected: UploadRequest) -> None:
+def test_form_variants_parse(changes: Mapping[str, list[str] | None], expected: PublishRequest) -> None:
     """Local versions, UNKNOWN values, digest subsets and extra fields are accepted and normalized."""
-    assert parse_upload_form(form(WHEEL_FORM, changes)) == expected
+    assert parse_publish_form(form(WHEEL_FORM, changes)) == expected
 
 
 def test_sdist_without_pyversion_defaults_to_source() -> None:
     """An sdist form without pyversion gets 'source', as warehouse fills it in."""
-    assert parse_upload_form(form(SDIST_FORM, {"pyversion": None})).pyversion == "source"
+    assert parse_publish_form(form(SDIST_FORM, {"pyversion": None})).pyversion == "source"
 
 
 def test_plain_string_values_count_as_one_value() -> None:
     """A mapping of plain strings is read as single values, not as sequences of characters."""
     fields: dict[str, Sequence[str]] = {key: values[0] for key, values in WHEEL_FORM.items()}
-    assert parse_upload_form(fields) == WHEEL_REQUEST
+    assert parse_publish_form(fields) == WHEEL_REQUEST
 
 
-# --- parse_upload_form: rejections ---
+# --- parse_publish_form: rejections ---
 
 
 @pytest.mark.parametrize(
@@ -207,7 +207,7 @@ def test_plain_string_values_count_as_one_value() -> None:
 def test_invalid_form_is_rejected_with_warehouse_message(changes: Mapping[str, list[str] | None], message: str) -> None:
     """Each invalid field is rejected with the exact text warehouse sends (twine prints it)."""
     with pytest.raises(InvalidUpload) as excinfo:
-        parse_upload_form(form(WHEEL_FORM, changes))
+        parse_publish_form(form(WHEEL_FORM, changes))
     assert str(excinfo.value) == message
 
 
@@ -227,7 +227,7 @@ def test_invalid_form_is_rejected_with_warehouse_message(changes: Mapping[str, l
 def test_first_error_in_warehouse_order(changes: Mapping[str, list[str] | None], reported: str) -> None:
     """With several problems, the one warehouse checks first is reported (form fields sorted, then metadata)."""
     with pytest.raises(InvalidUpload, match=reported):
-        parse_upload_form(form(WHEEL_FORM, changes))
+        parse_publish_form(form(WHEEL_FORM, changes))
 
 
 # --- check_filename ---
@@ -245,7 +245,7 @@ SDIST_REQUEST = request(filetype="sdist", pyversion="source", raw_name="Acme_Uti
         (SDIST_REQUEST, "acme_utils-1.0.zip"),
     ],
 )
-def test_matching_filename_is_accepted(upload: UploadRequest, filename: str) -> None:
+def test_matching_filename_is_accepted(upload: PublishRequest, filename: str) -> None:
     """A filename naming the form's project (normalized) and version, with the filetype's extension, passes."""
     check_filename(upload, filename)
 
@@ -262,7 +262,7 @@ def test_matching_filename_is_accepted(upload: UploadRequest, filename: str) -> 
          "Version in filename should be '1.0' not '1.0.0'."),
     ],
 )
-def test_non_normalized_filename_is_refused(upload: UploadRequest, filename: str, message: str) -> None:
+def test_non_normalized_filename_is_refused(upload: PublishRequest, filename: str, message: str) -> None:
     """Name and version must be spelled in normalized form, so one release can't hold respelled duplicates."""
     with pytest.raises(InvalidUpload) as excinfo:
         check_filename(upload, filename)
@@ -328,7 +328,7 @@ def test_non_normalized_filename_is_refused(upload: UploadRequest, filename: str
         (SDIST_REQUEST, "acme_utils-1.1.zip", "Version in filename should be '1.0' not '1.1'."),
     ],
 )
-def test_bad_filename_is_rejected(upload: UploadRequest, filename: str, message: str) -> None:
+def test_bad_filename_is_rejected(upload: PublishRequest, filename: str, message: str) -> None:
     """Unsafe names, wrong extensions and names or versions that differ from the form get warehouse's message."""
     with pytest.raises(InvalidUpload) as excinfo:
         check_filename(upload, filename)

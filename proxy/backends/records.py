@@ -1,4 +1,4 @@
-"""Database records: what the queries return (models, never rows)."""
+"""Metadata records: what the metadata stores take and return (models, never rows), whatever the backend."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ class StoredPage:
 
 @dataclass(frozen=True, slots=True)
 class CacheUsage:
+    """Cached upstream blobs (private uploads and their metadata files excluded)."""
+
     files: int
     bytes: int
     pinned_bytes: int
@@ -27,11 +29,11 @@ class CacheUsage:
 
 @dataclass(frozen=True, slots=True)
 class BlobRecord:
+    """A committed blob as the blob index knows it (for eviction)."""
+
     sha256: str
     size: int
     last_access: float
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +63,6 @@ class PrivateFile:
     yanked: str | None  # None: not yanked; "": yanked without a reason; else the reason
     upload_time: str
     uploaded_by: str | None
-
-
-
-
-class DuplicateFilename(Exception):
-    """Another upload committed the same filename first (a race between two uploads)."""
 
 
 @dataclass(frozen=True, slots=True)

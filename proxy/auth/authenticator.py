@@ -1,27 +1,18 @@
-"""Credentials (htpasswd users, API tokens) to an Identity, and the permission rule per action."""
+"""The Authenticator: an Authorization header to an Identity (htpasswd users, API tokens), and the permission rule
+per action, in one function (permits)."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import enum
-import hashlib
-import hmac
-import secrets
-import time
-from collections import OrderedDict
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from proxy.auth.credentials import TOKEN_PREFIX, CredentialCache, hash_token, is_basic, parse_basic_auth
+from proxy.auth.htpasswd import TOKEN_USER, Htpasswd
+from proxy.auth.throttle import FailureLimiter
 from proxy.errors import AuthenticationRequired, Forbidden
-from proxy.htpasswd import TOKEN_USER as TOKEN_USER  # re-exported: defined here before
-from proxy.htpasswd import Htpasswd as Htpasswd
-from proxy.throttle import FailureLimiter
-
-TOKEN_PREFIX = "spi_"  # noqa: S105 - marks shadowpi tokens (and lets secret scanners find leaked ones)
 
 BAD_CREDENTIALS = "Invalid or non-existent authentication information."
 READ_NEEDS_AUTH = "Authentication required to read this index."
@@ -48,87 +39,6 @@ class Identity:
 
 class TokenLookup(Protocol):
     async def token_user(self, token_hash: str) -> str | None: ...
-
-
-def generate_token() -> str:
-    """A new API token; show it once, store only hash_token(token)."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_token(token: str) -> str:
-    """The stored form of a token.
-
-    A token carries 256 random bits, so nobody can guess one by trying candidate hashes: a fast, unsalted sha256
-    is enough (a slow KDF like bcrypt defends low-entropy passwords) and lets the database look tokens up by hash.
-    """
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def parse_basic_auth(header: str | None) -> tuple[str, str] | None:
-    """(user, password) from `Authorization: Basic …`; None for any other scheme and for anything malformed."""
-    parts = (header or "").split(None, 1)
-    if not parts or parts[0].lower() != "basic":
-        return None
-    try:
-        text = base64.b64decode(parts[1] if len(parts) > 1 else "", validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):  # ValueError covers non-ASCII input and UnicodeDecodeError
-        return None
-    user, colon, password = text.partition(":")  # the password may contain colons, the user may not
-    return (user, password) if colon else None
-
-
-def _is_basic(header: str | None) -> bool:
-    parts = (header or "").split(None, 1)
-    return bool(parts) and parts[0].lower() == "basic"
-
-
-# --- verified-credential cache ----------------------------------------------------------------------------
-
-
-class CredentialCache:
-    """Recently verified passwords, so `pip install` of 50 files pays bcrypt once, not 50 times.
-
-    Keys are HMAC-SHA256 digests under a random per-process key: the password is never kept, and a memory dump
-    gives no fast hash to brute-force offline. The user's length is part of the message, so (user, password)
-    pairs cannot collide by moving characters across the separator. Only successes are stored.
-    """
-
-    def __init__(
-        self, ttl: float = 300.0, max_entries: int = 1024, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._ttl = ttl
-        self._max = max_entries
-        self._clock = clock
-        self._secret = secrets.token_bytes(32)
-        self._expiry: OrderedDict[bytes, float] = OrderedDict()
-
-    def key(self, user: str, password: str) -> bytes:
-        u, p = user.encode("utf-8", "surrogatepass"), password.encode("utf-8", "surrogatepass")
-        return hmac.new(self._secret, len(u).to_bytes(4, "big") + u + p, hashlib.sha256).digest()
-
-    def hit(self, key: bytes) -> bool:
-        expiry = self._expiry.get(key)
-        if expiry is None:
-            return False
-        if expiry <= self._clock():
-            del self._expiry[key]
-            return False
-        return True
-
-    def add(self, key: bytes) -> None:
-        self._expiry[key] = self._clock() + self._ttl
-        self._expiry.move_to_end(key)
-        while len(self._expiry) > self._max:
-            self._expiry.popitem(last=False)  # the oldest verification goes first
-
-    def clear(self) -> None:
-        self._expiry.clear()
-
-    def __len__(self) -> int:
-        return len(self._expiry)
-
-
-# --- authenticator ----------------------------------------------------------------------------------------
 
 
 def permits(action: Action, identity: Identity | None, *, read_requires_auth: bool) -> bool:
@@ -180,7 +90,7 @@ class Authenticator:
         Other schemes (`Bearer …` added by an SSO proxy, say) are not ours to judge and count as anonymous;
         a Basic header we cannot decode is a failed login.
         """
-        if not _is_basic(authorization):
+        if not is_basic(authorization):
             return None
         credentials = parse_basic_auth(authorization)
         identity = await self._authenticate(*credentials, client or "unknown") if credentials else None

@@ -1,4 +1,4 @@
-"""Publishing: twine's legacy upload (POST / and /legacy/) and the management API (yank, unyank, delete)."""
+"""Managing private files over HTTP: yank, unyank and delete (`/api/projects/<project>/<version-or-file>`)."""
 
 from __future__ import annotations
 
@@ -7,47 +7,14 @@ import logging
 from aiohttp import web
 
 from proxy.auth import Action, Identity
-from proxy.errors import AuthenticationRequired, BadRequest, Forbidden, InvalidUpload, UploadTooLarge
-from proxy.form import FormLimits, open_form, size_text
-from proxy.keys import AUTH, CONFIG, PRIVATE, UPLOADER
+from proxy.errors import BadRequest
+from proxy.keys import PRIVATE
 from proxy.private import Selection
 from proxy.simple.names import parse_project_name
+from proxy.web.publish import require
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
-
-
-async def require(request: web.Request, action: Action) -> Identity:
-    """The caller's identity, if allowed to perform `action`.
-
-    Raises Forbidden (403): uploads and management answer 403 like PyPI; 401 is for reads (pip prompts on it).
-    """
-    auth = request.app[AUTH]
-    try:
-        identity = await auth.identify(request.headers.get("Authorization"), request.remote)
-        auth.check(action, identity)
-    except AuthenticationRequired as exc:
-        raise Forbidden(str(exc)) from None
-    assert identity is not None  # check() refuses anonymous uploads and deletes
-    return identity
-
-
-# twine aborts on redirects, so every path clients are told to use answers POST itself.
-@routes.post("/")
-@routes.post("/legacy/")
-@routes.post("/legacy")
-@routes.post("/simple/")
-async def upload(request: web.Request) -> web.Response:
-    identity = await require(request, Action.UPLOAD)
-    limits = FormLimits.of(request.app[CONFIG].upload)
-    if request.content_length is not None and request.content_length > limits.request_size():
-        raise UploadTooLarge(f"File too large. Limit is {size_text(limits.max_file_size)}.")
-    if not request.content_type.startswith("multipart/form-data"):
-        raise InvalidUpload("Uploads must be multipart/form-data, as twine and uv publish send them.")
-    result = await request.app[UPLOADER].receive(await open_form(request), identity.user)
-    if result.created:
-        log.info("%s uploaded %s", identity.user, result.filename)
-    return web.Response(text=f"OK: {result.filename}\n")
 
 
 async def _selected(request: web.Request) -> tuple[Identity, Selection]:

@@ -1,6 +1,7 @@
-"""twine's legacy upload: the multipart form streamed to a spool, validated like PyPI, committed to the overlay.
+"""Publishing a private file: the upload form (twine's legacy API) streamed to a spool, validated like PyPI,
+committed to the overlay. The pure rules are proxy/simple/publishing.py; the HTTP handler is proxy/web/publish.py.
 
-Nothing becomes visible until the blob and its database row are both committed: the row is written last, in
+Nothing becomes visible until the blob and its metadata row are both committed: the row is written last, in
 the same write transaction as the check that the release slot is free.
 """
 
@@ -17,18 +18,19 @@ from aiohttp import MultipartReader
 from packaging.version import Version
 
 from proxy.archives import ArchiveLimits, DistMetadata, inspect_distribution
+from proxy.backends.metadata import MetadataStore
+from proxy.backends.records import PrivateFile
 from proxy.config import UploadConfig
-from proxy.db import Database, PrivateFile
 from proxy.errors import FileExists, InvalidUpload
 from proxy.form import FormLimits, ReceivedForm, read_form
 from proxy.reclaim import reclaim_blobs
 from proxy.simple.names import NormalizedName
-from proxy.simple.uploads import (
-    UploadRequest,
+from proxy.simple.publishing import (
+    PublishRequest,
     check_digests,
     check_filename,
     check_metadata_matches,
-    parse_upload_form,
+    parse_publish_form,
     release_key,
 )
 from proxy.storage import BlobInfo, BlobStore, Spool
@@ -39,22 +41,22 @@ UPLOAD_DIGESTS = ("blake2_256", "md5")  # besides sha256, what clients may send 
 
 
 @dataclass(frozen=True, slots=True)
-class UploadResult:
+class Published:
     filename: str
     project: str
     version: str
     created: bool  # False: an identical file was already there (idempotent re-upload)
 
 
-class Uploader:
-    """Receives uploads into blob storage and the private_files table."""
+class Publisher:
+    """Receives uploads into blob storage and the private files of the metadata store."""
 
-    def __init__(self, db: Database, store: BlobStore, config: UploadConfig) -> None:
+    def __init__(self, db: MetadataStore, store: BlobStore, config: UploadConfig) -> None:
         self._db = db
         self._store = store
         self._config = config
 
-    async def receive(self, reader: MultipartReader, user: str) -> UploadResult:
+    async def receive(self, reader: MultipartReader, user: str) -> Published:
         """Read, validate and commit one upload. Raises InvalidUpload (and its subclasses)."""
         received = await read_form(reader, self._store, FormLimits.of(self._config), UPLOAD_DIGESTS)
         try:
@@ -63,8 +65,8 @@ class Uploader:
             await self._store.discard(received.spool)
             self._store.release(received.spool)
 
-    async def _accept(self, received: ReceivedForm, user: str) -> UploadResult:
-        request, filename = parse_upload_form(received.fields), received.filename
+    async def _accept(self, received: ReceivedForm, user: str) -> Published:
+        request, filename = parse_publish_form(received.fields), received.filename
         check_filename(request, filename)
         digests = received.spool.digests()
         check_digests(request, digests)
@@ -86,12 +88,12 @@ class Uploader:
                 await self._store.discard(metadata)
                 self._store.release(metadata)
 
-    async def _commit(self, request: UploadRequest, received: ReceivedForm, stored: _Stored, user: str) -> UploadResult:
+    async def _commit(self, request: PublishRequest, received: ReceivedForm, stored: _Stored, user: str) -> Published:
         """Check the slot, move the blobs into place and insert the row: one transaction, so racing uploads (in any
         process) cannot both pass the check; the blobs are renamed inside it so no reclaim removes them meanwhile."""
         filename, committed = received.filename, list[str]()
         try:
-            async with self._db.write_transaction() as tx:
+            async with self._db.transaction() as tx:
                 slot = await _slot(tx, request, filename)
                 sha256 = received.spool.digests()["sha256"]
                 existing = _claim_slot(request, filename, sha256, slot, allow_overwrite=self._config.allow_overwrite)
@@ -142,7 +144,7 @@ class _SlotQueries(Protocol):
     async def private_files(self, project: NormalizedName) -> list[PrivateFile]: ...
 
 
-async def _slot(queries: _SlotQueries, request: UploadRequest, filename: str) -> _Slot:
+async def _slot(queries: _SlotQueries, request: PublishRequest, filename: str) -> _Slot:
     return _Slot(
         await queries.private_file(filename), await queries.deleted_sha256(filename),
         await queries.private_files(request.name),
@@ -150,7 +152,7 @@ async def _slot(queries: _SlotQueries, request: UploadRequest, filename: str) ->
 
 
 def _claim_slot(
-    request: UploadRequest, filename: str, sha256: str, slot: _Slot, *, allow_overwrite: bool
+    request: PublishRequest, filename: str, sha256: str, slot: _Slot, *, allow_overwrite: bool
 ) -> PrivateFile | None:
     """The identical file already there (twine retries: a success), or None when this upload may go in.
 
@@ -183,7 +185,7 @@ def _claim_slot(
 
 
 def _record(
-    request: UploadRequest, received: ReceivedForm, meta: DistMetadata, blob: BlobInfo, metadata: BlobInfo | None,
+    request: PublishRequest, received: ReceivedForm, meta: DistMetadata, blob: BlobInfo, metadata: BlobInfo | None,
     user: str,
 ) -> PrivateFile:
     return PrivateFile(
@@ -201,8 +203,8 @@ def _record(
     )
 
 
-def _result(record: PrivateFile, *, created: bool) -> UploadResult:
-    return UploadResult(record.filename, record.project, record.version, created=created)
+def _result(record: PrivateFile, *, created: bool) -> Published:
+    return Published(record.filename, record.project, record.version, created=created)
 
 
 def _already_exists(current: PrivateFile) -> str:

@@ -21,7 +21,7 @@ from types import FrameType
 
 from proxy.config import Config
 from proxy.connections import Limits
-from proxy.serve import STOP_SIGNALS, ListenError, StopFlag, log_serving, run_server
+from proxy.server import STOP_SIGNALS, ListenError, StopFlag, log_serving, run_server
 
 log = logging.getLogger("shadowpi")
 STABLE_AFTER = 30.0  # seconds a worker must live before its death no longer counts towards the back-off

@@ -4,14 +4,11 @@ next request, although each keeps private pages in memory (see proxy/backends/ch
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import aiohttp
 from aiohttp.test_utils import TestClient
 
 from proxy import admin
-from proxy.backends.changes import Topic
-from proxy.backends.sqlite import MmapChangeFeed
 from proxy.keys import FILES
 from tests.artifacts import build_wheel
 from tests.conftest import Upstream
@@ -98,34 +95,3 @@ async def test_a_file_deleted_by_another_process_is_fetched_again(make_proxy: Pr
     assert again.status == 200
     assert (again.headers.get("X-Shadowpi-Cache"), await again.read()) == ("miss", wheel.data)
     assert upstream.fake.hits[f"/files/tinylib/{wheel.filename}"] == 2
-
-
-# --- the stamps themselves ---
-
-
-def test_a_bump_is_seen_through_another_mapping_of_the_same_file(tmp_path: Path):
-    path = tmp_path / "db.changes"
-    writer, reader = MmapChangeFeed.open(path), MmapChangeFeed.open(path)
-    try:
-        before = {topic: reader.stamp(topic) for topic in Topic}
-        writer.bump_now(Topic.PRIVATE)
-        assert reader.stamp(Topic.PRIVATE) != before[Topic.PRIVATE]
-        assert reader.stamp(Topic.PAGES) == before[Topic.PAGES]  # topics are independent
-        seen = reader.stamp(Topic.PRIVATE)
-        writer.bump_now(Topic.PRIVATE)
-        assert reader.stamp(Topic.PRIVATE) != seen  # every bump, not only the first
-    finally:
-        writer.close()
-        reader.close()
-
-
-def test_an_existing_short_file_is_grown_and_keeps_its_stamps(tmp_path: Path):
-    path = tmp_path / "db.changes"
-    path.write_bytes(b"\x01" * 8)  # written by a version with one topic
-    stamps = MmapChangeFeed.open(path)
-    try:
-        assert stamps.stamp(Topic.PRIVATE) == b"\x01" * 8
-        assert stamps.stamp(Topic.PAGES) == b"\x00" * 8
-        assert path.stat().st_size == 8 * len(Topic)
-    finally:
-        stamps.close()

@@ -1,7 +1,7 @@
 """The cache janitor: indexed background reads (on the SQLite store's background connection, so requests never
-wait for a sweep), counting only
-when something changed, eviction that deletes a file and forgets its row together, and forgetting remembered
-upstream 404s (expired ones, and the oldest beyond [cache] max_negative_pages)."""
+wait for a sweep), counting only when something changed, eviction that deletes a file and forgets its row
+together, and forgetting remembered upstream 404s (expired ones, and the oldest beyond [cache] max_negative_pages).
+What the metadata store promises the janitor is checked for every backend in tests/backends/test_blob_index.py."""
 
 from __future__ import annotations
 
@@ -82,42 +82,6 @@ async def test_every_sweep_query_reads_private_files_and_404s_through_an_index(t
         # Counting reads every blob row (that is the count); any other table is read only through an index.
         full_scans = [s for s in steps if s.startswith("SCAN") and "INDEX" not in s and s != "SCAN blobs"]
         assert full_scans == [], f"{sql}\n{steps}"
-
-
-async def test_usage_counts_only_cached_upstream_blobs(tmp_path: Path):
-    """Private files and their metadata blobs are neither counted nor evictable; pinned bytes are reported."""
-    async with database(tmp_path) as db:
-        await db.add_private_file(private_file("acme-1.0-py3-none-any.whl", SHA_A, metadata_sha256=SHA_B))
-        for sha, size in ((SHA_A, 100), (SHA_B, 20), ("c" * 64, 3), ("d" * 64, 4000)):
-            await db.record_blob(sha, size, now=0)
-        await db.pin_blobs(["d" * 64])
-        usage = await db.cache_usage()
-        candidates = await db.eviction_candidates(accessed_before=1)
-    assert (usage.files, usage.bytes, usage.pinned_bytes) == (2, 4003, 4000)
-    assert [c.sha256 for c in candidates] == ["c" * 64]
-
-
-async def test_evicting_forgets_the_row_only_with_the_file(tmp_path: Path):
-    """A claimed blob's row is gone once the block ends; if deleting the file fails, the row stays. A blob that
-    became private, was pinned or was used since the candidates were chosen is not claimed."""
-    async with database(tmp_path) as db:
-        for sha in (SHA_A, SHA_B, "c" * 64, "d" * 64):
-            await db.record_blob(sha, 10, now=0)
-        await db.add_private_file(private_file("acme-1.0-py3-none-any.whl", SHA_A))  # private since chosen
-        await db.pin_blobs([SHA_B])
-        await db.touch_blobs({"c" * 64: 50})
-        for sha in (SHA_A, SHA_B, "c" * 64):
-            async with db.evicting(sha, accessed_before=10) as claimed:
-                assert not claimed
-        with pytest.raises(OSError, match="disk says no"):
-            async with db.evicting("d" * 64, accessed_before=10) as claimed:
-                assert claimed
-                raise OSError("disk says no")
-        assert [c.sha256 for c in await db.eviction_candidates(accessed_before=10)] == ["d" * 64]
-        async with db.evicting("d" * 64, accessed_before=10) as claimed:
-            assert claimed
-        assert [c.sha256 for c in await db.eviction_candidates(accessed_before=float("inf"))] == ["c" * 64]
-        assert (await db.cache_usage()).files == 2  # b (pinned) and c remain; a is private, d is gone
 
 
 class QueryGate:

@@ -11,8 +11,8 @@ from proxy.keys import FILES, JANITOR
 from tests.artifacts import Artifact, build_wheel
 from tests.conftest import SampleDists, Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
+from tests.publishing import add_token, blob_files, twine_upload
 from tests.stores import data_dir_meta
-from tests.uploading import add_token, blob_files, twine_upload
 
 
 def metric(text: str, name: str, **labels: str) -> float:

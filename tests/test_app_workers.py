@@ -13,7 +13,7 @@ from proxy.keys import FILES
 from tests.artifacts import build_wheel
 from tests.conftest import Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
-from tests.uploading import TOKEN_AUTH, add_token, blob_files, twine_upload
+from tests.publishing import TOKEN_AUTH, add_token, blob_files, twine_upload
 
 PRIVATE = build_wheel("acme-internal", "1.0.0")
 PRIVATE_2 = build_wheel("acme-internal", "2.0.0")

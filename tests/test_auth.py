@@ -32,8 +32,8 @@ from proxy.errors import AuthenticationRequired, ConfigError, Forbidden, TooMany
 from proxy.keys import AUTH, FILES
 from tests.artifacts import build_wheel
 from tests.proxy_fixtures import ProxyFactory
+from tests.publishing import TOKEN_AUTH, add_token, write_htpasswd
 from tests.stores import data_dir_meta
-from tests.uploading import TOKEN_AUTH, add_token, write_htpasswd
 
 
 def bhash(password: str, prefix: str = "$2b$") -> str:

@@ -36,8 +36,8 @@ from tests.artifacts import Artifact, build_wheel
 from tests.clients import run, run_pip, run_uv
 from tests.conftest import SampleDists, Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
+from tests.publishing import add_token, blob_files, twine_upload
 from tests.stores import data_dir_backends, data_dir_meta
-from tests.uploading import add_token, blob_files, twine_upload
 
 PRIVATE = build_wheel("acme-internal", "1.0.0")
 

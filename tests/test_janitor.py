@@ -23,8 +23,8 @@ from proxy.simple.names import NormalizedName
 from tests.artifacts import build_wheel
 from tests.conftest import SampleDists, Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
+from tests.publishing import add_token, blob_files, twine_upload
 from tests.stores import data_dir_meta
-from tests.uploading import add_token, blob_files, twine_upload
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 

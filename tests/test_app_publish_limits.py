@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.artifacts import Artifact, build_wheel
 from tests.proxy_fixtures import JSON, ProxyFactory
-from tests.uploading import TOKEN_AUTH, add_token, spool_files, stored, twine_fields, twine_upload
+from tests.publishing import TOKEN_AUTH, add_token, spool_files, stored, twine_fields, twine_upload
 
 WHEEL = build_wheel("hello-world", "1.0")
 AUTH = {"Authorization": aiohttp.encode_basic_auth(*TOKEN_AUTH)}

@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestClient
 from proxy.backends.sqlite import DB_FILENAME
 from tests.artifacts import Artifact, build_sdist, build_wheel
 from tests.proxy_fixtures import JSON, ProxyFactory
+from tests.publishing import TOKEN_AUTH, add_token, blob_files, spool_files, twine_form
 from tests.stores import data_dir_meta
-from tests.uploading import TOKEN_AUTH, add_token, blob_files, spool_files, twine_form
 
 AUTH = {"Authorization": aiohttp.encode_basic_auth(*TOKEN_AUTH)}
 ONE_SDIST = "Only one sdist may be uploaded per release."

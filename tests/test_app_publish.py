@@ -18,8 +18,7 @@ from aiohttp.test_utils import TestClient
 from tests.artifacts import Artifact, build_sdist, build_wheel
 from tests.conftest import Upstream
 from tests.proxy_fixtures import HTML, JSON, ProxyFactory
-from tests.stores import data_dir_meta
-from tests.uploading import (
+from tests.publishing import (
     PASSWORD_AUTH,
     TOKEN,
     TOKEN_AUTH,
@@ -31,6 +30,7 @@ from tests.uploading import (
     twine_upload,
     write_htpasswd,
 )
+from tests.stores import data_dir_meta
 
 PROJECT = "hello-world"
 WHEEL = build_wheel(PROJECT, "1.0", requires_python=">=3.9")

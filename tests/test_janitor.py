@@ -166,6 +166,29 @@ async def test_a_sweep_with_nothing_changed_does_not_count_again(make_proxy: Pro
     assert (janitor.usage.files, janitor.usage.bytes) == (1, dists.tinylib_1.size)
 
 
+async def test_writing_hits_alone_does_not_make_the_next_sweep_count_again(
+    make_proxy: ProxyFactory, populated_upstream: Upstream, dists: SampleDists
+):
+    """Hits move access times, never the usage: a sweep that only wrote hits leaves the next one nothing to
+    count (a busy server that only serves cached files counts once, not every 30 s)."""
+    make_proxy.background = False
+    proxy = await make_proxy()
+    janitor, background = proxy.app[JANITOR], sqlite_meta(proxy).connection("background")
+    url = f"/files/tinylib/{dists.tinylib_1.sha256}/{dists.tinylib_1.filename}"
+    assert await (await proxy.get(url)).read() == dists.tinylib_1.data
+    await proxy.app[FILES].settled()
+    await janitor.sweep()  # counts the fill
+    statements: list[str] = []
+    await background.set_trace_callback(statements.append)
+    for _ in range(2):
+        make_proxy.clock.advance(1000)
+        assert await (await proxy.get(url)).read() == dists.tinylib_1.data  # a hit, written by the next sweep
+        await janitor.sweep()
+    await background.set_trace_callback(None)  # type: ignore[arg-type]  # None removes it
+    assert [s for s in statements if s.startswith("SELECT COUNT(*), COALESCE(SUM(size)")] == []
+    assert (janitor.usage.files, janitor.usage.bytes) == (1, dists.tinylib_1.size)
+
+
 async def test_a_hit_is_written_by_the_next_sweep(make_proxy: ProxyFactory, populated_upstream: Upstream,
                                                   dists: SampleDists):
     """A file hit costs the request no database write; the next sweep records it for LRU order."""

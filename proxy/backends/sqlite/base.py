@@ -27,19 +27,28 @@ class Queries:
 
 
 class Statements(Queries):
-    """Write statements inside a transaction: each records the topics it touched, bumped after the commit."""
+    """Write statements inside a transaction: each records the topics it touched (bumped after the commit) and
+    whether it may change the cache usage (what the janitor counts: blobs, and which of them are private)."""
 
     changed: set[Topic]
+    changes_usage: bool
 
-    async def _run(self, query: str, params: tuple[Any, ...] = (), *, topic: Topic | None = None) -> int:
+    async def _run(
+        self, query: str, params: tuple[Any, ...] = (), *, topic: Topic | None = None, usage: bool = False
+    ) -> int:
         """Execute one statement; returns the rows it changed."""
         cursor = await self._conn.execute(query, params)
-        if topic is not None:
-            self.changed.add(topic)
+        self._note(topic, usage)
         return cursor.rowcount
 
-    async def _run_many(self, query: str, rows: list[tuple[Any, ...]], *, topic: Topic | None = None) -> int:
+    async def _run_many(
+        self, query: str, rows: list[tuple[Any, ...]], *, topic: Topic | None = None, usage: bool = False
+    ) -> int:
         cursor = await self._conn.executemany(query, rows)
+        self._note(topic, usage)
+        return cursor.rowcount
+
+    def _note(self, topic: Topic | None, usage: bool) -> None:
         if topic is not None:
             self.changed.add(topic)
-        return cursor.rowcount
+        self.changes_usage = self.changes_usage or usage

@@ -38,11 +38,6 @@ class UsageReads(Queries):
         files, size, pinned = row if row else (0, 0, 0)
         return CacheUsage(int(files), int(size), int(pinned))
 
-    async def usage_version(self) -> int:
-        # PRAGMA data_version changes when another connection (the writer, any process) commits.
-        row = await self._one("PRAGMA data_version")
-        return int(row[0]) if row else 0
-
     async def eviction_candidates(self, *, accessed_before: float, limit: int = 500) -> list[BlobRecord]:
         query = (
             f"SELECT sha256, size, last_access FROM blobs WHERE {_EVICTABLE_SCOPE} AND pinned = 0"  # noqa: S608 constant
@@ -60,6 +55,7 @@ class BlobWrites(BlobReads, Statements):
             "INSERT INTO blobs (sha256, size, created_at, last_access) VALUES (?, ?, ?, ?)"
             " ON CONFLICT(sha256) DO UPDATE SET last_access = excluded.last_access",
             (sha256, size, now, now),
+            usage=True,
         )
 
     async def record_pinned_blob(self, sha256: str, size: int) -> bool:
@@ -68,6 +64,7 @@ class BlobWrites(BlobReads, Statements):
             "INSERT INTO blobs (sha256, size, created_at, last_access, pinned) VALUES (?, ?, ?, ?, 1)"
             " ON CONFLICT(sha256) DO UPDATE SET pinned = 1 WHERE blobs.pinned = 0",
             (sha256, size, now, now),
+            usage=True,
         ) > 0
 
     async def remember_upstream_file(self, url: str, sha256: str) -> bool:
@@ -86,10 +83,10 @@ class BlobWrites(BlobReads, Statements):
 
     async def pin_blobs(self, sha256s: list[str], *, pinned: bool = True) -> int:
         query = "UPDATE blobs SET pinned = ? WHERE sha256 = ?"
-        return await self._run_many(query, [(int(pinned), sha) for sha in sha256s])
+        return await self._run_many(query, [(int(pinned), sha) for sha in sha256s], usage=True)
 
     async def forget_blob(self, sha256: str) -> None:
-        await self._run("DELETE FROM blobs WHERE sha256 = ?", (sha256,), topic=Topic.BLOBS)
+        await self._run("DELETE FROM blobs WHERE sha256 = ?", (sha256,), topic=Topic.BLOBS, usage=True)
 
     # --- eviction's two halves (BlobIndex.evicting in database.py puts them together) ---
 
@@ -101,10 +98,10 @@ class BlobWrites(BlobReads, Statements):
             (sha256, accessed_before),
         )
         if row is not None:
-            await self._run("DELETE FROM blobs WHERE sha256 = ?", (sha256,))
+            await self._run("DELETE FROM blobs WHERE sha256 = ?", (sha256,), usage=True)
         return (int(row[0]), float(row[1]), float(row[2])) if row is not None else None
 
     async def restore_blob(self, sha256: str, row: BlobRow) -> None:
         """Put back the row of a blob whose bytes could not be deleted after all."""
         query = "INSERT OR IGNORE INTO blobs (sha256, size, created_at, last_access) VALUES (?, ?, ?, ?)"
-        await self._run(query, (sha256, *row))
+        await self._run(query, (sha256, *row), usage=True)

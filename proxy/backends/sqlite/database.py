@@ -121,7 +121,10 @@ class SqliteMetadata(SingleWrites, PageReads, PrivateReads, BlobReads, TokenRead
         return await self._background.cache_usage()
 
     async def usage_version(self) -> int:
-        return await self._background.usage_version()
+        # Other processes' commits move the writer connection's PRAGMA data_version (it never counts its own);
+        # this process's count only those that may change the usage, so hits written by a sweep count for nothing.
+        rows = list(await self._write.conn.execute_fetchall("PRAGMA data_version"))
+        return (int(rows[0][0]) << 32) + self._write.usage_commits
 
     async def eviction_candidates(self, *, accessed_before: float, limit: int = 500) -> list[BlobRecord]:
         return await self._background.eviction_candidates(accessed_before=accessed_before, limit=limit)

@@ -54,6 +54,7 @@ class PrivateWrites(PrivateReads, Statements):
                     record.upload_time, record.uploaded_by,
                 ),
                 topic=Topic.PRIVATE,
+                usage=True,  # a cached blob may become a private file's: it no longer counts
             )
         except sqlite3.IntegrityError:  # the filename's primary key: another upload committed it first
             raise DuplicateFilename(record.filename) from None
@@ -77,10 +78,10 @@ class PrivateWrites(PrivateReads, Statements):
             [(f.filename, f.sha256, now) for f in files],
         )
         query = "DELETE FROM private_files WHERE filename = ?"
-        await self._run_many(query, [(f.filename,) for f in files], topic=Topic.PRIVATE)
+        await self._run_many(query, [(f.filename,) for f in files], topic=Topic.PRIVATE, usage=True)
 
     async def remove_private_file(self, filename: str) -> None:
-        await self._run("DELETE FROM private_files WHERE filename = ?", (filename,), topic=Topic.PRIVATE)
+        await self._run("DELETE FROM private_files WHERE filename = ?", (filename,), topic=Topic.PRIVATE, usage=True)
 
     async def add_deleted_file(self, deleted: DeletedFile) -> bool:
         query = "INSERT OR IGNORE INTO deleted_files (filename, sha256, deleted_at) VALUES (?, ?, ?)"

@@ -41,6 +41,7 @@ class SqliteTransaction(PageWrites, PrivateWrites, BlobWrites, TokenWrites):
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
         self.changed: set[Topic] = set()  # bumped once the transaction has committed
+        self.changes_usage = False
 
 
 class WritePath:
@@ -50,6 +51,7 @@ class WritePath:
         self.conn = conn
         self._feed = feed
         self.lock = asyncio.Lock()
+        self.usage_commits = 0  # committed transactions of this process that may have changed the cache usage
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqliteTransaction]:
@@ -67,9 +69,9 @@ class WritePath:
                 if _disk_full(exc):
                     raise StorageFull() from exc  # "database or disk is full": a 507, like a full spool
                 raise
-            await _to_end(self._commit(tx.changed))
+            await _to_end(self._commit(tx))
 
-    async def _commit(self, changed: set[Topic]) -> None:
+    async def _commit(self, tx: SqliteTransaction) -> None:
         try:
             await self.conn.execute("COMMIT")
         except BaseException as exc:
@@ -77,8 +79,9 @@ class WritePath:
             if _disk_full(exc):
                 raise StorageFull() from exc
             raise
-        if changed:
-            await self._feed.bump(*changed)
+        self.usage_commits += tx.changes_usage
+        if tx.changed:
+            await self._feed.bump(*tx.changed)
 
     async def _rollback(self) -> None:
         if self.conn.in_transaction:

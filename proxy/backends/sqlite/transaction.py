@@ -8,7 +8,9 @@ meanwhile (a client disconnecting): the writer connection is never left inside a
 commit is never left unannounced.
 
 Reads outside transactions use the store's other connections (WAL: they see committed rows only and never wait
-for a writer), so a transaction's uncommitted rows are invisible to them. Inside a transaction, use only `tx`:
+for a writer), so a transaction's uncommitted rows are invisible to them. (One read runs on the writer: the
+janitor's PRAGMA data_version, which counts other connections' commits, so it must be the connection that makes
+all of this process's.) Inside a transaction, use only `tx`:
 waiting on another connection for something this transaction holds would stall both until the busy timeout.
 """
 

@@ -67,12 +67,11 @@ def main() -> int:
 async def populate(data_dir: Path, count: int) -> None:
     """`count` private files in `count / PER_PROJECT` projects, as uploads leave them: a blob per file (recorded
     in `blobs`) and a metadata blob (not recorded, as uploads do), with the schema of the server's own code."""
-    from proxy.db import DB_FILENAME, Database
     from proxy.storage import BlobStore
 
     store = BlobStore(data_dir)
     await store.open()
-    await (await Database.open(data_dir / DB_FILENAME)).close()  # creates the schema this server expects
+    db_filename = await _create_schema(data_dir)
     files, blobs = [], []
     for start in range(0, count, 64):
         batch = [_private_file(i) for i in range(start, min(start + 64, count))]
@@ -81,7 +80,7 @@ async def populate(data_dir: Path, count: int) -> None:
         for (row, data, _meta), blob, meta_blob in zip(batch, stored[: len(batch)], stored[len(batch):], strict=True):
             files.append((*row, blob.sha256, len(data), meta_blob.sha256))
             blobs.append((blob.sha256, len(data), time.time(), time.time()))
-    with sqlite3.connect(data_dir / DB_FILENAME) as conn:  # one transaction: uploads one by one take minutes
+    with sqlite3.connect(data_dir / db_filename) as conn:  # one transaction: uploads one by one take minutes
         conn.executemany(
             "INSERT INTO private_files (filename, project, version, sha256, size, metadata_sha256, upload_time,"
             " uploaded_by) VALUES (?, ?, ?, ?, ?, ?, '2024-01-01T00:00:00.000000Z', 'bench')",
@@ -90,6 +89,21 @@ async def populate(data_dir: Path, count: int) -> None:
         conn.executemany("INSERT OR IGNORE INTO private_projects (name, created_at) VALUES (?, 0)",
                          [(f[1],) for f in files])
         conn.executemany("INSERT INTO blobs (sha256, size, created_at, last_access) VALUES (?, ?, ?, ?)", blobs)
+
+
+async def _create_schema(data_dir: Path) -> str:
+    """Create the schema the server's own code expects; returns the database's filename in the data dir."""
+    try:
+        from proxy.backends import open_backends
+        from proxy.backends.sqlite import DB_FILENAME
+        from proxy.config import build_config
+    except ImportError:  # a checkout from before issue 12 (proxy/db/)
+        from proxy.db import DB_FILENAME, Database  # type: ignore[import-not-found, no-redef]
+
+        await (await Database.open(data_dir / DB_FILENAME)).close()
+        return str(DB_FILENAME)
+    async with open_backends(build_config({"server": {"data_dir": str(data_dir)}}), migrate=True):
+        return str(DB_FILENAME)
 
 
 def _private_file(i: int) -> tuple[tuple[str, str, str], bytes, bytes]:

@@ -3,42 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 import aiohttp
 
 from proxy.auth import generate_token, hash_token
+from proxy.backends import Backends, open_backends
 from proxy.config import Config
-from proxy.db import DB_FILENAME, Database
-from proxy.errors import ProxyError, UpstreamUnavailable
+from proxy.errors import UpstreamUnavailable
 from proxy.private import PrivateIndex
 from proxy.reclaim import reclaim_blobs
 from proxy.simple.names import parse_project_name
-from proxy.storage import BlobStore
 from proxy.upstream import USER_AGENT, Missing, UpstreamClient
 
 Print = Callable[[str], None]
 
 
 @asynccontextmanager
-async def open_data(config: Config) -> AsyncIterator[tuple[Database, PrivateIndex]]:
-    """The database and private index of a data dir (SQLite WAL: safe beside a running server)."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    db = await Database.open(config.data_dir / DB_FILENAME)
-    try:
-        yield db, PrivateIndex(db, BlobStore(config.data_dir))
-    finally:
-        await db.close()
+async def open_data(config: Config) -> AsyncIterator[tuple[Backends, PrivateIndex]]:
+    """The backends and private index of the configured data dir (safe beside a running server: the metadata
+    store serialises writers across processes)."""
+    async with open_backends(config, migrate=True) as backends:
+        yield backends, PrivateIndex(backends.meta, backends.changes, backends.blobs)
 
 
 async def token_create(config: Config, user: str, description: str | None, out: Print) -> int:
     token = generate_token()
-    async with open_data(config) as (db, _private):
-        token_id = await db.add_token(user, hash_token(token), description)
+    async with open_data(config) as (backends, _private):
+        token_id = await backends.meta.add_token(user, hash_token(token), description)
     out(f"Created token {token_id} for {user}. It is shown only once; use it as the password with")
     out("username __token__ (twine, uv publish, pip). Revoke it with: shadowpi token revoke " + str(token_id))
     out(token)
@@ -46,8 +40,8 @@ async def token_create(config: Config, user: str, description: str | None, out: 
 
 
 async def token_list(config: Config, user: str | None, out: Print) -> int:
-    async with open_data(config) as (db, _private):
-        tokens = await db.list_tokens(user)
+    async with open_data(config) as (backends, _private):
+        tokens = await backends.meta.list_tokens(user)
     out(f"{'id':>4}  {'user':<16} {'created':<20} {'last used':<20} {'state':<8} description")
     for t in tokens:
         state = "revoked" if t.revoked_at else "active"
@@ -57,15 +51,15 @@ async def token_list(config: Config, user: str | None, out: Print) -> int:
 
 
 async def token_revoke(config: Config, token_id: int, out: Print) -> int:
-    async with open_data(config) as (db, _private):
-        revoked = await db.revoke_token(token_id)
+    async with open_data(config) as (backends, _private):
+        revoked = await backends.meta.revoke_token(token_id)
     out(f"Revoked token {token_id}." if revoked else f"No active token with id {token_id}.")
     return 0 if revoked else 1
 
 
 async def change_files(config: Config, action: str, project: str, target: str, reason: str, out: Print) -> int:
     """yank / unyank / delete private files: `target` is a filename or a version (all of its files)."""
-    async with open_data(config) as (_db, private):
+    async with open_data(config) as (_backends, private):
         selection = await private.select(parse_project_name(project), target)
         if action == "yank":
             await private.yank(selection, reason)
@@ -79,8 +73,8 @@ async def change_files(config: Config, action: str, project: str, target: str, r
 
 
 async def cache_usage(config: Config, out: Print) -> int:
-    async with open_data(config) as (db, private):
-        usage = await db.cache_usage()
+    async with open_data(config) as (backends, private):
+        usage = await backends.meta.cache_usage()
         names = await private.names()
     limit = f"{config.cache.max_size:,} bytes" if config.cache.max_size else "unlimited"
     out(f"cached upstream files: {usage.files:,} ({usage.bytes:,} bytes, {usage.pinned_bytes:,} pinned)")
@@ -92,13 +86,13 @@ async def cache_usage(config: Config, out: Print) -> int:
 async def cache_purge(config: Config, project: str, out: Print) -> int:
     """Forget a project's cached upstream page and delete its cached files (private files are untouched)."""
     name = parse_project_name(project)
-    store = BlobStore(config.data_dir)
-    async with open_data(config) as (db, _private):
-        stored = await db.drop_page(name)
+    async with open_data(config) as (backends, _private):
+        meta = backends.meta
+        stored = await meta.drop_page(name)
         blobs: set[str | None] = set()
         for dist in stored.page.files if stored and stored.page else ():
-            blobs.update((dist.sha256 or await db.upstream_file_sha256(dist.url), dist.metadata_sha256))
-        removed = len(await reclaim_blobs(db, store, blobs))  # private uploads of the same bytes stay
+            blobs.update((dist.sha256 or await meta.upstream_file_sha256(dist.url), dist.metadata_sha256))
+        removed = len(await reclaim_blobs(meta, backends.blobs, blobs))  # private uploads of the same bytes stay
     out(f"purged {name}: page {'dropped' if stored else 'was not cached'}, {removed} cached file(s) deleted")
     return 0
 
@@ -111,7 +105,7 @@ async def audit(config: Config, out: Print) -> int:
     if config.upstream.offline:
         out("audit needs upstream, but upstream.offline is true")
         return 2
-    async with open_data(config) as (_db, private):
+    async with open_data(config) as (_backends, private):
         names = await private.names()
     if not names:
         out("No private projects.")
@@ -140,12 +134,3 @@ def _when(timestamp: float | None) -> str:
     if timestamp is None:
         return "-"
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def run(coro: Coroutine[Any, Any, int]) -> int:
-    """Run an admin coroutine; ProxyErrors become one line on stderr and exit code 1."""
-    try:
-        return asyncio.run(coro)
-    except ProxyError as exc:
-        print(f"shadowpi: {exc}", file=sys.stderr)
-        return 1

@@ -12,30 +12,28 @@ from concurrent.futures import ThreadPoolExecutor
 import aiohttp
 from aiohttp import web
 
-from proxy.auth import Authenticator, Htpasswd
+from proxy.auth import Authenticator, FailureLimiter, Htpasswd
+from proxy.backends import open_backends
 from proxy.config import Config
-from proxy.db import DB_FILENAME, Database
 from proxy.files import FileCache
 from proxy.index import ProjectIndex
 from proxy.janitor import CacheJanitor
 from proxy.keys import (
     AUTH,
+    BACKENDS,
     BACKGROUND,
     CHECK_UPSTREAM,
     CLOCK,
     CONFIG,
-    DB,
     FILES,
     INDEX,
     JANITOR,
-    JANITOR_DB,
     METRICS,
     PAGE_POOL,
     PAGES,
     PRIVATE,
+    PUBLISHER,
     RENDERED,
-    STORE,
-    UPLOADER,
     UPSTREAM,
     UPSTREAM_CHECK,
     UPSTREAM_STATUS,
@@ -43,15 +41,13 @@ from proxy.keys import (
 from proxy.metrics import Metrics
 from proxy.pages import PageCache
 from proxy.private import PrivateIndex
+from proxy.publish import Publisher
 from proxy.rendered import RenderCache
 from proxy.simple.policy import ShadowPolicy
 from proxy.spooling import Limits
-from proxy.storage import BlobStore
-from proxy.throttle import FailureLimiter
-from proxy.upload import Uploader
 from proxy.upstream import USER_AGENT, UpstreamClient
 from proxy.upstream_check import UpstreamChecker
-from proxy.web import files, ops, simple, upload
+from proxy.web import files, manage, ops, publish, simple
 from proxy.web.middleware import error_middleware, metrics_middleware, read_auth_middleware
 
 log = logging.getLogger(__name__)
@@ -77,54 +73,41 @@ def create_app(
     app[CHECK_UPSTREAM] = check_upstream
     app[METRICS] = Metrics()
     app[UPSTREAM_STATUS] = {}
-    # Entered in order, exited in reverse: caches close before the upstream session and the database.
-    app.cleanup_ctx.extend([_storage, _database, _auth, _upstream, _caches])
+    # Entered in order, exited in reverse: caches close before the upstream session and the backends.
+    app.cleanup_ctx.extend([_backends, _auth, _upstream, _caches])
     app.add_routes(simple.routes)
     app.add_routes(files.routes)
-    app.add_routes(upload.routes)
+    app.add_routes(publish.routes)
+    app.add_routes(manage.routes)
     app.add_routes(ops.routes)
     if config.metrics.enabled:
         app.add_routes(ops.metrics_routes)
     return app
 
 
-async def _storage(app: web.Application) -> AsyncIterator[None]:
-    store = BlobStore(app[CONFIG].data_dir)
-    removed = await store.open()
-    if removed:
-        log.info("removed %d partial download(s) left by an earlier run", removed)
-    app[STORE] = store
-    interval = app[CONFIG].upload.spool_sweep_interval
-    sweeper = None
-    if app[BACKGROUND] and interval > 0:  # spools of workers that die while the others keep serving
-        sweeper = asyncio.create_task(store.sweep_periodically(interval), name="spool-sweeper")
-    yield
-    if sweeper is not None:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
-
-
-async def _database(app: web.Application) -> AsyncIterator[None]:
-    db = await Database.open(app[CONFIG].data_dir / DB_FILENAME)
-    app[DB] = db
-    try:
-        # A second connection for the janitor: a sweep's queries must never wait in line before a request's.
-        app[JANITOR_DB] = await Database.open(app[CONFIG].data_dir / DB_FILENAME)
-    except BaseException:
-        await db.close()
-        raise
-    yield
-    await app[JANITOR_DB].close()
-    await db.close()
+async def _backends(app: web.Application) -> AsyncIterator[None]:
+    async with open_backends(app[CONFIG], migrate=True) as backends:
+        removed = await backends.spools.open()
+        if removed:
+            log.info("removed %d partial download(s) left by an earlier run", removed)
+        app[BACKENDS] = backends
+        interval = app[CONFIG].upload.spool_sweep_interval
+        sweeper = None
+        if app[BACKGROUND] and interval > 0:  # spools of workers that die while the others keep serving
+            sweeper = asyncio.create_task(backends.spools.sweep_periodically(interval), name="spool-sweeper")
+        yield
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
 
 
 async def _auth(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG].auth
     htpasswd = Htpasswd.load(config.htpasswd) if config.htpasswd else None
     limiter = FailureLimiter(config.max_failures, config.failure_window)
-    auth = Authenticator(htpasswd, app[DB], read_requires_auth=config.read, bcrypt_threads=config.bcrypt_threads,
-                         limiter=limiter)
+    auth = Authenticator(htpasswd, app[BACKENDS].meta, read_requires_auth=config.read,
+                         bcrypt_threads=config.bcrypt_threads, limiter=limiter)
     app[AUTH] = auth
     yield
     auth.close()
@@ -153,20 +136,21 @@ async def _upstream(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _caches(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
+    config, backends = app[CONFIG], app[BACKENDS]
+    meta, changes = backends.meta, backends.changes
     memory = config.cache.page_memory // 2  # half for parsed pages, half for their renderings
-    pages = PageCache(app[DB], app[UPSTREAM], config.upstream, clock=app[CLOCK], memory_bytes=memory)
-    janitor = CacheJanitor(app[JANITOR_DB], app[STORE], app[METRICS], config.cache,
+    pages = PageCache(meta, changes, app[UPSTREAM], config.upstream, clock=app[CLOCK], memory_bytes=memory)
+    janitor = CacheJanitor(meta, backends.blobs, app[METRICS], config.cache,
                            negative_ttl=config.upstream.negative_ttl, clock=app[CLOCK])
     limits = Limits.from_config(config.upstream)
-    file_cache = FileCache(app[STORE], app[DB], app[UPSTREAM], janitor, limits, clock=app[CLOCK])
+    file_cache = FileCache(backends.blobs, meta, changes, app[UPSTREAM], janitor, limits, clock=app[CLOCK])
     app[METRICS].track_fills(lambda: file_cache.in_flight)
     policy = ShadowPolicy(config.policy.merge_upstream, config.policy.private_patterns)
-    private = PrivateIndex(app[DB], app[STORE])
+    private = PrivateIndex(meta, changes, backends.blobs)
     app[PAGES] = pages
     app[FILES] = file_cache
     app[PRIVATE] = private
-    app[UPLOADER] = Uploader(app[DB], app[STORE], config.upload)
+    app[PUBLISHER] = Publisher(meta, backends.blobs, config.upload)
     app[INDEX] = ProjectIndex(pages, policy, private=private.page, private_names=private.names)
     app[RENDERED] = RenderCache(memory, executor=app[PAGE_POOL])
     app[JANITOR] = janitor

@@ -19,7 +19,7 @@ from packaging.version import InvalidVersion, Version
 from proxy.errors import InvalidProjectName, InvalidUpload
 from proxy.simple.members import first_inside_link, link_escapes, unsafe_path
 from proxy.simple.names import NormalizedName, parse_project_name
-from proxy.simple.uploads import display_value
+from proxy.simple.publishing import display_value
 from proxy.zipcheck import count_entries, zip_end_record
 
 __all__ = ["MAX_METADATA_BYTES", "ArchiveLimits", "DistMetadata", "inspect_distribution", "zip_end_record"]

@@ -1,19 +1,27 @@
-"""Command line: argparse -> config (file, variables, flags) -> the command (`serve` lives in proxy.serve)."""
+"""Command line: argparse -> config (file, variables, flags) -> the command (`serve` lives in proxy.serve).
+
+The composition root of the commands: the parsers and options every command shares are in proxy/cli_common.py,
+which the command modules (warm, bundle) import; nothing imports this module but proxy.__main__.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from proxy import __version__
 from proxy.bundle.command import add_bundle_parsers, run_export, run_import
-from proxy.config import Config, load_config
+from proxy.cli_common import add_common, announce_data_dir, config_from_args, run
+from proxy.config import Config
 from proxy.config_env import prepare_data_dir
 from proxy.errors import ConfigError
 from proxy.warm.command import add_warm_parser, run_warm
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"shadowpi {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the index server")
-    _add_common(serve)
+    add_common(serve)
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--htpasswd", type=Path, help="htpasswd file with users (bcrypt)")
@@ -36,13 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_file_commands(commands)
     add_bundle_parsers(commands)
     audit = commands.add_parser("audit", help="list private projects whose names also exist upstream")
-    _add_common(audit)
+    add_common(audit)
     cache = commands.add_parser("cache", help="show cache usage, or purge a project's cached pages and files")
     cache_actions = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
-    _add_common(cache_actions.add_parser("usage", help="cached files and bytes, pinned bytes, the limit"))
+    add_common(cache_actions.add_parser("usage", help="cached files and bytes, pinned bytes, the limit"))
     purge = cache_actions.add_parser("purge", help="drop a project's cached page and files (refetched on demand)")
     purge.add_argument("project")
-    _add_common(purge)
+    add_common(purge)
     return parser
 
 
@@ -57,7 +65,7 @@ def _add_token_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     revoke = actions.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("id", type=int)
     for sub in (create, listing, revoke):
-        _add_common(sub)
+        add_common(sub)
 
 
 def _add_file_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -72,44 +80,7 @@ def _add_file_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         sub.add_argument("target", metavar="VERSION_OR_FILENAME")
         if name == "yank":
             sub.add_argument("--reason", default="", help="shown to pip and uv users")
-        _add_common(sub)
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML config file (flags override it)")
-    parser.add_argument("--data-dir", type=Path, help="where the database and files live")
-    parser.add_argument("--upstream", help="upstream simple-index URL (default https://pypi.org/simple/)")
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """Defaults < config file (--config or SHADOWPI_CONFIG) < SHADOWPI_* variables < flags.
-
-    Raises ConfigError naming the key (or variable) at fault; SHADOWPI_* variables that look like misspelt
-    settings are only warned about, on stderr.
-    """
-    flags: dict[str, dict[str, object]] = {
-        "server": {
-            "host": getattr(args, "host", None),
-            "port": getattr(args, "port", None),
-            "data_dir": str(args.data_dir) if args.data_dir else None,
-            "workers": getattr(args, "workers", None),
-        },
-        "upstream": {"url": args.upstream, "offline": getattr(args, "offline", None)},
-        "auth": {"htpasswd": str(args.htpasswd) if getattr(args, "htpasswd", None) else None},
-        "logging": {"level": getattr(args, "log_level", None), "format": getattr(args, "log_format", None)},
-    }
-    overrides = {section: {k: v for k, v in values.items() if v is not None} for section, values in flags.items()}
-    path = args.config or (Path(os.environ["SHADOWPI_CONFIG"]) if os.environ.get("SHADOWPI_CONFIG") else None)
-    return load_config(path, overrides, os.environ, warn=_warn)
-
-
-def _warn(message: str) -> None:
-    print(f"shadowpi: warning: {message}", file=sys.stderr)
-
-
-def announce_data_dir(config: Config) -> None:
-    """The one stderr line every command that uses a data dir prints: which one, and why that one."""
-    print(f"shadowpi: data dir {config.data_dir} ({config.data_dir_source})", file=sys.stderr)
+        add_common(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -123,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "warm":
             if not args.server:  # with --server, the data dir is the server's business
                 announce_data_dir(config)
-            return run_warm(args, config)
+            return run_warm(args, config, make_app=_warm_app)
         announce_data_dir(config)
         return _admin(args, config)
     except ConfigError as exc:
@@ -139,19 +110,27 @@ def _admin(args: argparse.Namespace, config: Config) -> int:
     prepare_data_dir(config)
     if args.command == "token":
         if args.action == "create":
-            return admin.run(admin.token_create(config, args.user, args.description, print))
+            return run(admin.token_create(config, args.user, args.description, print))
         if args.action == "list":
-            return admin.run(admin.token_list(config, args.user, print))
-        return admin.run(admin.token_revoke(config, args.id, print))
+            return run(admin.token_list(config, args.user, print))
+        return run(admin.token_revoke(config, args.id, print))
     if args.command in {"yank", "unyank", "delete"}:
         reason = getattr(args, "reason", "")
-        return admin.run(admin.change_files(config, args.command, args.project, args.target, reason, print))
+        return run(admin.change_files(config, args.command, args.project, args.target, reason, print))
     if args.command == "audit":
-        return admin.run(admin.audit(config, print))
+        return run(admin.audit(config, print))
     if args.command == "export":
         return run_export(args, config)
     if args.command == "cache":
         if args.action == "usage":
-            return admin.run(admin.cache_usage(config, print))
-        return admin.run(admin.cache_purge(config, args.project, print))
+            return run(admin.cache_usage(config, print))
+        return run(admin.cache_purge(config, args.project, print))
     raise AssertionError(args.command)  # argparse only accepts the commands above
+
+
+def _warm_app(config: Config) -> web.Application:
+    """`shadowpi warm` runs a shadowpi in-process: this composition root hands it the app factory, so the warm
+    package never imports the server (the server's imports are only paid for when warming in-process)."""
+    from proxy.app import create_app
+
+    return create_app(config)

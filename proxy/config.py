@@ -10,6 +10,7 @@ from typing import Any
 
 from yarl import URL
 
+from proxy.backends.urls import parse_database_url, parse_storage_url
 from proxy.config_env import LEGACY_DATA_DIR, Warn, default_data_dir, env_name, env_settings
 from proxy.errors import ConfigError, InvalidProjectName
 from proxy.simple.names import NormalizedName, parse_project_name
@@ -48,6 +49,16 @@ class UpstreamConfig:
 
     def __repr__(self) -> str:  # keep upstream credentials out of logs and tracebacks
         return f"UpstreamConfig(url={mask_url(self.url)!r}, offline={self.offline})"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    url: str = "sqlite:"  # the metadata backend; "sqlite:" is <data_dir>/shadowpi.sqlite3 (proxy/backends/urls.py)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    url: str = "file:"  # the blob backend; "file:" is the data dir (blobs/, with spools in tmp/)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +111,8 @@ class LoggingConfig:
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -173,6 +186,18 @@ def _as_upstream_url(key: str, value: object) -> str:
     return text if text.endswith("/") else text + "/"
 
 
+def _as_database_url(key: str, value: object) -> str:
+    text = _as_str(key, value)
+    parse_database_url(key, text)
+    return text
+
+
+def _as_storage_url(key: str, value: object) -> str:
+    text = _as_str(key, value)
+    parse_storage_url(key, text)
+    return text
+
+
 def _as_hosts(key: str, value: object) -> tuple[str, ...]:
     """Host names, or host:port, lower-cased; never a scheme, path or credentials."""
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -232,6 +257,8 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "max_page_size": lambda k, v: _as_int(k, v, minimum=1024),
         "max_page_files": lambda k, v: _as_int(k, v, minimum=1),
     },
+    "database": {"url": _as_database_url},
+    "storage": {"url": _as_storage_url},
     "auth": {
         "htpasswd": _as_path,
         "read": _as_bool,

@@ -23,8 +23,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from proxy.backends.changes import ChangeFeed, Topic
+from proxy.backends.metadata import BlobIndex
 from proxy.config import UpstreamConfig
-from proxy.db import Database, Topic
 from proxy.errors import IntegrityError, ProxyError, UpstreamUnavailable
 from proxy.janitor import CacheJanitor
 from proxy.simple.model import DistFile
@@ -116,7 +117,8 @@ class FileCache:
     def __init__(
         self,
         store: BlobStore,
-        db: Database,
+        db: BlobIndex,
+        changes: ChangeFeed,
         upstream: UpstreamClient,
         janitor: CacheJanitor,
         limits: Limits | None = None,
@@ -126,6 +128,7 @@ class FileCache:
         """`limits` bound each download (default: [upstream]'s defaults); `clock` times them."""
         self._store = store
         self._db = db
+        self._changes = changes
         self._upstream = upstream
         self._janitor = janitor
         self._limits = limits or Limits.from_config(UpstreamConfig())
@@ -157,7 +160,7 @@ class FileCache:
         return Cached(blob)
 
     def _blobs_stamp(self) -> bytes:
-        stamp = self._db.change_stamp(Topic.BLOBS)
+        stamp = self._changes.stamp(Topic.BLOBS)
         if stamp != self._present_stamp:  # something was deleted somewhere: forget what we believed
             self._present_stamp = stamp
             self._present.clear()

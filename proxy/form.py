@@ -18,7 +18,7 @@ from aiohttp.http_exceptions import BadHttpMessage, InvalidHeader
 from proxy.config import UploadConfig
 from proxy.errors import InvalidUpload, UploadTooLarge
 from proxy.simple.names import check_safe_filename
-from proxy.simple.uploads import display_value
+from proxy.simple.publishing import display_value
 from proxy.storage import BlobStore, Spool
 
 __all__ = ["YIELD_EVERY", "FormLimits", "ReceivedForm", "open_form", "read_form", "size_text"]

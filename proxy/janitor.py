@@ -6,8 +6,8 @@ served within the last GRACE seconds (so a file a client is receiving stays put;
 unaffected by unlinking anyway). Evicting a file only drops bytes: the page still lists it, and the next
 request fetches it from upstream again.
 
-The janitor is given a database connection of its own: its reads and short writes never queue in front of a
-request's query (SQLite's WAL lets readers and one writer work side by side), and a request never waits for it.
+Its reads (usage, candidates) are the metadata store's background reads: they never queue in front of a request's
+query (the SQLite store runs them on a connection of its own), and its writes are short transactions.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from proxy.backends.metadata import MetadataStore
+from proxy.backends.records import BlobRecord, CacheUsage
 from proxy.config import CacheConfig
-from proxy.db import BlobRecord, CacheUsage, Database
 from proxy.metrics import Metrics
 from proxy.storage import BlobStore
 
@@ -37,7 +38,7 @@ class CacheJanitor:
 
     def __init__(
         self,
-        db: Database,
+        db: MetadataStore,
         store: BlobStore,
         metrics: Metrics,
         config: CacheConfig,
@@ -46,7 +47,7 @@ class CacheJanitor:
         clock: Callable[[], float] = time.time,
         interval: float = 30.0,
     ) -> None:
-        self._db = db  # the janitor's own connection (see the module docstring)
+        self._db = db
         self._store = store
         self._metrics = metrics
         self._config = config
@@ -57,7 +58,7 @@ class CacheJanitor:
         self._lock = asyncio.Lock()
         self._touched: dict[str, float] = {}  # sha256 -> last hit written (or queued), for throttling
         self._hits: dict[str, float] = {}  # sha256 -> hit time, queued for the next sweep to write
-        self._counted_at: int | None = None  # the database's data_version when usage was last counted
+        self._counted_at: int | None = None  # the store's usage_version when usage was last counted
         self._filled = True  # a fill committed bytes since the last count (or nothing was counted yet)
         self.usage = CacheUsage(0, 0, 0)  # as of the last sweep
 
@@ -125,7 +126,7 @@ class CacheJanitor:
 
     async def _measure(self) -> CacheUsage:
         """The cache's usage, counted again only when something may have changed it since the last count."""
-        version = await self._db.data_version()  # before counting: a commit during the count shows next time
+        version = await self._db.usage_version()  # before counting: a commit during the count shows next time
         if not self._filled and version == self._counted_at:
             return self.usage
         self._filled = False

@@ -8,24 +8,21 @@ from concurrent.futures import Executor
 from aiohttp import web
 
 from proxy.auth import Authenticator
+from proxy.backends import Backends
 from proxy.config import Config
-from proxy.db import Database
 from proxy.files import FileCache
 from proxy.index import ProjectIndex
 from proxy.janitor import CacheJanitor
 from proxy.metrics import Metrics
 from proxy.pages import PageCache
 from proxy.private import PrivateIndex
+from proxy.publish import Publisher
 from proxy.rendered import RenderCache
-from proxy.storage import BlobStore
-from proxy.upload import Uploader
 from proxy.upstream import UpstreamClient
 from proxy.upstream_check import UpstreamChecker
 
 CONFIG = web.AppKey("config", Config)
-DB = web.AppKey("db", Database)
-JANITOR_DB = web.AppKey("janitor_db", Database)  # background work's own connection: never queued before requests
-STORE = web.AppKey("store", BlobStore)
+BACKENDS = web.AppKey("backends", Backends)  # metadata, change feed, blobs: typed to their Protocols
 UPSTREAM = web.AppKey("upstream", UpstreamClient)
 UPSTREAM_CHECK = web.AppKey("upstream_check", UpstreamChecker)  # is upstream.url a simple index? (/ready)
 PAGES = web.AppKey("pages", PageCache)
@@ -34,7 +31,7 @@ INDEX = web.AppKey("index", ProjectIndex)
 RENDERED = web.AppKey("rendered", RenderCache)
 AUTH = web.AppKey("auth", Authenticator)
 PRIVATE = web.AppKey("private", PrivateIndex)
-UPLOADER = web.AppKey("uploader", Uploader)
+PUBLISHER = web.AppKey("publisher", Publisher)
 METRICS = web.AppKey("metrics", Metrics)
 JANITOR = web.AppKey("janitor", CacheJanitor)
 PAGE_POOL = web.AppKey("page_pool", Executor)  # parses and renders big pages off the event loop

@@ -12,8 +12,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from proxy.backends.changes import ChangeFeed, Topic
+from proxy.backends.metadata import PageStore
+from proxy.backends.records import StoredPage
 from proxy.config import UpstreamConfig
-from proxy.db import Database, StoredPage, Topic
 from proxy.errors import UpstreamUnavailable
 from proxy.simple.model import ProjectPage
 from proxy.simple.names import NormalizedName
@@ -50,7 +52,8 @@ class PageCache:
 
     def __init__(
         self,
-        db: Database,
+        db: PageStore,
+        changes: ChangeFeed,
         upstream: UpstreamClient,
         config: UpstreamConfig,
         *,
@@ -61,6 +64,7 @@ class PageCache:
         """The in-memory copies are bounded by `memory_entries` and `memory_bytes` (estimated); the most recently
         used page always stays."""
         self._db = db
+        self._changes = changes
         self._upstream = upstream
         self._config = config
         self._clock = clock
@@ -103,7 +107,9 @@ class PageCache:
         return stored.page if stored else None
 
     async def cached_names(self) -> list[NormalizedName]:
-        """Projects with a cached upstream page."""
+        """Projects with a cached upstream page, including pages fetched but still being stored."""
+        if self._writes:  # those pending now (not later ones): the store's readers see committed rows only
+            await asyncio.wait(list(self._writes))
         return await self._db.cached_projects()
 
     async def flushed(self) -> None:
@@ -122,7 +128,7 @@ class PageCache:
     def _forget_if_changed_elsewhere(self) -> None:
         """Offline, pages change only by other processes (`shadowpi import`, `shadowpi warm`): drop memory when
         one commits. Online, the TTL does this job."""
-        stamp = self._db.change_stamp(Topic.PAGES)
+        stamp = self._changes.stamp(Topic.PAGES)
         if stamp != self._pages_stamp:
             self._pages_stamp = stamp
             self._memory.clear()
@@ -187,7 +193,7 @@ class PageCache:
 
     def _write_behind(self, write: Coroutine[Any, Any, None], name: NormalizedName) -> None:
         """Store a page without making the client wait for the commit: memory already answers for it, and
-        writes to one connection run in order, so a later write of the same page cannot be overtaken."""
+        write transactions run one at a time, in order, so a later write of the same page cannot be overtaken."""
         task = asyncio.create_task(self._logged(write, name), name=f"store-page:{name}")
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
-from proxy.db import Database, PrivateFile, Topic
+from proxy.backends.changes import ChangeFeed, Topic
+from proxy.backends.metadata import MetadataStore
+from proxy.backends.records import PrivateFile
 from proxy.errors import FileNotFound, ProjectNotFound
 from proxy.reclaim import reclaim_blobs
 from proxy.simple.model import DistFile, Origin, ProjectPage
@@ -41,12 +43,13 @@ class Selection:
 class PrivateIndex:
     """Private projects, kept in memory and reloaded as soon as any process commits a private change.
 
-    Every project lookup asks "is this name private?", so the answer must cost no query; the database's
-    change stamp (a shared-memory read) says when the names and pages held here are out of date.
+    Every project lookup asks "is this name private?", so the answer must cost no query; the change feed's
+    stamp (a memory read) says when the names and pages held here are out of date.
     """
 
-    def __init__(self, db: Database, store: BlobStore) -> None:
+    def __init__(self, db: MetadataStore, changes: ChangeFeed, store: BlobStore) -> None:
         self._db = db
+        self._changes = changes
         self._store = store
         self._stamp: bytes | None = None
         self._names: frozenset[NormalizedName] | None = None
@@ -77,7 +80,7 @@ class PrivateIndex:
 
     def _current(self) -> bytes:
         """The change stamp now; drops everything held when it differs from the last one seen."""
-        stamp = self._db.change_stamp(Topic.PRIVATE)
+        stamp = self._changes.stamp(Topic.PRIVATE)
         if stamp != self._stamp:
             self._stamp = stamp
             self._names = None

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from proxy.db import Database
+from proxy.backends.metadata import MetadataStore
 from proxy.storage import BlobStore
 
 __all__ = ["reclaim_blobs"]
 
 
-async def reclaim_blobs(db: Database, store: BlobStore, sha256s: Iterable[str | None]) -> list[str]:
+async def reclaim_blobs(db: MetadataStore, store: BlobStore, sha256s: Iterable[str | None]) -> list[str]:
     """Delete each blob no private file refers to, and forget its `blobs` row (telling every process).
 
     Returns the blobs whose file was deleted (a row whose file was already gone is forgotten too). Keep batches
@@ -26,7 +26,7 @@ async def reclaim_blobs(db: Database, store: BlobStore, sha256s: Iterable[str | 
     deleted: list[str] = []
     if not wanted:
         return deleted
-    async with db.write_transaction() as tx:
+    async with db.transaction() as tx:
         for sha256 in wanted:
             if await tx.is_private_blob(sha256):
                 continue

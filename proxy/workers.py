@@ -21,7 +21,7 @@ from types import FrameType
 
 from proxy.config import Config
 from proxy.connections import Limits
-from proxy.serve import STOP_SIGNALS, ListenError, StopFlag, log_serving, run_server
+from proxy.server import STOP_SIGNALS, ListenError, StopFlag, log_serving, run_server
 
 log = logging.getLogger("shadowpi")
 STABLE_AFTER = 30.0  # seconds a worker must live before its death no longer counts towards the back-off
@@ -93,10 +93,11 @@ class Supervisor:
         return self._stop.requested is not None or self._failed is not None
 
     def _migrate(self) -> None:
-        from proxy.db import DB_FILENAME, Database
+        from proxy.backends import open_backends
 
         async def migrate() -> None:  # once, before forking, so workers never race on the schema
-            await (await Database.open(self._config.data_dir / DB_FILENAME)).close()
+            async with open_backends(self._config, migrate=True):
+                pass
 
         asyncio.run(migrate())
 

@@ -11,7 +11,7 @@ from tests.artifacts import build_wheel
 from tests.clients import RunResult, run
 from tests.conftest import SampleDists, Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
-from tests.uploading import TOKEN, add_token, blob_files, twine_upload
+from tests.publishing import TOKEN, add_token, blob_files, twine_upload
 
 WHEEL = build_wheel("acme-tool", "1.0")
 WHEEL_2 = build_wheel("acme-tool", "2.0")

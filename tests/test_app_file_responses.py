@@ -21,7 +21,7 @@ from proxy.logs import AccessLogger
 from tests.artifacts import Artifact, build_wheel
 from tests.conftest import SampleDists, Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
-from tests.uploading import TOKEN_AUTH, add_token, twine_form
+from tests.publishing import TOKEN_AUTH, add_token, twine_form
 
 HEAD_HEADERS = ("Content-Length", "Accept-Ranges", "Content-Type", "Cache-Control", "X-Shadowpi-Cache")
 

@@ -7,12 +7,12 @@ import shutil
 
 from aiohttp.test_utils import TestClient
 
-from proxy.db import DB_FILENAME, Database
 from proxy.keys import FILES, JANITOR
 from tests.artifacts import Artifact, build_wheel
 from tests.conftest import SampleDists, Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
-from tests.uploading import add_token, blob_files, twine_upload
+from tests.publishing import add_token, blob_files, twine_upload
+from tests.stores import data_dir_meta
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -115,11 +115,8 @@ async def test_eviction_is_lru_and_spares_private_pinned_and_recent(make_proxy: 
         assert await (await proxy.get(file_url(wheel))).read() == wheel.data
         await proxy.app[FILES].settled()  # committed (and timestamped) before the clock moves
         make_proxy.clock.advance(300)
-    db = await Database.open(make_proxy.data_dir / DB_FILENAME)
-    try:
-        await db.pin_blobs([wheels[0].sha256])  # the oldest, but pinned (shadowpi warm --pin)
-    finally:
-        await db.close()
+    async with data_dir_meta(make_proxy.data_dir) as meta:
+        await meta.pin_blobs([wheels[0].sha256])  # the oldest, but pinned (shadowpi warm --pin)
     assert await (await proxy.get(file_url(wheels[1]))).read() == wheels[1].data  # now the most recent
     evicted = await janitor.sweep()
     remaining = blob_files(make_proxy.data_dir)

@@ -9,7 +9,7 @@ import pytest
 from tests.artifacts import build_wheel
 from tests.conftest import Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
-from tests.uploading import add_token, twine_upload
+from tests.publishing import add_token, twine_upload
 
 PRIVATE = build_wheel("acme-internal", "1.0.0")
 UPSTREAM_HIGHER = build_wheel("acme-internal", "99.0.0")

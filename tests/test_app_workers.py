@@ -1,21 +1,19 @@
 """Two apps on one data dir, as `--workers 2` runs them: what one worker writes, the other serves on its very
-next request, although each keeps private pages in memory (see proxy/db/changes.py)."""
+next request, although each keeps private pages in memory (see proxy/backends/changes.py)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import aiohttp
 from aiohttp.test_utils import TestClient
 
 from proxy import admin
-from proxy.db.changes import ChangeStamps, Topic
 from proxy.keys import FILES
 from tests.artifacts import build_wheel
 from tests.conftest import Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
-from tests.uploading import TOKEN_AUTH, add_token, blob_files, twine_upload
+from tests.publishing import TOKEN_AUTH, add_token, blob_files, twine_upload
 
 PRIVATE = build_wheel("acme-internal", "1.0.0")
 PRIVATE_2 = build_wheel("acme-internal", "2.0.0")
@@ -97,34 +95,3 @@ async def test_a_file_deleted_by_another_process_is_fetched_again(make_proxy: Pr
     assert again.status == 200
     assert (again.headers.get("X-Shadowpi-Cache"), await again.read()) == ("miss", wheel.data)
     assert upstream.fake.hits[f"/files/tinylib/{wheel.filename}"] == 2
-
-
-# --- the stamps themselves ---
-
-
-def test_a_bump_is_seen_through_another_mapping_of_the_same_file(tmp_path: Path):
-    path = tmp_path / "db.changes"
-    writer, reader = ChangeStamps.open(path), ChangeStamps.open(path)
-    try:
-        before = {topic: reader.stamp(topic) for topic in Topic}
-        writer.bump(Topic.PRIVATE)
-        assert reader.stamp(Topic.PRIVATE) != before[Topic.PRIVATE]
-        assert reader.stamp(Topic.PAGES) == before[Topic.PAGES]  # topics are independent
-        seen = reader.stamp(Topic.PRIVATE)
-        writer.bump(Topic.PRIVATE)
-        assert reader.stamp(Topic.PRIVATE) != seen  # every bump, not only the first
-    finally:
-        writer.close()
-        reader.close()
-
-
-def test_an_existing_short_file_is_grown_and_keeps_its_stamps(tmp_path: Path):
-    path = tmp_path / "db.changes"
-    path.write_bytes(b"\x01" * 8)  # written by a version with one topic
-    stamps = ChangeStamps.open(path)
-    try:
-        assert stamps.stamp(Topic.PRIVATE) == b"\x01" * 8
-        assert stamps.stamp(Topic.PAGES) == b"\x00" * 8
-        assert path.stat().st_size == 8 * len(Topic)
-    finally:
-        stamps.close()

@@ -20,19 +20,20 @@ from proxy.auth import (
     Action,
     Authenticator,
     CredentialCache,
+    FailureLimiter,
     Htpasswd,
     Identity,
     generate_token,
     hash_token,
     parse_basic_auth,
 )
-from proxy.db import Database
+from proxy.backends.metadata import MetadataStore
 from proxy.errors import AuthenticationRequired, ConfigError, Forbidden, TooManyRequests
 from proxy.keys import AUTH, FILES
-from proxy.throttle import FailureLimiter
 from tests.artifacts import build_wheel
 from tests.proxy_fixtures import ProxyFactory
-from tests.uploading import TOKEN_AUTH, add_token, write_htpasswd
+from tests.publishing import TOKEN_AUTH, add_token, write_htpasswd
+from tests.stores import data_dir_meta
 
 
 def bhash(password: str, prefix: str = "$2b$") -> str:
@@ -61,10 +62,9 @@ def users(htpasswd_file: Path) -> Htpasswd:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "db.sqlite3")
-    yield database
-    await database.close()
+async def db(tmp_path: Path) -> AsyncIterator[MetadataStore]:
+    async with data_dir_meta(tmp_path) as meta:
+        yield meta
 
 
 @pytest.fixture
@@ -317,7 +317,7 @@ def test_cache_keys_do_not_collide_across_the_separator() -> None:
     assert cache.key("a", "b\0c") != cache.key("a\0b", "c")
 
 
-async def test_token_login(db: Database, users: Htpasswd) -> None:
+async def test_token_login(db: MetadataStore, users: Htpasswd) -> None:
     """A stored token works with username __token__ or its owner's name, and identifies its owner."""
     token = generate_token()
     await db.add_token("alice", hash_token(token), "ci")
@@ -329,7 +329,7 @@ async def test_token_login(db: Database, users: Htpasswd) -> None:
             await auth.identify(header)
 
 
-async def test_revoked_token_is_refused(db: Database) -> None:
+async def test_revoked_token_is_refused(db: MetadataStore) -> None:
     """After revoke_token, the token no longer identifies anyone."""
     token = generate_token()
     token_id = await db.add_token("alice", hash_token(token))
@@ -378,7 +378,7 @@ def test_permission_table(
 
 def test_known_identity_refused_by_the_rule_gets_forbidden(users: Htpasswd, monkeypatch: pytest.MonkeyPatch) -> None:
     """When the rule refuses an authenticated identity (future ownership rules), check() raises Forbidden."""
-    monkeypatch.setattr("proxy.auth.permits", lambda action, identity, *, read_requires_auth: False)
+    monkeypatch.setattr("proxy.auth.authenticator.permits", lambda action, identity, *, read_requires_auth: False)
     with pytest.raises(Forbidden, match=r"^The user 'alice' isn't allowed to upload here\.$"):
         Authenticator(users, NoTokens(), read_requires_auth=False).check(Action.UPLOAD, TOKEN)
 
@@ -437,7 +437,7 @@ def test_limiter_refuses_past_max_failures_until_the_window_passes() -> None:
 
 
 async def test_a_throttled_address_runs_no_bcrypt_and_tokens_still_work(
-    db: Database, users: Htpasswd, bcrypt_calls: list[bytes]
+    db: MetadataStore, users: Htpasswd, bcrypt_calls: list[bytes]
 ) -> None:
     """Wrong passwords from one address run bcrypt max_failures times, then get 429 without bcrypt. From that
     same address a token still works (tokens never touch bcrypt), and from another address the right password."""

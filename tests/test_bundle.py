@@ -19,11 +19,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
+from proxy.backends.changes import Topic
+from proxy.backends.records import PrivateFile, StoredPage
+from proxy.backends.sqlite import DB_FILENAME
 from proxy.bundle.command import add_bundle_parsers, export_command, import_command, run_export, run_import
 from proxy.bundle.manifest import BundleError, parse_manifest, parse_time, render_manifest_sha256
 from proxy.cli import config_from_args
 from proxy.config import build_config
-from proxy.db import DB_FILENAME, Database, PrivateFile, StoredPage, Topic
 from proxy.keys import FILES
 from proxy.simple.html import parse_index_html, parse_project_html
 from proxy.simple.json import parse_project_json
@@ -34,7 +36,8 @@ from tests.artifacts import Artifact, build_wheel
 from tests.clients import run, run_pip, run_uv
 from tests.conftest import SampleDists, Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
-from tests.uploading import add_token, blob_files, twine_upload
+from tests.publishing import add_token, blob_files, twine_upload
+from tests.stores import data_dir_backends, data_dir_meta
 
 PRIVATE = build_wheel("acme-internal", "1.0.0")
 
@@ -69,8 +72,7 @@ async def state(data_dir: Path) -> tuple[object, ...]:
     """Everything an import may change in a data dir: blob files and every bundle-relevant table."""
     if not (data_dir / DB_FILENAME).exists():
         return (frozenset(blob_files(data_dir)),)
-    db = await Database.open(data_dir / DB_FILENAME)
-    try:
+    async with data_dir_meta(data_dir) as db:
         return (
             frozenset(blob_files(data_dir)),
             await db.bundle_pages(),
@@ -79,8 +81,6 @@ async def state(data_dir: Path) -> tuple[object, ...]:
             await db.bundle_upstream_files(),
             sorted(await db.bundle_blob_times()),
         )
-    finally:
-        await db.close()
 
 
 def move_clock_past(factory: ProxyFactory, bundle: Path) -> None:
@@ -146,12 +146,10 @@ async def test_round_trip_serves_exactly_the_exported_files_offline(env: Env, di
     assert out[0] == "Exported 1 upstream and 1 private project(s): 6 file(s), " + out[0].split("file(s), ")[1]
     lines = await env.import_(path)
     assert lines[1].startswith("Imported 6 new file(s)")
-    db = await Database.open(env.b.data_dir / DB_FILENAME)
-    try:  # offline, an evicted upstream file could never come back: imported ones are pinned
+    # Offline, an evicted upstream file could never come back: imported ones are pinned.
+    async with data_dir_meta(env.b.data_dir) as db:
         usage = await db.cache_usage()
         assert (usage.files, usage.pinned_bytes) == (4, usage.bytes)
-    finally:
-        await db.close()
     env.upstream.fake.clear_log()
     b = await env.offline_b()
     await assert_serves(b, "tinylib", [dists.tinylib_1, dists.tinylib_2_sdist])
@@ -357,29 +355,20 @@ async def test_deletions_travel(env: Env):
     """A private file deleted at A is removed from B by the next bundle; its name and filename stay reserved."""
     first, _out = await env.export("first")
     await env.import_(first)
-    db = await Database.open(env.a.data_dir / DB_FILENAME)
-    try:
+    async with data_dir_meta(env.a.data_dir) as db:
         await db.delete_private_files(await db.private_files(NormalizedName("acme-internal")))
-    finally:
-        await db.close()
     second, _out = await env.export("second")
     lines = await env.import_(second)
     assert "1 removed; 1 deleted filename(s) recorded" in lines[1]
     b = await env.offline_b()
     assert (await b.get("/simple/acme-internal/")).status == 404
-    db = await Database.open(env.b.data_dir / DB_FILENAME)
-    try:
+    async with data_dir_meta(env.b.data_dir) as db:
         assert await db.deleted_sha256(PRIVATE.filename) == PRIVATE.sha256
-    finally:
-        await db.close()
     fresh = ProxyFactory(env.b.client_factory, env.tmp / "c", env.upstream)
     assert await import_command(fresh.config(), second, out=lambda _line: None) == 0
-    db = await Database.open(fresh.data_dir / DB_FILENAME)
-    try:  # the name, now without files, stays private on a fresh side too
-        assert await db.is_private_project(NormalizedName("acme-internal"))
+    async with data_dir_meta(fresh.data_dir) as db:  # the name, now without files, stays private on a fresh side too
+        assert NormalizedName("acme-internal") in await db.private_projects()
         assert await db.deleted_sha256(PRIVATE.filename) == PRIVATE.sha256
-    finally:
-        await db.close()
 
 
 async def test_import_under_a_running_offline_server(env: Env, dists: SampleDists):
@@ -407,17 +396,14 @@ async def test_running_offline_server_sees_a_page_merged_by_import(env: Env, dis
 
 
 async def test_import_changes_stamps_other_connections_see(env: Env):
-    """An import (another connection) changes both change stamps a running server watches."""
+    """An import that adds pages and private files (in another process) changes both change stamps a running server
+    on that data dir watches."""
     bundle, _out = await env.export()
-    db = await Database.open(env.a.data_dir / DB_FILENAME)
-    try:
+    async with data_dir_backends(env.b.data_dir) as backends:
         watched = (Topic.PRIVATE, Topic.PAGES)
-        before = {topic: db.change_stamp(topic) for topic in watched}
-        env.b = ProxyFactory(env.b.client_factory, env.a.data_dir, env.upstream)  # import into A itself
+        before = {topic: backends.changes.stamp(topic) for topic in watched}
         await env.import_(bundle)
-        assert all(db.change_stamp(topic) != before[topic] for topic in watched)
-    finally:
-        await db.close()
+        assert all(backends.changes.stamp(topic) != before[topic] for topic in watched)
 
 
 async def test_static_index(env: Env, dists: SampleDists):
@@ -435,15 +421,12 @@ async def test_static_index_leaves_out_a_filename_too_long_to_store(env: Env, di
     assert len(long_name) == 325
     store = BlobStore(env.a.data_dir)
     blob = await store.put_bytes(PRIVATE.data)
-    db = await Database.open(env.a.data_dir / DB_FILENAME)
-    try:
+    async with data_dir_meta(env.a.data_dir) as db:
         await db.add_private_file(PrivateFile(
             filename=long_name, project=NormalizedName("acme-internal"), version="2.0.0", sha256=blob.sha256,
             blake2_256=None, size=blob.size, requires_python=None, metadata_sha256=None, yanked=None,
             upload_time="2024-01-01T00:00:00.000000Z", uploaded_by="ci",
         ))
-    finally:
-        await db.close()
     bundle, out = await env.export(static=env.tmp / "static")
     shown = f"{long_name[:40]}...{long_name[-40:]}"
     assert out[-2] == (
@@ -533,15 +516,12 @@ async def fill_data_dir(data_dir: Path, artifact: Artifact, versions: tuple[str,
     lists `versions` (in that order, as upstream may) besides the artifact's own."""
     store = BlobStore(data_dir)
     await store.open()
-    db = await Database.open(data_dir / DB_FILENAME)
-    try:
+    async with data_dir_meta(data_dir) as db:
         blob = await store.put_bytes(artifact.data)
         await db.record_blob(blob.sha256, blob.size)
         dist = DistFile(artifact.filename, f"https://up.example/{artifact.filename}", {"sha256": blob.sha256})
         page = ProjectPage(artifact.project, (dist,), versions or (artifact.version,))
         await db.put_page(artifact.project, StoredPage(page, '"etag"', None, 1.0))
-    finally:
-        await db.close()
 
 
 def run_cli(*argv: str) -> int:

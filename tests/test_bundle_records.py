@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from proxy.backends.records import PrivateFile, StoredPage
 from proxy.bundle.importer import deletion_action, merge_page, private_action
 from proxy.bundle.manifest import BundleError
 from proxy.bundle.records import (
@@ -20,7 +21,6 @@ from proxy.bundle.records import (
     encode_private,
     page_blobs,
 )
-from proxy.db import PrivateFile, StoredPage
 from proxy.simple.model import DistFile, ProjectPage
 from proxy.simple.names import NormalizedName
 

@@ -22,7 +22,7 @@ from proxy.keys import PAGES
 from tests.artifacts import build_wheel
 from tests.conftest import Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
-from tests.uploading import add_token, blob_files, spool_files, stored, twine_upload
+from tests.publishing import add_token, blob_files, spool_files, stored, twine_upload
 
 PRIVATE = build_wheel("hello-world", "1.0", payload_size=200_000)
 CACHED = build_wheel("tinylib", "1.0", payload_size=300_000)

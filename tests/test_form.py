@@ -15,7 +15,7 @@ from proxy.errors import UploadTooLarge
 from proxy.form import YIELD_EVERY, FormLimits, read_form
 from proxy.storage import BlobStore
 from tests.artifacts import build_wheel
-from tests.test_app_upload_limits import many_parts_form
+from tests.test_app_publish_limits import many_parts_form
 
 WHEEL = build_wheel("hello-world", "1.0")
 

@@ -1,6 +1,7 @@
-"""The cache janitor: indexed queries on a connection of its own (requests never wait for a sweep), counting only
-when something changed, eviction that deletes a file and forgets its row together, and forgetting remembered
-upstream 404s (expired ones, and the oldest beyond [cache] max_negative_pages)."""
+"""The cache janitor: indexed background reads (on the SQLite store's background connection, so requests never
+wait for a sweep), counting only when something changed, eviction that deletes a file and forgets its row
+together, and forgetting remembered upstream 404s (expired ones, and the oldest beyond [cache] max_negative_pages).
+What the metadata store promises the janitor is checked for every backend in tests/backends/test_blob_index.py."""
 
 from __future__ import annotations
 
@@ -11,31 +12,35 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aiofiles.os
 import pytest
 from aiohttp.test_utils import TestClient
 
-from proxy.db import DB_FILENAME, Database, StoredPage
-from proxy.db.records import PrivateFile
+from proxy.backends.records import PrivateFile, StoredPage
+from proxy.backends.sqlite import DB_FILENAME, SqliteMetadata
 from proxy.janitor import BATCH
-from proxy.keys import FILES, JANITOR, JANITOR_DB, PAGES
+from proxy.keys import BACKENDS, FILES, JANITOR, PAGES
 from proxy.simple.names import NormalizedName
 from tests.artifacts import build_wheel
 from tests.conftest import SampleDists, Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
-from tests.uploading import add_token, blob_files, twine_upload
+from tests.publishing import add_token, blob_files, twine_upload
+from tests.stores import data_dir_meta
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 
 
 @contextlib.asynccontextmanager
-async def database(data_dir: Path) -> AsyncIterator[Database]:
-    await aiofiles.os.makedirs(data_dir, exist_ok=True)
-    db = await Database.open(data_dir / DB_FILENAME)
-    try:
-        yield db
-    finally:
-        await db.close()
+async def database(data_dir: Path) -> AsyncIterator[SqliteMetadata]:
+    """The data dir's metadata store, as another process opens it (SQLite: these tests check its query plans)."""
+    async with data_dir_meta(data_dir) as meta:
+        assert isinstance(meta, SqliteMetadata)
+        yield meta
+
+
+def sqlite_meta(proxy: TestClient) -> SqliteMetadata:
+    meta = proxy.app[BACKENDS].meta
+    assert isinstance(meta, SqliteMetadata)
+    return meta
 
 
 def private_file(filename: str, sha256: str, metadata_sha256: str | None = None) -> PrivateFile:
@@ -79,42 +84,6 @@ async def test_every_sweep_query_reads_private_files_and_404s_through_an_index(t
         assert full_scans == [], f"{sql}\n{steps}"
 
 
-async def test_usage_counts_only_cached_upstream_blobs(tmp_path: Path):
-    """Private files and their metadata blobs are neither counted nor evictable; pinned bytes are reported."""
-    async with database(tmp_path) as db:
-        await db.add_private_file(private_file("acme-1.0-py3-none-any.whl", SHA_A, metadata_sha256=SHA_B))
-        for sha, size in ((SHA_A, 100), (SHA_B, 20), ("c" * 64, 3), ("d" * 64, 4000)):
-            await db.record_blob(sha, size, now=0)
-        await db.pin_blobs(["d" * 64])
-        usage = await db.cache_usage()
-        candidates = await db.eviction_candidates(accessed_before=1)
-    assert (usage.files, usage.bytes, usage.pinned_bytes) == (2, 4003, 4000)
-    assert [c.sha256 for c in candidates] == ["c" * 64]
-
-
-async def test_evicting_forgets_the_row_only_with_the_file(tmp_path: Path):
-    """A claimed blob's row is gone once the block ends; if deleting the file fails, the row stays. A blob that
-    became private, was pinned or was used since the candidates were chosen is not claimed."""
-    async with database(tmp_path) as db:
-        for sha in (SHA_A, SHA_B, "c" * 64, "d" * 64):
-            await db.record_blob(sha, 10, now=0)
-        await db.add_private_file(private_file("acme-1.0-py3-none-any.whl", SHA_A))  # private since chosen
-        await db.pin_blobs([SHA_B])
-        await db.touch_blobs({"c" * 64: 50})
-        for sha in (SHA_A, SHA_B, "c" * 64):
-            async with db.evicting(sha, accessed_before=10) as claimed:
-                assert not claimed
-        with pytest.raises(OSError, match="disk says no"):
-            async with db.evicting("d" * 64, accessed_before=10) as claimed:
-                assert claimed
-                raise OSError("disk says no")
-        assert [c.sha256 for c in await db.eviction_candidates(accessed_before=10)] == ["d" * 64]
-        async with db.evicting("d" * 64, accessed_before=10) as claimed:
-            assert claimed
-        assert [c.sha256 for c in await db.eviction_candidates(accessed_before=float("inf"))] == ["c" * 64]
-        assert (await db.cache_usage()).files == 2  # b (pinned) and c remain; a is private, d is gone
-
-
 class QueryGate:
     """Holds every statement of one database connection mid-way (in that connection's thread) until opened:
     stands for a sweep whose query takes seconds."""
@@ -138,8 +107,8 @@ class QueryGate:
 async def sweep_held_in_a_query(proxy: TestClient) -> AsyncIterator[None]:
     """A sweep running, stuck inside one of its queries, for the duration of the block."""
     gate = QueryGate()
-    janitor_db = proxy.app[JANITOR_DB]
-    await janitor_db.on_progress(gate, every=1)
+    background = sqlite_meta(proxy).connection("background")
+    await background.set_progress_handler(gate, 1)
     sweep = asyncio.create_task(proxy.app[JANITOR].sweep())
     try:
         await gate.entered.wait()
@@ -147,7 +116,7 @@ async def sweep_held_in_a_query(proxy: TestClient) -> AsyncIterator[None]:
     finally:
         gate.open()
         await sweep
-        await janitor_db.on_progress(None)
+        await background.set_progress_handler(None, 1)  # type: ignore[arg-type]  # None removes it
 
 
 @pytest.mark.parametrize("request_kind", ["page after an upload", "upload", "file hit", "uncached page"])
@@ -180,9 +149,9 @@ async def test_a_sweep_with_nothing_changed_does_not_count_again(make_proxy: Pro
     """The cache is counted after a fill or any other process's commit, not on every sweep of an idle server."""
     make_proxy.background = False
     proxy = await make_proxy()
-    janitor, janitor_db = proxy.app[JANITOR], proxy.app[JANITOR_DB]
+    janitor, background = proxy.app[JANITOR], sqlite_meta(proxy).connection("background")
     statements: list[str] = []
-    await janitor_db.trace(statements.append)
+    await background.set_trace_callback(statements.append)
     await janitor.sweep()
     await janitor.sweep()
     counts = [s for s in statements if s.startswith("SELECT COUNT(*), COALESCE(SUM(size)")]
@@ -191,9 +160,32 @@ async def test_a_sweep_with_nothing_changed_does_not_count_again(make_proxy: Pro
     assert await (await proxy.get(url)).read() == dists.tinylib_1.data
     await proxy.app[FILES].settled()
     await janitor.sweep()
-    await janitor_db.trace(None)
+    await background.set_trace_callback(None)  # type: ignore[arg-type]  # None removes it
     counts = [s for s in statements if s.startswith("SELECT COUNT(*), COALESCE(SUM(size)")]
     assert len(counts) == 2
+    assert (janitor.usage.files, janitor.usage.bytes) == (1, dists.tinylib_1.size)
+
+
+async def test_writing_hits_alone_does_not_make_the_next_sweep_count_again(
+    make_proxy: ProxyFactory, populated_upstream: Upstream, dists: SampleDists
+):
+    """Hits move access times, never the usage: a sweep that only wrote hits leaves the next one nothing to
+    count (a busy server that only serves cached files counts once, not every 30 s)."""
+    make_proxy.background = False
+    proxy = await make_proxy()
+    janitor, background = proxy.app[JANITOR], sqlite_meta(proxy).connection("background")
+    url = f"/files/tinylib/{dists.tinylib_1.sha256}/{dists.tinylib_1.filename}"
+    assert await (await proxy.get(url)).read() == dists.tinylib_1.data
+    await proxy.app[FILES].settled()
+    await janitor.sweep()  # counts the fill
+    statements: list[str] = []
+    await background.set_trace_callback(statements.append)
+    for _ in range(2):
+        make_proxy.clock.advance(1000)
+        assert await (await proxy.get(url)).read() == dists.tinylib_1.data  # a hit, written by the next sweep
+        await janitor.sweep()
+    await background.set_trace_callback(None)  # type: ignore[arg-type]  # None removes it
+    assert [s for s in statements if s.startswith("SELECT COUNT(*), COALESCE(SUM(size)")] == []
     assert (janitor.usage.files, janitor.usage.bytes) == (1, dists.tinylib_1.size)
 
 
@@ -246,13 +238,11 @@ async def test_404s_are_forgotten_in_batches_and_bounded_in_count(make_proxy: Pr
     """More expired 404s than one batch all go in one sweep; of the unexpired ones, only the newest
     max_negative_pages are kept."""
     expired, recent = list(unknown_names(2 * BATCH + 7, "expired")), list(unknown_names(5, "recent"))
-    async with database(make_proxy.data_dir) as db:
-        await db.bundle_begin()
+    async with database(make_proxy.data_dir) as db, db.transaction() as tx:
         for name in expired:
-            await db.bundle_stage_page(NormalizedName(name), StoredPage(None, None, None, 0.0))
+            await tx.put_page(NormalizedName(name), StoredPage(None, None, None, 0.0))
         for age, name in enumerate(recent):  # recent-0 is the newest
-            await db.bundle_stage_page(NormalizedName(name), StoredPage(None, None, None, 1_000_000.0 - age))
-        await db.bundle_commit()
+            await tx.put_page(NormalizedName(name), StoredPage(None, None, None, 1_000_000.0 - age))
     make_proxy.background = False
     proxy = await make_proxy(upstream={"negative_ttl": 60}, cache={"max_negative_pages": 2})
     await proxy.app[JANITOR].sweep()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from proxy.db import DB_FILENAME, Database, PrivateFile, Topic
+from proxy.backends.changes import Topic
+from proxy.backends.metadata import MetadataStore
+from proxy.backends.records import PrivateFile
 from proxy.reclaim import reclaim_blobs
 from proxy.simple.names import NormalizedName
-from proxy.storage import BlobStore
+from tests.stores import data_dir_backends
 
 
 def private_file(sha256: str, metadata_sha256: str | None) -> PrivateFile:
@@ -18,30 +20,27 @@ def private_file(sha256: str, metadata_sha256: str | None) -> PrivateFile:
     )
 
 
-async def blob_rows(db: Database) -> set[str]:
+async def blob_rows(db: MetadataStore) -> set[str]:
     return set(await db.bundle_blob_times())
 
 
 async def test_reclaims_only_what_no_private_file_refers_to(tmp_path: Path):
     """Unreferenced blobs lose file and row (and every process hears of it); a file's blob and its metadata blob
     stay; a row whose file is already gone is forgotten without being counted."""
-    store = BlobStore(tmp_path)
-    await store.open()
-    db = await Database.open(tmp_path / DB_FILENAME)
-    try:
+    async with data_dir_backends(tmp_path) as backends:
+        db, store, changes = backends.meta, backends.blobs, backends.changes
+        await store.open()
         kept, meta, orphan = [await store.put_bytes(data) for data in (b"wheel", b"METADATA", b"orphan")]
         ghost = "0" * 64  # a row without a file
         for blob in (kept, meta, orphan):
             await db.record_blob(blob.sha256, blob.size)
         await db.record_blob(ghost, 1)
         await db.add_private_file(private_file(kept.sha256, meta.sha256))
-        stamp = db.change_stamp(Topic.BLOBS)
+        stamp = changes.stamp(Topic.BLOBS)
         deleted = await reclaim_blobs(db, store, [kept.sha256, meta.sha256, orphan.sha256, ghost, None])
         assert deleted == [orphan.sha256]
         assert await store.stat(orphan.sha256) is None
         assert await store.stat(kept.sha256) is not None and await store.stat(meta.sha256) is not None
         assert await blob_rows(db) == {kept.sha256, meta.sha256}
-        assert db.change_stamp(Topic.BLOBS) != stamp
+        assert changes.stamp(Topic.BLOBS) != stamp
         assert await reclaim_blobs(db, store, []) == []
-    finally:
-        await db.close()

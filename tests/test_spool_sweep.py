@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiofiles.os
 
-from proxy.keys import STORE
+from proxy.keys import BACKENDS
 from tests.proxy_fixtures import ProxyFactory
 
 # A stand-in for a worker cut off mid-upload: it opens a spool the way an upload does, writes part of a file,
@@ -34,7 +34,7 @@ async def test_spool_of_a_killed_process_is_swept_while_serving(make_proxy: Prox
     """A spool held by a live process survives the periodic sweeps; once that process is SIGKILLed, the next
     sweep of the running server removes it, and the server keeps serving."""
     client = await make_proxy(upload={"spool_sweep_interval": 0.01})
-    store = client.app[STORE]
+    store = client.app[BACKENDS].spools
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", HOLD_A_SPOOL, str(make_proxy.data_dir), stdout=asyncio.subprocess.PIPE
     )

@@ -14,6 +14,7 @@ import bcrypt
 import pytest
 from aiohttp.test_utils import TestClient
 
+from proxy.app import create_app
 from proxy.config import build_config
 from proxy.warm.command import add_warm_parser, load_inputs, run_warm, simple_url_of
 from proxy.warm.core import WarmInputs, warm
@@ -24,6 +25,7 @@ from tests.artifacts import Artifact, build_sdist, build_wheel
 from tests.conftest import Upstream
 from tests.fakes import FakeIndex
 from tests.proxy_fixtures import ProxyFactory
+from tests.stores import data_dir_meta
 
 LINUX, WINDOWS, MAC = build_targets(["3.11"], ["manylinux_2_28_x86_64", "win_amd64", "macosx_11_0_arm64"])
 FASTLIB_LINUX = build_wheel("fastlib", "1.0", tag="cp311-cp311-manylinux_2_28_x86_64")
@@ -277,7 +279,7 @@ async def test_in_process_warm_fills_the_data_dir(upstream: Upstream, tmp_path: 
     data = tmp_path / "data"
     config = build_config({"server": {"data_dir": str(data)}, "upstream": {"url": upstream.url}})
     args = parse_args("app", "--python", "3.11", "--platform", "manylinux_2_28_x86_64", "--jobs", "2")
-    assert await asyncio.to_thread(run_warm, args, config) == 0
+    assert await asyncio.to_thread(run_warm, args, config, make_app=create_app) == 0
     blobs = {p.name for p in (data / "blobs").rglob("*") if p.is_file()}
     assert {a.sha256 for a in (APP, LIB_2, BASE, FASTLIB_LINUX)} <= blobs
     out = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
@@ -292,7 +294,7 @@ async def test_warm_without_a_terminal_prints_a_line_per_step(upstream: Upstream
     publish(upstream.fake)
     config = build_config({"server": {"data_dir": str(tmp_path / "data")}, "upstream": {"url": upstream.url}})
     args = parse_args("app", "--python", "3.11", "--platform", "manylinux_2_28_x86_64", "--jobs", "1")
-    assert await asyncio.to_thread(run_warm, args, config) == 0
+    assert await asyncio.to_thread(run_warm, args, config, make_app=create_app) == 0
     err = capsys.readouterr().err.splitlines()
     assert err[:2] == ["warming: resolving for 1 target(s)", "warming: 4 files"]
     assert [line.split(",")[0] for line in err[2:]] == [f"warming: {n}/4 files" for n in (1, 2, 3, 4)]
@@ -302,32 +304,27 @@ async def test_warm_without_a_terminal_prints_a_line_per_step(upstream: Upstream
 async def test_pin_exempts_warmed_files_from_eviction(upstream: Upstream, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """--pin marks every warmed file pinned, so the cache janitor never evicts them."""
-    from proxy.db import DB_FILENAME, Database
-
     publish(upstream.fake)
     data = tmp_path / "data"
     config = build_config({"server": {"data_dir": str(data)}, "upstream": {"url": upstream.url}})
     args = parse_args("app", "--python", "3.11", "--platform", "manylinux_2_28_x86_64", "--pin")
-    assert await asyncio.to_thread(run_warm, args, config) == 0
+    assert await asyncio.to_thread(run_warm, args, config, make_app=create_app) == 0
     assert "pinned: 8 file(s) exempt from cache eviction" in capsys.readouterr().out  # 4 files + 4 .metadata
-    db = await Database.open(data / DB_FILENAME)
-    try:
+    async with data_dir_meta(data) as db:
         usage = await db.cache_usage()
         assert usage.files == 8
         assert usage.pinned_bytes == usage.bytes > 0
         assert await db.eviction_candidates(accessed_before=float("inf")) == []
-    finally:
-        await db.close()
 
 
 async def test_run_warm_through_a_running_server(index: str, capsys: pytest.CaptureFixture[str]) -> None:
     """--server warms through that server; a target left without a compatible file makes the exit code 1."""
     config = build_config({})
     ok = parse_args("app", "--server", index, "--python", "3.11", "--platform", "win_amd64")
-    assert await asyncio.to_thread(run_warm, ok, config) == 0
+    assert await asyncio.to_thread(run_warm, ok, config, make_app=create_app) == 0
     incomplete = parse_args("app", "--server", index.removesuffix("simple/"), "--platform", "macosx_11_0_arm64",
                             "--python", "3.11")
-    assert await asyncio.to_thread(run_warm, incomplete, config) == 1
+    assert await asyncio.to_thread(run_warm, incomplete, config, make_app=create_app) == 1
     out = capsys.readouterr().out
     assert f"no compatible file for {MAC.label}: fastlib 1.0 (no wheel for this platform and no sdist)" in out
 
@@ -340,7 +337,7 @@ async def test_in_process_server_refuses_strangers(upstream: Upstream, tmp_path:
 
     config = build_config({"server": {"data_dir": str(tmp_path)}, "upstream": {"url": upstream.url},
                            "auth": {"read": True}})
-    async with in_process_server(config) as (url, headers), aiohttp.ClientSession() as session:
+    async with in_process_server(config, create_app) as (url, headers), aiohttp.ClientSession() as session:
         async with session.get(url.replace("/simple/", "/health")) as stranger:
             assert stranger.status == 403
         async with session.get(url.replace("/simple/", "/health"), headers=headers) as ours:
@@ -358,7 +355,7 @@ def test_bad_input_exits_2(argv: tuple[str, ...], message: str, tmp_path: Path,
                            capsys: pytest.CaptureFixture[str]) -> None:
     """Bad arguments or unreadable inputs stop before any network traffic, with exit code 2."""
     config = build_config({"server": {"data_dir": str(tmp_path)}})
-    assert run_warm(parse_args(*argv), config) == 2
+    assert run_warm(parse_args(*argv), config, make_app=create_app) == 2
     assert message in capsys.readouterr().err
 
 

@@ -9,16 +9,16 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from proxy.admin import open_data, run
+from proxy.backends import open_backends
 from proxy.bundle.export import export_bundle, resolve_since
 from proxy.bundle.importer import ImportResult, apply_bundle, opened_bundle
 from proxy.bundle.reader import VerifiedBundle
 from proxy.bundle.static import plan_static, write_static
+from proxy.cli_common import add_common, run
 from proxy.config import Config
 from proxy.progress import Progress, Silent, progress_for
 from proxy.simple.names import parse_project_name
 from proxy.simple.policy import ShadowPolicy
-from proxy.storage import BlobStore
 
 Print = Callable[[str], None]
 
@@ -37,9 +37,7 @@ def add_bundle_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
     imported = commands.add_parser("import", help="verify a bundle and add its packages to this data dir")
     imported.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle directory or .tar")
     for sub in (export, imported):
-        sub.add_argument("--config", type=Path, help="TOML config file (flags override it)")
-        sub.add_argument("--data-dir", type=Path, help="where the database and files live")
-        sub.add_argument("--upstream", help=argparse.SUPPRESS)  # config_from_args reads it
+        add_common(sub, upstream_help=argparse.SUPPRESS)  # a bundle never involves upstream
 
 
 def run_export(args: argparse.Namespace, config: Config) -> int:
@@ -69,10 +67,10 @@ async def export_command(
     shown = progress or Silent()
     skipped: list[str] = []
     try:
-        async with open_data(config) as (db, _private):
-            store = BlobStore(config.data_dir)
+        async with open_backends(config, migrate=True) as backends:
+            store = backends.blobs
             result, snapshot = await export_bundle(
-                db, store, config, path, cutoff=cutoff, projects=names, progress=shown
+                backends.meta, store, config, path, cutoff=cutoff, projects=names, progress=shown
             )
             if static is not None:
                 shown.phase(f"writing the static index to {static}")
@@ -104,8 +102,8 @@ async def import_command(config: Config, path: Path, *, out: Print = print) -> i
         out(_verified(path, bundle))
         created = not await asyncio.to_thread(config.data_dir.exists)
         try:
-            async with open_data(config) as (db, _private):
-                result = await apply_bundle(db, BlobStore(config.data_dir), source, bundle)
+            async with open_backends(config, migrate=True) as backends:
+                result = await apply_bundle(backends.meta, backends.blobs, source, bundle)
         except BaseException:
             if created:  # nothing of it was ever visible: leave no empty data dir behind
                 await asyncio.to_thread(shutil.rmtree, config.data_dir, True)

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from proxy import __version__
+from proxy.backends.metadata import MetadataStore
+from proxy.backends.records import DeletedFile, PrivateFile
 from proxy.bundle.manifest import (
     DELETED,
     MANIFEST,
@@ -40,7 +42,6 @@ from proxy.bundle.records import (
 )
 from proxy.bundle.writer import Content, write_bundle
 from proxy.config import Config
-from proxy.db import Database, DeletedFile, PrivateFile
 from proxy.errors import InvalidFilename
 from proxy.progress import Progress, Silent
 from proxy.simple.model import METADATA_SUFFIX, DistFile
@@ -103,7 +104,7 @@ def resolve_since(text: str) -> Cutoff:
 
 
 async def export_bundle(
-    db: Database,
+    db: MetadataStore,
     store: BlobStore,
     config: Config,
     out: Path,
@@ -141,7 +142,7 @@ def _source(config: Config) -> str:
     return f"{socket.gethostname()}:{config.data_dir.resolve()}"
 
 
-async def take_snapshot(db: Database, store: BlobStore, projects: frozenset[NormalizedName] | None) -> Snapshot:
+async def take_snapshot(db: MetadataStore, store: BlobStore, projects: frozenset[NormalizedName] | None) -> Snapshot:
     """Every cached page and private project (optionally only `projects`), keeping only files whose blobs exist."""
     upstream_files = await db.bundle_upstream_files()
     snapshot = Snapshot([], {}, await db.bundle_deleted_files(), await db.bundle_blob_times())

@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from proxy.backends.metadata import MetadataStore, Transaction
+from proxy.backends.records import DeletedFile, PrivateFile, StoredPage
 from proxy.bundle.manifest import BundleError, blob_path
 from proxy.bundle.reader import Source, VerifiedBundle, iter_chunks, open_source, verify
 from proxy.bundle.records import page_blobs, private_blobs
-from proxy.db import Database, DeletedFile, PrivateFile, StoredPage
 from proxy.simple.policy import merge_versions
 from proxy.storage import BlobStore, Spool
 
@@ -45,7 +46,7 @@ async def opened_bundle(path: Path) -> AsyncIterator[tuple[Source, VerifiedBundl
         await asyncio.to_thread(source.close)
 
 
-async def apply_bundle(db: Database, store: BlobStore, source: Source, bundle: VerifiedBundle) -> ImportResult:
+async def apply_bundle(db: MetadataStore, store: BlobStore, source: Source, bundle: VerifiedBundle) -> ImportResult:
     """Add a verified bundle to this data dir. Raises BundleError, before changing anything, when it does not
     fit (missing earlier bundles, private files that clash)."""
     await check_fits(db, store, bundle)
@@ -54,7 +55,7 @@ async def apply_bundle(db: Database, store: BlobStore, source: Source, bundle: V
     return replace(rows, blobs_added=added, blob_bytes=size)
 
 
-async def check_fits(db: Database, store: BlobStore, bundle: VerifiedBundle) -> None:
+async def check_fits(db: MetadataStore, store: BlobStore, bundle: VerifiedBundle) -> None:
     """Every record's blobs are in the bundle or already here; no private file clashes with this data dir."""
     carried = bundle.manifest.blobs
     needed = {sha for record in bundle.pages for sha in page_blobs(record)}
@@ -166,40 +167,29 @@ async def _new_spool(store: BlobStore) -> Spool:
 # --- rows ---
 
 
-@asynccontextmanager
-async def _transaction(db: Database) -> AsyncIterator[None]:
-    await db.bundle_begin()
-    try:
-        yield
-    except BaseException:
-        await db.bundle_rollback()
-        raise
-    await db.bundle_commit()
-
-
-async def write_rows(db: Database, bundle: VerifiedBundle) -> ImportResult:
+async def write_rows(db: MetadataStore, bundle: VerifiedBundle) -> ImportResult:
     """Every page, mapping, private file and deleted filename, in one transaction (conflicts re-checked in it)."""
     counts = {"page": 0, "names": 0, "add": 0, "update": 0, "skip": 0, "removed": 0, "deleted": 0}
-    async with _transaction(db):
+    async with db.transaction() as tx:
         for sha256, size in bundle.manifest.blobs.items():
-            await db.bundle_stage_blob(sha256, size)
+            await tx.record_pinned_blob(sha256, size)
         for record in bundle.pages:
-            existing = await db.get_page(record.name)
+            existing = await tx.get_page(record.name)
             merged = merge_page(existing, record.stored)
             if merged != existing:
-                await db.bundle_stage_page(record.name, merged)
+                await tx.put_page(record.name, merged)
                 counts["page"] += 1
             for url, sha256 in record.upstream_files.items():
-                await db.bundle_stage_upstream_file(url, sha256)
+                await tx.remember_upstream_file(url, sha256)
         for name, rows in bundle.private.items():
-            counts["names"] += await db.bundle_stage_private_project(name)  # private for good, files or not
+            counts["names"] += await tx.add_private_project(name)  # private for good, files or not
             for row in rows:
-                await _stage_private(db, row, counts)
+                await _stage_private(tx, row, counts)
         for gone in bundle.deleted:
-            counts["deleted"] += await db.bundle_stage_deleted(gone)
+            counts["deleted"] += await tx.add_deleted_file(gone)
         for gone in _deletions(bundle):
-            if deletion_action(gone.filename, gone.sha256, await db.private_file(gone.filename)):
-                await db.bundle_stage_remove_private_file(gone.filename)
+            if deletion_action(gone.filename, gone.sha256, await tx.private_file(gone.filename)):
+                await tx.remove_private_file(gone.filename)
                 counts["removed"] += 1
     return ImportResult(
         pages_changed=counts["page"],
@@ -211,10 +201,10 @@ async def write_rows(db: Database, bundle: VerifiedBundle) -> ImportResult:
     )
 
 
-async def _stage_private(db: Database, row: PrivateFile, counts: dict[str, int]) -> None:
-    existing = await db.private_file(row.filename)
-    action = private_action(row, existing, await db.deleted_sha256(row.filename))
+async def _stage_private(tx: Transaction, row: PrivateFile, counts: dict[str, int]) -> None:
+    existing = await tx.private_file(row.filename)
+    action = private_action(row, existing, await tx.deleted_sha256(row.filename))
     counts[action] += 1
     if action != "skip":
         uploaded_by = existing.uploaded_by if existing is not None else None
-        await db.bundle_stage_private_file(replace(row, uploaded_by=uploaded_by))
+        await tx.add_private_file(replace(row, uploaded_by=uploaded_by), replace=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
+from proxy.backends.records import DeletedFile, PrivateFile
 from proxy.bundle.manifest import (
     BLOBS,
     DELETED,
@@ -24,7 +25,6 @@ from proxy.bundle.manifest import (
     parse_manifest,
 )
 from proxy.bundle.records import PageRecord, decode_deleted, decode_page, decode_private
-from proxy.db import DeletedFile, PrivateFile
 from proxy.simple.names import NormalizedName
 
 CHUNK = 1024 * 1024

@@ -8,8 +8,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from proxy.backends.records import DeletedFile, PrivateFile, StoredPage
 from proxy.bundle.manifest import BundleError, is_sha256
-from proxy.db import DeletedFile, PrivateFile, StoredPage
 from proxy.errors import InvalidFilename, UpstreamInvalid
 from proxy.simple.json import parse_project_json, render_project_json
 from proxy.simple.model import METADATA_SUFFIX, DistFile

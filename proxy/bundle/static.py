@@ -26,7 +26,7 @@ from proxy.simple import html, json
 from proxy.simple.model import METADATA_SUFFIX, DistFile, Origin, ProjectList, ProjectPage
 from proxy.simple.names import NormalizedName, check_safe_filename, filename_length_error
 from proxy.simple.policy import ShadowPolicy, merge_versions, resolve_project, upstream_allowed
-from proxy.simple.uploads import display_value
+from proxy.simple.publishing import display_value
 from proxy.storage import BlobStore
 
 

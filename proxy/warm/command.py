@@ -1,4 +1,8 @@
-"""`shadowpi warm`: arguments -> inputs and targets -> warm through a running server or an in-process one."""
+"""`shadowpi warm`: arguments -> inputs and targets -> warm through a running server or an in-process one.
+
+The in-process server is built by the app factory the caller passes (`make_app`: proxy.cli hands it
+proxy.app.create_app), so this package never imports the server itself.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,19 @@ import asyncio
 import hmac
 import secrets
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+from proxy.cli_common import add_common
 from proxy.config import Config
 from proxy.errors import ConfigError
 
 if TYPE_CHECKING:
+    from aiohttp import web
     from aiohttp.typedefs import Handler, Middleware
 
     from proxy.warm.core import WarmInputs
@@ -25,7 +31,9 @@ if TYPE_CHECKING:
     from proxy.warm.report import Progress
     from proxy.warm.targets import Target
 
-__all__ = ["add_warm_parser", "load_inputs", "run_warm", "simple_url_of", "warm_in_process"]
+__all__ = ["AppFactory", "add_warm_parser", "load_inputs", "run_warm", "simple_url_of", "warm_in_process"]
+
+AppFactory = Callable[[Config], "web.Application"]  # proxy.app.create_app
 
 GUARD_HEADER = "X-Shadowpi-Warm-Guard"
 EXAMPLES = """examples:
@@ -44,8 +52,6 @@ def _jobs(text: str) -> int:
 
 def add_warm_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `shadowpi warm` and its flags (plus the common --config/--data-dir/--upstream)."""
-    from proxy.cli import _add_common  # at call time: cli imports this module
-
     warm = commands.add_parser(
         "warm", help="pre-fetch everything a project installs, for chosen platforms, into the cache",
         description="Resolve requirements (or follow lock files) for each target environment and fetch every "
@@ -69,7 +75,7 @@ def add_warm_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     warm.add_argument("--jobs", type=_jobs, default=8, help="parallel downloads (default 8)")
     warm.add_argument("--pin", action="store_true",
                       help="exempt the warmed files from cache eviction (needs the data dir: not with --server)")
-    _add_common(warm)
+    add_common(warm)
 
 
 def simple_url_of(server: str) -> str:
@@ -115,7 +121,7 @@ def _read_lock(path: Path) -> str:
         raise LockError(f"{path}: cannot read lock file: {exc.strerror or exc}") from None
 
 
-def run_warm(args: argparse.Namespace, config: Config) -> int:
+def run_warm(args: argparse.Namespace, config: Config, *, make_app: AppFactory) -> int:
     """The `shadowpi warm` command: 0 when everything was warmed, 1 when anything is missing, 2 on bad input."""
     from proxy.warm.locks import LockError
     from proxy.warm.report import progress_for, render_summary
@@ -133,14 +139,15 @@ def run_warm(args: argparse.Namespace, config: Config) -> int:
     if not inputs.requirements.requirements and not inputs.locks:
         print("shadowpi warm: nothing to warm: give requirement specifiers, -r FILE or --lock FILE", file=sys.stderr)
         return 2
-    if server is not None and (args.config or args.data_dir or args.upstream):
-        print("shadowpi warm: note: --config/--data-dir/--upstream are ignored with --server", file=sys.stderr)
+    if server is not None and (args.config or args.data_dir or args.upstream or args.database or args.storage):
+        print("shadowpi warm: note: --config/--data-dir/--database/--storage/--upstream are ignored with --server",
+              file=sys.stderr)
     progress = progress_for(sys.stderr, "warming")
     if server is None:
         from proxy.config_env import prepare_data_dir
 
         prepare_data_dir(config)
-        report = asyncio.run(warm_in_process(config, inputs, targets, jobs=args.jobs, progress=progress))
+        report = asyncio.run(warm_in_process(config, make_app, inputs, targets, jobs=args.jobs, progress=progress))
     else:
         from proxy.warm.core import warm
 
@@ -160,7 +167,7 @@ def run_warm(args: argparse.Namespace, config: Config) -> int:
 async def pin_warmed(config: Config, report: WarmReport) -> int:
     """Pin every file this run fetched or found cached, and its PEP 658 metadata file: an offline pip told
     that metadata exists fails when it is gone, so both must survive eviction."""
-    from proxy.db import DB_FILENAME, Database
+    from proxy.backends import open_backends
 
     sha256s = {r.digests["sha256"] for r in report.results.values() if r.status != "failed" and "sha256" in r.digests}
     for plan in report.plans:
@@ -168,24 +175,21 @@ async def pin_warmed(config: Config, report: WarmReport) -> int:
             metadata_sha256 = pick.dist.metadata_sha256
             if metadata_sha256 is not None and report.pick_error(pick) is None:
                 sha256s.add(metadata_sha256)
-    db = await Database.open(config.data_dir / DB_FILENAME)
-    try:
-        return await db.pin_blobs(sorted(sha256s))
-    finally:
-        await db.close()
+    async with open_backends(config, migrate=True) as backends:
+        return await backends.meta.pin_blobs(sorted(sha256s))
 
 
-async def warm_in_process(config: Config, inputs: WarmInputs, targets: Sequence[Target], *, jobs: int = 8,
-                          progress: Progress | None = None) -> WarmReport:
+async def warm_in_process(config: Config, make_app: AppFactory, inputs: WarmInputs, targets: Sequence[Target], *,
+                          jobs: int = 8, progress: Progress | None = None) -> WarmReport:
     """Start shadowpi on the config's data dir (127.0.0.1, a free port) and warm through it over HTTP."""
     from proxy.warm.core import warm
 
-    async with in_process_server(config) as (simple_url, headers):
+    async with in_process_server(config, make_app) as (simple_url, headers):
         return await warm(simple_url, inputs, targets, jobs=jobs, headers=headers, progress=progress)
 
 
 @asynccontextmanager
-async def in_process_server(config: Config) -> AsyncIterator[tuple[str, dict[str, str]]]:
+async def in_process_server(config: Config, make_app: AppFactory) -> AsyncIterator[tuple[str, dict[str, str]]]:
     """A private shadowpi for this run: (its /simple/ URL, the headers every request must carry).
 
     Read authentication is off, so a per-run secret header guards it instead: no other local process can
@@ -193,10 +197,8 @@ async def in_process_server(config: Config) -> AsyncIterator[tuple[str, dict[str
     """
     from aiohttp import web
 
-    from proxy.app import create_app  # the server's imports are only paid for when warming in-process
-
     secret = secrets.token_urlsafe(32)
-    app = create_app(replace(config, auth=replace(config.auth, read=False)))
+    app = make_app(replace(config, auth=replace(config.auth, read=False)))
     app.middlewares.insert(0, _guard(secret))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from proxy.errors import FileNotFound, ProxyError, UpstreamUnavailable
 from proxy.files import CHUNK, Fill, SendFile
-from proxy.keys import CONFIG, FILES, INDEX, METRICS, STORE
+from proxy.keys import BACKENDS, CONFIG, FILES, INDEX, METRICS
 from proxy.logs import SendfileCounted
 from proxy.rendered import file_key
 from proxy.simple.model import METADATA_SUFFIX, DistFile, Origin, ProjectPage
@@ -127,7 +127,7 @@ def _file_headers(request: web.Request, dist: DistFile, outcome: str) -> dict[st
 
 def _serve_blob(request: web.Request, dist: DistFile, sha256: str, outcome: str) -> web.FileResponse:
     """A committed blob, whatever the request: aiohttp answers HEAD, Range (206/416) and conditionals."""
-    path = request.app[STORE].serve_path(sha256)
+    path = request.app[BACKENDS].blobs.serve_path(sha256)
     return _Blob(path, headers=_file_headers(request, dist, outcome))
 
 

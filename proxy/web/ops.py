@@ -11,7 +11,7 @@ from aiohttp import web
 
 from proxy import __version__
 from proxy.errors import StorageFull
-from proxy.keys import CONFIG, DB, FILES, JANITOR, METRICS, STORE, UPSTREAM_CHECK, UPSTREAM_STATUS
+from proxy.keys import BACKENDS, CONFIG, FILES, JANITOR, METRICS, UPSTREAM_CHECK, UPSTREAM_STATUS
 from proxy.metrics import CONTENT_TYPE
 
 routes = web.RouteTableDef()
@@ -32,7 +32,7 @@ async def ready(request: web.Request) -> web.Response:
     reported under upstream.check (state "wrong", with what is wrong), as is an unreachable upstream.
     """
     app = request.app
-    checks = {"database": await _check(app[DB].ping()), "data_dir": await _check(_data_dir_ready(app))}
+    checks = {"database": await _check(app[BACKENDS].meta.ping()), "data_dir": await _check(_data_dir_ready(app))}
     usage = app[JANITOR].usage
     body = {
         "status": "ok" if all(v == "ok" for v in checks.values()) else "unavailable",
@@ -49,7 +49,7 @@ async def ready(request: web.Request) -> web.Response:
 async def _data_dir_ready(app: web.Application) -> None:
     """The data dir takes a write, and has room for the largest upload: a disk with a few kilobytes left still
     passes a small probe, but turns every upload away (507)."""
-    store, needed = app[STORE], app[CONFIG].upload.max_size
+    store, needed = app[BACKENDS].blobs, app[CONFIG].upload.max_size
     await store.probe_writable()
     free = await store.free_bytes()
     if free < needed:

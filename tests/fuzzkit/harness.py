@@ -23,11 +23,11 @@ from proxy.app import create_app
 from proxy.config import build_config
 from proxy.connections import Limits
 from proxy.keys import FILES
-from proxy.serve import new_runner, new_site
+from proxy.server import new_runner, new_site
 from tests.artifacts import build_sdist, build_wheel
 from tests.conftest import SampleDists
 from tests.fakes import FakeIndex
-from tests.uploading import PASSWORD_AUTH, add_token
+from tests.publishing import PASSWORD_AUTH, add_token
 
 T = TypeVar("T")
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]

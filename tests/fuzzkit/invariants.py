@@ -22,7 +22,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Protocol
 
-from proxy.db import DB_FILENAME
+from proxy.backends.sqlite import DB_FILENAME
 from tests.fuzzkit.harness import Surface
 from tests.fuzzkit.wire import HALF_CLOSE, RawRequest, RawResponse, exchange
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from tests.artifacts import Artifact, build_sdist, build_wheel
 from tests.fuzzkit.values import Header, long_value, short_text
-from tests.uploading import twine_fields
+from tests.publishing import twine_fields
 
 PRIVATE_PROJECT = "fuzz-private"
 # What may be uploaded: real artifacts of one private project (uploads never shadow the upstream projects).

@@ -13,7 +13,7 @@ from urllib.parse import quote_from_bytes
 from hypothesis import strategies as st
 
 from tests.fuzzkit.harness import FUZZ_TOKEN, METRICS_TOKEN, TOKEN_OWNER
-from tests.uploading import PASSWORD_AUTH
+from tests.publishing import PASSWORD_AUTH
 
 Header = tuple[bytes, bytes]
 

@@ -1,0 +1,282 @@
+"""The metadata store: everything shadowpi remembers besides the bytes of files, as Protocols split by concern.
+
+To add a metadata backend, implement `MetadataStore` (and the `Transaction` it hands out) from this module, pass
+the contract suite (tests/backends/, one more parameter of its `backends` fixture) and choose it by URL scheme in
+proxy/backends/__init__.py. proxy/backends/sqlite/ is the reference implementation.
+
+The rules every implementation keeps:
+- **One write path.** Every write happens in `async with store.transaction() as tx:`. The transaction commits
+  when the block ends and rolls back when it raises; writers never see each other's uncommitted rows, and no
+  other coroutine or process can commit or roll back part of one. Write transactions are serialised (in SQLite:
+  one at a time per process, and `BEGIN IMMEDIATE` between processes), so keep them short: no network, no
+  hashing, no waiting on anything but the store.
+- **After commit, the change feed.** A transaction records the topics its writes touched, and they are bumped on
+  the change feed once it has committed (see proxy/backends/changes.py). Callers never bump by hand.
+- **Reads outside a transaction see committed data only**, and never wait for a write transaction to end.
+- **Single writes are shortcuts**: `store.put_page(...)` is `async with store.transaction() as tx:
+  await tx.put_page(...)`, with nothing else in the transaction.
+- Names are normalized (`NormalizedName`) and digests are lower-case hex, as the services pass them.
+- Failures: `StorageFull` (proxy.errors) when the store's disk is full; `DuplicateFilename` (below) when a
+  private filename is taken; anything else is the driver's own error (a 500: a bug or a broken backend).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from proxy.backends.records import BlobRecord, CacheUsage, DeletedFile, PrivateFile, StoredPage, TokenRecord
+from proxy.simple.names import NormalizedName
+
+__all__ = [
+    "BlobIndex",
+    "BundleReads",
+    "DuplicateFilename",
+    "MetadataStore",
+    "PageStore",
+    "PrivateStore",
+    "SchemaMismatch",
+    "TokenStore",
+    "Transaction",
+]
+
+
+class DuplicateFilename(Exception):
+    """Another upload committed the same filename first (a race between two uploads)."""
+
+
+class SchemaMismatch(Exception):
+    """The store's schema is not the one this shadowpi expects (older and not migrated, or newer)."""
+
+
+# --- what a write transaction can do -------------------------------------------------------------------------
+
+
+class PageReads(Protocol):
+    async def get_page(self, name: NormalizedName) -> StoredPage | None:
+        """The cached upstream answer for a project (a page, or a remembered 404), if any."""
+        ...
+
+
+class PageWrites(Protocol):
+    async def put_page(self, name: NormalizedName, stored: StoredPage) -> None:
+        """Insert or replace a project's cached upstream answer. Topic: PAGES."""
+        ...
+
+    async def touch_page(self, name: NormalizedName, fetched_at: float) -> None:
+        """Record that upstream confirmed the cached page unchanged (a 304). No topic: nothing a reader holds
+        changes."""
+        ...
+
+    async def drop_page(self, name: NormalizedName) -> StoredPage | None:
+        """Forget a project's cached upstream answer; returns what was cached. Topic: PAGES."""
+        ...
+
+    async def forget_expired_negative_pages(self, *, fetched_before: float, limit: int) -> int:
+        """Forget up to `limit` remembered 404s fetched before `fetched_before`; returns how many. No topic:
+        forgetting a 404 only means upstream is asked again."""
+        ...
+
+    async def forget_oldest_negative_pages(self, *, keep: int, limit: int) -> int:
+        """Forget up to `limit` of the oldest remembered 404s beyond the newest `keep`; returns how many."""
+        ...
+
+
+class PrivateReads(Protocol):
+    async def private_file(self, filename: str) -> PrivateFile | None: ...
+
+    async def private_files(self, project: NormalizedName) -> list[PrivateFile]:
+        """A private project's files, by filename (empty when it has none, or is not private)."""
+        ...
+
+    async def deleted_sha256(self, filename: str) -> str | None:
+        """The sha256 a deleted private file had, if that filename was ever deleted (it may only come back with
+        the same bytes)."""
+        ...
+
+    async def is_private_blob(self, sha256: str) -> bool:
+        """Whether a private file, or a private file's PEP 658 metadata file, is this blob."""
+        ...
+
+
+class PrivateWrites(Protocol):
+    async def add_private_file(self, record: PrivateFile, *, replace: bool = False) -> None:
+        """Insert a private file (or replace the one of that filename) and make its project name private for
+        good. Raises DuplicateFilename when the filename exists and `replace` is false. Topic: PRIVATE."""
+        ...
+
+    async def add_private_project(self, name: NormalizedName) -> bool:
+        """Make a name private for good, with or without files; True when it was not private. Topic: PRIVATE."""
+        ...
+
+    async def set_yanked(self, filenames: list[str], reason: str | None) -> int:
+        """Yank (`reason` may be empty) or unyank (None) files; returns how many rows changed. Topic: PRIVATE."""
+        ...
+
+    async def delete_private_files(self, files: list[PrivateFile]) -> None:
+        """Delete files and remember their names with their sha256 (see deleted_sha256). Topic: PRIVATE."""
+        ...
+
+    async def remove_private_file(self, filename: str) -> None:
+        """Delete a file's row without remembering it (an import applies the source's deletions and deleted
+        names separately). Topic: PRIVATE."""
+        ...
+
+    async def add_deleted_file(self, deleted: DeletedFile) -> bool:
+        """Remember a deleted filename unless already known; True when it was new. Topic: PRIVATE."""
+        ...
+
+
+class BlobWrites(Protocol):
+    async def record_blob(self, sha256: str, size: int, *, now: float | None = None) -> None:
+        """Remember a committed blob for accounting and eviction (`now`: its last access, default the current
+        time; an existing row only has its last access moved). No topic."""
+        ...
+
+    async def record_pinned_blob(self, sha256: str, size: int) -> bool:
+        """Remember an imported blob as pinned (offline, an evicted file could never come back); True when that
+        changed anything. No topic."""
+        ...
+
+    async def remember_upstream_file(self, url: str, sha256: str) -> bool:
+        """Map an upstream URL whose page declared no sha256 to the blob its bytes became; True when the mapping
+        is new or changed. No topic."""
+        ...
+
+    async def touch_blobs(self, hits: Mapping[str, float]) -> None:
+        """Record cache hits (sha256 -> when); never moves a last access back. No topic."""
+        ...
+
+    async def pin_blobs(self, sha256s: list[str], *, pinned: bool = True) -> int:
+        """Pin (or unpin) blobs so eviction never removes them; returns how many rows changed. No topic."""
+        ...
+
+    async def forget_blob(self, sha256: str) -> None:
+        """Forget a blob whose bytes were deleted. Topic: BLOBS (no process may go on believing it exists)."""
+        ...
+
+
+class TokenWrites(Protocol):
+    async def add_token(self, user: str, token_hash: str, description: str | None = None) -> int:
+        """Store a new token's hash (never the token); returns its id. No topic."""
+        ...
+
+    async def revoke_token(self, token_id: int) -> bool:
+        """Revoke a token by id; False when no live token has that id. No topic."""
+        ...
+
+
+class Transaction(
+    PageReads, PageWrites, PrivateReads, PrivateWrites, BlobWrites, TokenWrites, Protocol
+):
+    """The statements of one open write transaction: its reads see the latest commits and its own writes, and
+    nothing changes under them until it ends; its writes are visible to nobody else until it commits."""
+
+
+# --- the store, by concern ------------------------------------------------------------------------------------
+
+
+class PageStore(PageReads, PageWrites, Protocol):
+    """Cached upstream project pages and remembered 404s (the writes are single-write shortcuts)."""
+
+    async def cached_projects(self) -> list[NormalizedName]:
+        """Names of projects with a cached upstream page (not remembered 404s), sorted."""
+        ...
+
+
+class PrivateStore(PrivateReads, PrivateWrites, Protocol):
+    """Private files, private names and deleted filenames."""
+
+    async def private_projects(self) -> list[NormalizedName]:
+        """Every name that is or was private (with or without files now), sorted."""
+        ...
+
+
+class BlobIndex(BlobWrites, Protocol):
+    """What is known about committed blobs: sizes and access times for the cache limit, pins, and the blobs of
+    upstream files whose page declared no hash. The bytes themselves live in the blob store."""
+
+    async def upstream_file_sha256(self, url: str) -> str | None: ...
+
+    async def cache_usage(self) -> CacheUsage:
+        """Files and bytes of cached upstream blobs (private files and their metadata excluded), pinned bytes.
+        A background read: it may take long, and never holds up a request's read."""
+        ...
+
+    async def usage_version(self) -> int:
+        """A number that changes whenever a commit (in any process) may have changed cache_usage(); lets the
+        janitor skip a recount when nothing happened."""
+        ...
+
+    async def eviction_candidates(self, *, accessed_before: float, limit: int = 500) -> list[BlobRecord]:
+        """Least recently used first: cached upstream blobs that are not pinned, not private and not accessed
+        since `accessed_before`. A background read."""
+        ...
+
+    def evicting(self, sha256: str, *, accessed_before: float) -> AbstractAsyncContextManager[bool]:
+        """Claim a cached blob for eviction. Yields True when it may still go (checked in a write transaction:
+        not private, not pinned, not accessed since `accessed_before`) and the caller then deletes its bytes
+        inside the block. The row is forgotten when the block is entered and put back if the block raises, so a
+        row never outlives its bytes and no write transaction is open while the bytes are deleted. BLOBS is
+        bumped once the block ends without error (after the bytes are gone)."""
+        ...
+
+
+class TokenStore(TokenWrites, Protocol):
+    async def token_user(self, token_hash: str) -> str | None:
+        """The user owning a live (not revoked) token with this hash. Records its use, at most once a minute
+        per token (a full disk leaves the use unrecorded; the token still works)."""
+        ...
+
+    async def list_tokens(self, user: str | None = None) -> list[TokenRecord]:
+        """Tokens (optionally of one user), oldest first."""
+        ...
+
+
+class BundleReads(Protocol):
+    """Bulk reads for `shadowpi export` (background reads, like cache_usage)."""
+
+    async def bundle_pages(self) -> list[tuple[NormalizedName, StoredPage]]:
+        """Every cached upstream page (remembered 404s excluded), by project name."""
+        ...
+
+    async def bundle_blob_times(self) -> dict[str, float]:
+        """sha256 -> creation time of every recorded blob."""
+        ...
+
+    async def bundle_upstream_files(self) -> dict[str, str]:
+        """URL -> sha256 of every upstream file whose page declared no sha256."""
+        ...
+
+    async def bundle_private_files(self) -> list[PrivateFile]:
+        """Every private file, by project and filename."""
+        ...
+
+    async def bundle_deleted_files(self) -> list[DeletedFile]:
+        """Every deleted private filename, by filename."""
+        ...
+
+
+class MetadataStore(PageStore, PrivateStore, BlobIndex, TokenStore, BundleReads, Protocol):
+    """Everything above, plus the write path and the store's lifetime (opened and closed by open_backends)."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """A write transaction (see the module docstring). Raises StorageFull when the disk is full; the block's
+        own exceptions roll it back and propagate unchanged."""
+        ...
+
+    async def ping(self) -> None:
+        """A trivial round trip: returns when the store answers (readiness), raises otherwise."""
+        ...
+
+    async def schema_version(self) -> int:
+        """The schema version the store holds (0: empty)."""
+        ...
+
+    async def migrate(self) -> int:
+        """Bring the schema up to this shadowpi's version (safe when several processes do it at once); returns
+        the number of migrations applied. Raises SchemaMismatch when the store is newer than this shadowpi."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,196 @@
+"""The SQLite MetadataStore: one database file (WAL), three connections, explicit migrations.
+
+- the **writer**: every write transaction, one at a time (transaction.py);
+- the **reader**: the reads of requests (pages, private files, tokens), never queued behind a write;
+- the **background** connection: the janitor's counts and candidates and the export's bulk reads, which may take
+  long and must never queue in front of a request's read.
+WAL lets all three work side by side, and the readers see committed rows only.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Literal
+
+import aiosqlite
+
+from proxy.backends.changes import ChangeFeed, Topic
+from proxy.backends.metadata import SchemaMismatch
+from proxy.backends.records import BlobRecord, CacheUsage, DeletedFile, PrivateFile, StoredPage
+from proxy.backends.sqlite.blob_index import BlobReads, UsageReads
+from proxy.backends.sqlite.bundles import BundleReads
+from proxy.backends.sqlite.pages import PageReads
+from proxy.backends.sqlite.private import PrivateReads
+from proxy.backends.sqlite.schema import MIGRATIONS, migrate, user_version
+from proxy.backends.sqlite.shortcuts import SingleWrites
+from proxy.backends.sqlite.tokens import TokenReads
+from proxy.backends.sqlite.transaction import SqliteTransaction, WritePath
+from proxy.errors import StorageFull
+from proxy.simple.names import NormalizedName
+
+__all__ = ["SqliteMetadata"]
+
+log = logging.getLogger(__name__)
+
+Role = Literal["reader", "writer", "background"]
+BUSY_TIMEOUT_MS = 10_000  # other workers and commands may hold the write lock briefly
+TOKEN_USE_EVERY = 60.0  # seconds: a 50-file install with a token must not mean 50 write transactions
+
+
+class _Background(UsageReads, BundleReads):
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+
+class SqliteMetadata(SingleWrites, PageReads, PrivateReads, BlobReads, TokenReads):
+    """A MetadataStore on one SQLite file. Open with SqliteMetadata.open(), close with close()."""
+
+    def __init__(self, path: Path, connections: dict[Role, aiosqlite.Connection], feed: ChangeFeed) -> None:
+        self.path = path
+        self._connections = connections
+        self._conn = connections["reader"]
+        self._background = _Background(connections["background"])
+        self._write = WritePath(connections["writer"], feed)
+        self._feed = feed
+
+    @classmethod
+    async def open(cls, path: Path, feed: ChangeFeed, *, migrate: bool) -> SqliteMetadata:
+        """Connect (creating the file if needed). `migrate`: bring the schema up to date; otherwise raise
+        SchemaMismatch unless it already is."""
+        connections: dict[Role, aiosqlite.Connection] = {}
+        try:
+            for role in ("writer", "reader", "background"):  # the writer first: it sets WAL mode on the file
+                connections[role] = await _connect(path, role)
+            store = cls(path, connections, feed)
+            if migrate:
+                await store.migrate()
+            else:
+                await store._check_schema()
+        except BaseException:
+            for conn in connections.values():
+                await conn.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        async with self._write.lock:  # a transaction still running ends first
+            for conn in self._connections.values():
+                await conn.close()
+
+    # --- writes ---
+
+    def transaction(self) -> AbstractAsyncContextManager[SqliteTransaction]:
+        return self._write.transaction()
+
+    @asynccontextmanager
+    async def evicting(self, sha256: str, *, accessed_before: float) -> AsyncIterator[bool]:
+        async with self.transaction() as tx:
+            row = await tx.take_evictable(sha256, accessed_before=accessed_before)
+        if row is None:
+            yield False
+            return
+        try:
+            yield True
+        except BaseException:  # the bytes are still there: so must the row be
+            async with self.transaction() as tx:
+                await tx.restore_blob(sha256, row)
+            raise
+        await self._feed.bump(Topic.BLOBS)  # after the bytes are gone, as forget_blob: processes stop assuming it
+
+    async def token_user(self, token_hash: str) -> str | None:
+        token = await self.live_token(token_hash)
+        if token is None:
+            return None
+        now = time.time()
+        if token.last_used is None or token.last_used < now - TOKEN_USE_EVERY:
+            try:
+                async with self.transaction() as tx:
+                    await tx.record_token_use(token.id, now, every=TOKEN_USE_EVERY)
+            except (StorageFull, sqlite3.OperationalError) as exc:  # the use goes unrecorded, the token still works
+                log.debug("could not record the use of token %d: %s", token.id, exc)
+        return token.user
+
+    # --- background reads ---
+
+    async def cache_usage(self) -> CacheUsage:
+        return await self._background.cache_usage()
+
+    async def usage_version(self) -> int:
+        # Other processes' commits move the writer connection's PRAGMA data_version (it never counts its own);
+        # this process's count only those that may change the usage, so hits written by a sweep count for nothing.
+        rows = list(await self._write.conn.execute_fetchall("PRAGMA data_version"))
+        return (int(rows[0][0]) << 32) + self._write.usage_commits
+
+    async def eviction_candidates(self, *, accessed_before: float, limit: int = 500) -> list[BlobRecord]:
+        return await self._background.eviction_candidates(accessed_before=accessed_before, limit=limit)
+
+    async def bundle_pages(self) -> list[tuple[NormalizedName, StoredPage]]:
+        return await self._background.bundle_pages()
+
+    async def bundle_blob_times(self) -> dict[str, float]:
+        return await self._background.bundle_blob_times()
+
+    async def bundle_upstream_files(self) -> dict[str, str]:
+        return await self._background.bundle_upstream_files()
+
+    async def bundle_private_files(self) -> list[PrivateFile]:
+        return await self._background.bundle_private_files()
+
+    async def bundle_deleted_files(self) -> list[DeletedFile]:
+        return await self._background.bundle_deleted_files()
+
+    # --- the schema and diagnostics ---
+
+    async def ping(self) -> None:
+        await self._one("SELECT 1")
+
+    async def schema_version(self) -> int:
+        return await user_version(self._conn)
+
+    async def migrate(self) -> int:
+        async with self._write.lock:
+            applied = await migrate(self._write.conn)
+        if applied:
+            log.info("database %s: applied %d migration(s), now at schema %d", self.path, applied, len(MIGRATIONS))
+        return applied
+
+    async def _check_schema(self) -> None:
+        version = await self.schema_version()
+        if version != len(MIGRATIONS):
+            state = "newer" if version > len(MIGRATIONS) else "older"
+            raise SchemaMismatch(
+                f"the database {self.path} has schema version {version}, {state} than this shadowpi's"
+                f" ({len(MIGRATIONS)}), and was opened without migrating"
+            )
+
+    def connection(self, role: Role) -> aiosqlite.Connection:
+        """One of the three connections, for diagnostics and tests (query plans, held queries)."""
+        return self._connections[role]
+
+    async def trace(self, callback: Callable[[str], object] | None) -> None:
+        """Call `callback` with every statement any connection runs, parameters filled in (None: stop)."""
+        for conn in self._connections.values():
+            await conn.set_trace_callback(callback)  # type: ignore[arg-type]  # None removes it
+
+
+async def _connect(path: Path, role: Role) -> aiosqlite.Connection:
+    # isolation_level=None: sqlite3 begins nothing by itself; BEGIN/COMMIT/ROLLBACK are the write path's alone,
+    # and a read never leaves a read transaction open.
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if role == "writer":
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+        else:
+            await conn.execute("PRAGMA query_only=ON")  # reads only: every write goes through the writer
+        await conn.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn

@@ -1,0 +1,44 @@
+"""SQLite statements: API tokens (hashes only)."""
+
+from __future__ import annotations
+
+import time
+
+from proxy.backends.records import TokenRecord
+from proxy.backends.sqlite.base import Queries, Statements
+
+_COLUMNS = "id, user_name, description, created_at, last_used, revoked_at"
+
+
+class TokenReads(Queries):
+
+    async def live_token(self, token_hash: str) -> TokenRecord | None:
+        """The live (not revoked) token with this hash."""
+        query = f"SELECT {_COLUMNS} FROM tokens WHERE token_hash = ? AND revoked_at IS NULL"  # noqa: S608 constant columns
+        row = await self._one(query, (token_hash,))
+        return TokenRecord(*row) if row else None
+
+    async def list_tokens(self, user: str | None = None) -> list[TokenRecord]:
+        query, params = f"SELECT {_COLUMNS} FROM tokens", tuple[str, ...]()  # noqa: S608 constant columns
+        if user is not None:
+            query, params = query + " WHERE user_name = ?", (user,)
+        return [TokenRecord(*row) for row in await self._all(query + " ORDER BY id", params)]
+
+
+class TokenWrites(TokenReads, Statements):
+
+    async def add_token(self, user: str, token_hash: str, description: str | None = None) -> int:
+        cursor = await self._conn.execute(
+            "INSERT INTO tokens (user_name, token_hash, description, created_at) VALUES (?, ?, ?, ?)",
+            (user, token_hash, description, time.time()),
+        )
+        return int(cursor.lastrowid or 0)
+
+    async def revoke_token(self, token_id: int) -> bool:
+        query = "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
+        return await self._run(query, (time.time(), token_id)) > 0
+
+    async def record_token_use(self, token_id: int, when: float, *, every: float) -> None:
+        """Set last_used, unless it was set less than `every` seconds before `when`."""
+        query = "UPDATE tokens SET last_used = ? WHERE id = ? AND (last_used IS NULL OR last_used < ?)"
+        await self._run(query, (when, token_id, when - every))

@@ -1,0 +1,56 @@
+"""The backend contract suite's one fixture: `backends`, parametrized over every implementation pair.
+
+Every test in tests/backends/ runs once per entry of KINDS. Adding a backend (PostgreSQL + S3 in the next issue)
+is one more entry: a function that returns the `[database]`/`[storage]` URLs of a fresh, empty instance (it may
+ask for other fixtures, such as `postgres_db` and `s3_bucket`, through `request`). A test that needs a second
+process on the same backends opens one with `backends.reopen()`: another set of connections, feed and store on
+the same URLs, exactly as another worker or command would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pytest
+
+from proxy.backends import Backends, open_backends
+from proxy.config import Config, build_config
+
+Urls = dict[str, str]  # {"database": URL, "storage": URL}
+
+
+def _sqlite_local(_request: pytest.FixtureRequest, root: Path) -> Urls:
+    # Explicit URLs outside the data dir, so the suite also checks that nothing assumes the default places.
+    return {"database": f"sqlite://{root / 'meta' / 'shadowpi.sqlite3'}", "storage": f"file://{root / 'store'}"}
+
+
+KINDS: dict[str, Callable[[pytest.FixtureRequest, Path], Urls]] = {
+    "sqlite+local": _sqlite_local,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BackendsUnderTest(Backends):
+    """Opened backends, plus the configuration they were opened from."""
+
+    config: Config
+
+    def reopen(self, *, migrate: bool = False) -> AbstractAsyncContextManager[Backends]:
+        """The same backends opened again: stands for another process (a worker, a command)."""
+        return open_backends(self.config, migrate=migrate)
+
+
+@pytest.fixture(params=list(KINDS))
+async def backends(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BackendsUnderTest]:
+    """Fresh, migrated backends of one kind (see KINDS); closed after the test."""
+    urls = KINDS[request.param](request, tmp_path)
+    config = build_config({
+        "server": {"data_dir": str(tmp_path / "data")},
+        "database": {"url": urls["database"]},
+        "storage": {"url": urls["storage"]},
+    })
+    async with open_backends(config, migrate=True) as opened:
+        yield BackendsUnderTest(**{f.name: getattr(opened, f.name) for f in fields(opened)}, config=config)

@@ -1,0 +1,138 @@
+"""The SQLite backend's own promises, beyond the contract: its schema and migrations, its three connections, the
+stamp file, and a writer connection that a cancelled task never leaves inside a transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from proxy.backends.changes import Topic
+from proxy.backends.metadata import SchemaMismatch
+from proxy.backends.sqlite import MmapChangeFeed, SqliteMetadata, open_sqlite
+from proxy.backends.sqlite.schema import MIGRATIONS, statements
+
+
+@contextlib.asynccontextmanager
+async def opened(path: Path, *, migrate: bool = True) -> AsyncIterator[SqliteMetadata]:
+    async with open_sqlite(path, migrate=migrate) as (meta, _feed):
+        yield meta
+
+
+def raw(path: Path) -> sqlite3.Connection:
+    """A connection of another process (plain sqlite3, autocommit)."""
+    return sqlite3.connect(path, isolation_level=None, timeout=0)
+
+
+async def test_a_new_database_needs_migrate_and_a_newer_one_is_refused(tmp_path: Path) -> None:
+    """Opening without migrating is refused for an empty database (schema 0) and for one newer than this
+    shadowpi, with a message saying which; migrating an empty one applies every migration."""
+    path = tmp_path / "db.sqlite3"
+    with pytest.raises(SchemaMismatch, match=r"has schema version 0, older than this shadowpi's \(6\)"):
+        async with opened(path, migrate=False):
+            pass
+    async with opened(path) as meta:
+        assert await meta.schema_version() == len(MIGRATIONS) == 6
+    with contextlib.closing(raw(path)) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    for migrate in (True, False):
+        with pytest.raises(SchemaMismatch, match="newer than this shadowpi"):
+            async with opened(path, migrate=migrate):
+                pass
+
+
+async def test_processes_migrating_at_once_apply_each_migration_once(tmp_path: Path) -> None:
+    """Two stores opening a new database together both succeed (one migrates, the other finds nothing to do)."""
+    path = tmp_path / "db.sqlite3"
+    async with contextlib.AsyncExitStack() as stack:
+        both = await asyncio.gather(*(stack.enter_async_context(opened(path)) for _ in range(2)))
+        assert [await meta.schema_version() for meta in both] == [6, 6]
+
+
+async def test_the_tokens_user_column_is_renamed_keeping_every_token(tmp_path: Path) -> None:
+    """A database at schema 5 (tokens.user, a reserved word in PostgreSQL) migrates to user_name with its tokens."""
+    path = tmp_path / "db.sqlite3"
+    with contextlib.closing(raw(path)) as conn:
+        for script in MIGRATIONS[:5]:
+            for statement in statements(script):
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 5")
+        conn.execute("INSERT INTO tokens (user, token_hash, created_at) VALUES ('alice', ?, 1.0)", ("1" * 64,))
+    async with opened(path) as meta:
+        assert await meta.token_user("1" * 64) == "alice"
+        assert [t.user for t in await meta.list_tokens("alice")] == ["alice"]
+    with contextlib.closing(raw(path)) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(tokens)")]
+    assert "user_name" in columns and "user" not in columns
+
+
+async def test_only_the_writer_connection_writes(tmp_path: Path) -> None:
+    """The reader and background connections are read-only: every write goes through a transaction."""
+    async with opened(tmp_path / "db.sqlite3") as meta:
+        for role in ("reader", "background"):
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                await meta.connection(role).execute("DELETE FROM tokens")
+
+
+async def test_a_cancel_while_waiting_for_the_write_lock_leaves_the_writer_usable(tmp_path: Path) -> None:
+    """A transaction cancelled while BEGIN IMMEDIATE waits for another process's write lock: once that process
+    lets go, the BEGIN that went through is rolled back, and the next transaction works."""
+    path = tmp_path / "db.sqlite3"
+    async with opened(path) as meta:
+        begun = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def traced(statement: str) -> None:  # in the writer's thread, as each statement starts
+            if statement == "BEGIN IMMEDIATE":
+                loop.call_soon_threadsafe(begun.set)
+
+        await meta.connection("writer").set_trace_callback(traced)
+        other = raw(path)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+
+        async def write() -> None:
+            async with meta.transaction() as tx:
+                await tx.add_token("lost", "1" * 64)
+
+        task = asyncio.create_task(write())
+        await begun.wait()  # the writer's thread now waits in SQLite's busy handler
+        task.cancel()
+        other.execute("ROLLBACK")  # let go while the cancelled task waits for its BEGIN to end
+        other.close()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not meta.connection("writer").in_transaction
+        await meta.add_token("alice", "2" * 64)
+        assert [t.user for t in await meta.list_tokens()] == ["alice"]
+
+
+async def test_a_full_disk_during_a_transaction_is_storage_full(tmp_path: Path) -> None:
+    """SQLite's "database or disk is full" becomes StorageFull (a 507), and nothing is left half-written."""
+    from proxy.errors import StorageFull
+
+    async with opened(tmp_path / "db.sqlite3") as meta:
+        await meta.connection("writer").execute("PRAGMA max_page_count = 1")  # now any growth is "disk full"
+        with pytest.raises(StorageFull):
+            async with meta.transaction() as tx:
+                for i in range(200):
+                    await tx.add_token("ci", f"{i:064d}", "x" * 1000)
+        await meta.connection("writer").execute("PRAGMA max_page_count = 1073741823")
+        assert await meta.list_tokens() == []
+        await meta.add_token("alice", "2" * 64)
+
+
+def test_a_stamp_file_of_an_older_version_is_grown_keeping_its_stamps(tmp_path: Path) -> None:
+    """The stamp file of a version with fewer topics is grown in place: its stamps keep their values."""
+    path = tmp_path / "db.changes"
+    path.write_bytes(b"\x01" * 8)  # written by a version with one topic
+    feed = MmapChangeFeed.open(path)
+    try:
+        assert feed.stamp(Topic.PRIVATE) == b"\x01" * 8
+        assert feed.stamp(Topic.PAGES) == b"\x00" * 8
+        assert path.stat().st_size == 8 * len(Topic)
+    finally:
+        feed.close()

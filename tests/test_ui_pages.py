@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from proxy.keys import FILES
-
 from tests.artifacts import build_wheel
 from tests.conftest import SampleDists, Upstream
 from tests.proxy_fixtures import HTML, JSON, ProxyFactory

@@ -18,7 +18,10 @@ from tests.uploading import TOKEN, TOKEN_AUTH, add_token, twine_upload, write_ht
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw"}  # alice is an admin ([ui] admins), bob is not
 README_MD = (
-    "# Acme utilities\n\nHelpers for **acme** services.\n\n```python\nimport acme_utils\n```\n"
+    "# Acme utilities\n\nHelpers for **acme** services: retries, service discovery and structured logs.\n\n"
+    "## Usage\n\n```python\nimport acme_utils\n\nclient = acme_utils.connect(\"billing\")\n```\n\n"
+    "| feature | since |\n|---|---|\n| retries | 1.0 |\n| discovery | 2.0 |\n\n"
+    "See the [changelog](https://git.example.invalid/acme/CHANGES.md) for details.\n"
 )
 HOSTILE_README = (
     "# Hostile\n\n<script>window.__pwned = 1</script>\n\n[click me](javascript:window.__pwned=2)\n\n"

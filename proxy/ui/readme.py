@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections import OrderedDict
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -73,7 +74,19 @@ def render_description(description: str, content_type: str | None) -> tuple[str,
         html = None
     if html is None:
         kind, html = "text", readme_renderer.txt.render(description)
-    return html or "", kind
+    return accessible(html or ""), kind
+
+
+# Markup the renderers emit that assistive technology stumbles over: comrak's empty heading self-links (a link with
+# no text) and `<pre lang="python">` (lang must be a human language). Both only remove markup from sanitized HTML,
+# so they cannot add anything a sanitizer would have refused.
+_EMPTY_ANCHOR = re.compile(r'<a href="#[^"<>]*" rel="nofollow"></a>')
+_PRE_LANG = re.compile(r'<pre lang="[^"<>]*"')
+
+
+def accessible(html: str) -> str:
+    """Sanitized README markup without the parts that fail accessibility checks (see above)."""
+    return _PRE_LANG.sub("<pre", _EMPTY_ANCHOR.sub("", html))
 
 
 def safe_link(label: str, url: str) -> Link:

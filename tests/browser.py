@@ -51,10 +51,15 @@ class Browser:
         await dialog.dismiss()
 
 
+def require_chromium() -> None:
+    """Fail (not skip: a skipped browser test hides a missing check) when there is no browser to drive."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does), or -m 'not browser'")
+
+
 async def open_browser(profile: Path, *, bypass_csp: bool = False) -> AsyncIterator[Browser]:
     """A fresh Chromium profile in `profile`; closed (and the browser stopped) when the generator finishes."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does), or deselect with -m 'not browser'")
+    require_chromium()
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
             str(profile), executable_path=str(CHROMIUM), args=FLAGS, headless=True, viewport=DESKTOP,

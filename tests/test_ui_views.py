@@ -6,10 +6,22 @@ from html.parser import HTMLParser
 
 import pytest
 
+from proxy.db import PrivateFile
 from proxy.simple.model import DistFile, Origin, ProjectPage
 from proxy.simple.names import NormalizedName
 from proxy.ui import formatting
-from proxy.ui.listing import Kind, Paged, Summary, choose, latest_version, normalize_query, paginate, summarize
+from proxy.ui.catalog import recent_releases
+from proxy.ui.listing import (
+    Kind,
+    Paged,
+    Summary,
+    choose,
+    latest_version,
+    merge_names,
+    normalize_query,
+    paginate,
+    summarize,
+)
 from proxy.ui.project_view import Standing, build_releases, install_lines, standing
 from proxy.ui.readme import Link, build_readme, content_kind
 from proxy.ui.session import Session, Signer
@@ -35,9 +47,8 @@ N = NormalizedName
 )
 def test_choose_ranks_exact_then_prefix_then_contains(query: str, kind: Kind, expected: list[tuple[str, bool]]):
     """Search matches normalized names; the exact name first, then names starting with it, then the rest."""
-    private = [N("acme-utils"), N("acme")]
-    cached = [N("django"), N("nacme"), N("acme")]
-    assert choose(private, cached, query, kind) == expected
+    entries = merge_names([N("acme-utils"), N("acme")], [N("django"), N("nacme"), N("acme")])
+    assert choose(entries, query, kind) == expected
 
 
 @pytest.mark.parametrize(
@@ -306,3 +317,22 @@ def test_no_description_and_huge_description():
     assert build_readme(core_metadata("acme", "1.0")).kind == "none"
     huge = build_readme(core_metadata("acme", "1.0", description="x" * 1_000_001))
     assert (huge.kind, huge.html) == ("too big", None)
+
+
+# --- recent releases --------------------------------------------------------------------------------------
+
+
+def _record(project: str, version: str, minute: int) -> PrivateFile:
+    return PrivateFile(f"{project}-{version}-{minute}.whl", N(project), version, "ab" * 32, None, 1, None, None,
+                       None, f"2025-01-01T00:{minute:02d}:00.000000Z", "ci")
+
+
+def test_recent_releases_are_distinct_and_newest_first():
+    """One row per release (its newest upload), newest first, even when one release has many recent files."""
+    files = [_record("old", "1.0", 0), _record("a", "1.0", 1)]
+    files += [_record("busy", "2.0", m) for m in range(10, 40)]  # 30 files of one release, all newer
+    files += [_record("b", "1.0", 5)]
+    rows = recent_releases(files, limit=3)
+    assert [(r.project, r.version, r.upload_time[14:16]) for r in rows] == [
+        ("busy", "2.0", "39"), ("b", "1.0", "05"), ("a", "1.0", "01")]
+    assert [r.project for r in recent_releases(files, limit=10)] == ["busy", "b", "a", "old"]

@@ -13,6 +13,7 @@ from packaging.version import InvalidVersion, Version
 from proxy.simple.names import NormalizedName
 
 T = TypeVar("T")
+Entry = tuple[NormalizedName, bool]  # a project name and whether it is private
 PAGE_SIZE = 50
 MAX_QUERY_CHARS = 200
 
@@ -84,22 +85,25 @@ def normalize_query(query: str) -> str:
     return re.sub(r"[-_.\s]+", "-", query.strip()[:MAX_QUERY_CHARS]).lower().strip("-")
 
 
-def choose(
-    private: Iterable[NormalizedName], cached: Iterable[NormalizedName], query: str, kind: Kind
-) -> list[tuple[NormalizedName, bool]]:
-    """(name, is private) of the projects matching `query`: an exact match first, then names starting with it,
-    then names containing it, each group by name. A private name that is also cached counts as private."""
+def merge_names(private: Iterable[NormalizedName], cached: Iterable[NormalizedName]) -> tuple[Entry, ...]:
+    """Every known project once, by name, as (name, is private); a private name that is also cached is private."""
     private_set = set(private)
-    names: set[NormalizedName] = set()
-    if kind is not Kind.CACHED:
-        names |= private_set
-    if kind is not Kind.PRIVATE:
-        names |= {n for n in cached if n not in private_set}
+    return tuple((n, n in private_set) for n in sorted(private_set.union(cached)))
+
+
+def choose(entries: Sequence[Entry], query: str, kind: Kind) -> list[Entry]:
+    """The entries (sorted by name) of `kind` matching `query`: an exact match first, then names starting with it,
+    then names containing it, each group by name. Work is one pass, plus a sort of the matches only."""
+    if kind is Kind.PRIVATE:
+        entries = [e for e in entries if e[1]]
+    elif kind is Kind.CACHED:
+        entries = [e for e in entries if not e[1]]
     wanted = normalize_query(query)
-    if wanted:
-        names = {n for n in names if wanted in n}
-    ranked = sorted(names, key=lambda n: (n != wanted, not n.startswith(wanted), n))
-    return [(n, n in private_set) for n in ranked]
+    if not wanted:
+        return list(entries)
+    matches = [e for e in entries if wanted in e[0]]
+    matches.sort(key=lambda e: (e[0] != wanted, not e[0].startswith(wanted)))  # stable: by name within a group
+    return matches
 
 
 def summarize(files: Iterable[tuple[str | None, bool, str | None]]) -> Summary:

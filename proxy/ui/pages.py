@@ -6,7 +6,6 @@ from aiohttp import web
 
 from proxy import __version__
 from proxy.errors import InvalidProjectName
-from proxy.keys import PRIVATE
 from proxy.simple.names import is_canonical, parse_project_name
 from proxy.ui import project_page
 from proxy.ui.context import UI, Viewer
@@ -20,10 +19,10 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 @routes.get("/", name="ui.home")
 @ui_page()
 async def home(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    ui = request.app[UI]
-    recent = await ui.catalog.recent(10)
-    private_count = len(await request.app[PRIVATE].names())
-    return render(request, viewer, "home.html", {"recent": recent, "private_count": private_count})
+    catalog = request.app[UI].catalog
+    private, cached = await catalog.counts()
+    context = {"recent": await catalog.recent(10), "private_count": private, "cached_count": cached}
+    return render(request, viewer, "home.html", context)
 
 
 @routes.get("/search", name="ui.search")

@@ -151,11 +151,17 @@ async def test_a_hostile_readme_renders_inert(make_proxy: ProxyFactory, upstream
     assert browser.dialogs == []
 
 
-async def test_main_pages_pass_accessibility_checks_and_are_screenshotted(ui: Ui, browser: Browser):
+async def test_main_pages_pass_accessibility_checks_and_are_screenshotted(
+    make_proxy: ProxyFactory, upstream: Upstream, browser: Browser
+):
     """axe-core finds no violations on the main pages (anonymous and signed in, desktop and phone widths);
-    each page is saved as a screenshot under tests/screenshots/."""
+    each page is saved as a screenshot under tests/screenshots/ (docs/project-page.png is project.png)."""
+    ui = await start_ui(make_proxy, upstream, ui={"trusted_proxies": ["127.0.0.1"]})
+    await ui.upload(acme_wheel("1.0"), acme_wheel("2.0"))
     await ui.client.post("/api/projects/acme-utils/1.0/yank", json={"reason": "superseded"}, headers=basic("alice"))
     await sign_in(browser, ui, "alice")
+    # The pages as behind a TLS proxy: install lines name a real-looking host rather than a random test port.
+    await browser.context.set_extra_http_headers({"X-Forwarded-Proto": "https", "X-Forwarded-Host": "pypi.example.com"})
     pages = {
         "home": "/", "search": "/search?q=acme", "project": "/project/acme-utils/",
         "delete": "/project/acme-utils/delete?target=2.0", "tokens": "/account/tokens", "operations": "/operations",

@@ -283,6 +283,8 @@ async def test_read_auth_pages_need_credentials_basic_or_session(make_proxy: Pro
     assert (anonymous.status, anonymous.headers["WWW-Authenticate"]) == (401, 'Basic realm="shadowpi"')
     assert '<input type="hidden" name="next" value="/project/acme-utils/">' in body and "acme-utils</a>" not in body
     assert (await ui.client.get("/project/acme-utils/", headers=basic("bob"))).status == 200
+    assert (await ui.client.get("/project/Acme_Utils/", allow_redirects=False)).status == 401
+    assert (await ui.client.get("/search?q=acme")).status == 401
     assert (await ui.client.get("/account/login")).status == 200
     assert (await ui.client.get("/static/ui/style.css")).status == 200
     assert (await ui.sign_in("bob")).status == 303

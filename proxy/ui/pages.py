@@ -49,7 +49,8 @@ def _lookup_name(query: str, rows: tuple[object, ...]) -> str | None:
 
 
 @routes.get("/project/{name}", name="ui.project_noslash")
-async def project_redirect(request: web.Request) -> web.StreamResponse:
+@ui_page()
+async def project_redirect(request: web.Request, _viewer: Viewer) -> web.StreamResponse:
     name = parse_project_name(request.match_info["name"])
     return web.Response(status=301, headers={"Location": f"./{name}/"})
 

@@ -235,6 +235,20 @@ async def test_releases_are_paginated(ui: Ui):
     assert second.count('<section class="release') == 2 and ">1.0\n" in second
 
 
+async def test_a_big_upstream_project_is_paged_and_grouped_off_the_loop(ui: Ui, dists: SampleDists):
+    """A page of thousands of files (grouped into releases in a thread) shows 25 releases per page, newest first;
+    its README comes from the newest file with cached metadata, never from the thousands without."""
+    ui.upstream.fake.add(dists.tinylib_2)
+    ui.upstream.fake.extra_files = 2500  # tinylib-0.0.<i>.tar.gz, none with metadata
+    status, html = await ui.page("/project/tinylib/")
+    assert status == 200
+    assert "Releases <span class=\"muted\">(2501, 2501 files)</span>" in html and "Page 1 of 101" in html
+    assert html.index('id="v-1">2.0') < html.index(">0.0.2499")
+    assert "README not cached" in html
+    _status, last = await ui.page("/project/tinylib/?page=101")
+    assert last.count('<section class="release') == 1 and ">0.0.0\n" in last
+
+
 # --- headers ----------------------------------------------------------------------------------------------
 
 

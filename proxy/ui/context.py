@@ -106,7 +106,8 @@ async def identify(request: web.Request, ui: UiServices) -> tuple[Identity | Non
     AuthenticationRequired, a flood TooManyRequests); a session cookie must still match a live user or token."""
     auth = request.app[AUTH]
     header = request.headers.get("Authorization")
-    if header is not None and header.split(None, 1)[:1] and header.split(None, 1)[0].lower() == "basic":
+    scheme = header.split(None, 1)[0].lower() if header and header.strip() else ""
+    if scheme == "basic":
         return await auth.identify(header, request.remote), False
     session = ui.signer.read_session(request.cookies.get(SESSION_COOKIE), time.time())
     if session is not None and await _session_live(session, auth, ui.tokens):

@@ -51,7 +51,7 @@ async def gather(request: web.Request, viewer: Viewer, name: NormalizedName, pag
     if is_private:
         found = await ui.sources.private(records, latest)
     else:
-        found = await ui.sources.upstream(project)
+        found = await ui.sources.upstream(releases)
     return ProjectContext(
         name=name, standing=standing(project, has_private=is_private), outcome=resolved.outcome, latest=latest,
         releases=paginate(releases, page, RELEASES_PER_PAGE), release_count=len(releases),

@@ -26,6 +26,7 @@ class Standing(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class FileRow:
+    dist: DistFile  # the page's own record (where its metadata file is, for the README)
     filename: str
     path: str  # the download path, relative to the site root
     size: int | None
@@ -66,7 +67,7 @@ def standing(page: ProjectPage, *, has_private: bool) -> Standing:
 def _file_row(dist: DistFile, path: str, uploader: str | None) -> FileRow:
     reason = dist.yanked if isinstance(dist.yanked, str) and dist.yanked else None
     return FileRow(
-        filename=dist.filename, path=path, size=dist.size, sha256=dist.sha256,
+        dist=dist, filename=dist.filename, path=path, size=dist.size, sha256=dist.sha256,
         requires_python=dist.requires_python, upload_time=dist.upload_time, uploader=uploader,
         private=dist.origin is Origin.PRIVATE, yanked=dist.yanked is not False, yanked_reason=reason,
     )  # fmt: skip

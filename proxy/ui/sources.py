@@ -22,14 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from packaging.version import InvalidVersion, Version
-
 from proxy.archives import ArchiveLimits, inspect_distribution
 from proxy.db import PrivateFile
 from proxy.errors import InvalidUpload
 from proxy.files import FileCache
-from proxy.simple.model import DistFile, ProjectPage
-from proxy.simple.names import version_of_filename
+from proxy.simple.model import DistFile
+from proxy.ui.project_view import Release
 from proxy.web.files import metadata_file
 
 log = logging.getLogger(__name__)
@@ -89,28 +87,28 @@ class MetadataSource:
             log.warning("could not read PKG-INFO from %s: %s", record.filename, exc)
             return None
 
-    async def upstream(self, page: ProjectPage) -> Found:
-        """The newest cached `.metadata` among the page's files (looked up in the cache only)."""
-        for dist in _newest_with_metadata(page.files)[:MAX_UPSTREAM_CANDIDATES]:
+    async def upstream(self, releases: Sequence[Release]) -> Found:
+        """The newest cached `.metadata` among the releases' files (looked up in the cache only)."""
+        for version, dist in _newest_with_metadata(releases):
             cached = await self._files.cached(metadata_file(dist))
             if cached is None:
                 continue
             with contextlib.suppress(OSError):
-                data = await self._blobs.read_bytes(cached.blob.sha256)
-                return Found(data, Origin.CACHED, version_of_filename(dist.filename))
+                return Found(await self._blobs.read_bytes(cached.blob.sha256), Origin.CACHED, version)
         return Found(None, Origin.NOT_CACHED, None)
 
 
-def _newest_with_metadata(files: Sequence[DistFile]) -> list[DistFile]:
-    def key(dist: DistFile) -> tuple[int, Version, bool, str]:
-        raw = version_of_filename(dist.filename)
-        try:
-            version = Version(raw) if raw else Version("0")
-        except InvalidVersion:
-            version = Version("0")
-        return (dist.yanked is False, version, dist.filename.endswith(".whl"), dist.upload_time or "")
-
-    return sorted((f for f in files if f.has_metadata), key=key, reverse=True)
+def _newest_with_metadata(releases: Sequence[Release]) -> list[tuple[str, DistFile]]:
+    """Up to MAX_UPSTREAM_CANDIDATES files with PEP 658 metadata: releases newest first (yanked ones after the
+    others), wheels before sdists. The releases are already in version order: nothing is parsed here."""
+    found: list[tuple[str, DistFile]] = []
+    for release in [r for r in releases if not r.yanked] + [r for r in releases if r.yanked]:
+        for row in sorted(release.files, key=lambda f: not f.filename.endswith(".whl")):
+            if row.dist.has_metadata:
+                found.append((release.version, row.dist))
+                if len(found) == MAX_UPSTREAM_CANDIDATES:
+                    return found
+    return found
 
 
 def _pkg_info(data: bytes, filename: str) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,7 @@ from proxy.ui.listing import (
 )
 from proxy.ui.project_view import Standing, build_releases, install_lines, standing
 from proxy.ui.readme import Link, build_readme, content_kind
-from proxy.ui.session import Session, Signer
+from proxy.ui.session import KEY_FILE, Session, Signer, load_or_create_key
 from proxy.ui.urls import Endpoints, Urls, root_from, safe_next
 from tests.artifacts import core_metadata
 
@@ -336,3 +337,15 @@ def test_recent_releases_are_distinct_and_newest_first():
     assert [(r.project, r.version, r.upload_time[14:16]) for r in rows] == [
         ("busy", "2.0", "39"), ("b", "1.0", "05"), ("a", "1.0", "01")]
     assert [r.project for r in recent_releases(files, limit=10)] == ["busy", "b", "a", "old"]
+
+
+def test_session_key_is_created_once_private_and_shared(tmp_path: Path):
+    """The signing key is created on first use (mode 0600) and read back by every later caller (the workers);
+    a damaged key file is an error naming it, never silently replaced."""
+    first = load_or_create_key(tmp_path)
+    assert len(first) == 32 and load_or_create_key(tmp_path) == first
+    assert (tmp_path / KEY_FILE).stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == [KEY_FILE]  # no temporary file left behind
+    (tmp_path / KEY_FILE).write_bytes(b"short")
+    with pytest.raises(OSError, match=r"ui-session\.key is damaged"):
+        load_or_create_key(tmp_path)

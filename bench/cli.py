@@ -147,6 +147,7 @@ def one_run(run: int, settings: Settings, projects: dict[str, corpus.Project], w
         start_shadowpi(supervisor, "shadowpi (slow upstream)", port=sp_slow_port, data_dir=run_dir / "shadowpi-slow",
                        upstream=f"{upstream}/slow/simple/", workers=settings.workers,
                        log_path=run_dir / "shadowpi-slow.log")
+        no_ui = _start_no_ui(supervisor, settings, run_dir, f"{upstream}/simple/")
         targets = [
             Target("shadowpi", f"http://127.0.0.1:{sp_port}/simple/", f"http://127.0.0.1:{sp_slow_port}/simple/",
                    lambda: process_tree(shadowpi.pid)),
@@ -158,7 +159,7 @@ def one_run(run: int, settings: Settings, projects: dict[str, corpus.Project], w
         work = run_dir / "work"
         work.mkdir()
         uv = find_tool_next_to_python("uv")
-        ctx = Context(settings, projects, UpstreamLog(access_log), wrk, uv, work, log)
+        ctx = Context(settings, projects, UpstreamLog(access_log), wrk, uv, work, log, no_ui)
         for title, scenario in [*scenarios.SCENARIOS, *installs.SCENARIOS]:
             if not settings.runs_scenario(title):
                 continue
@@ -170,7 +171,20 @@ def one_run(run: int, settings: Settings, projects: dict[str, corpus.Project], w
         supervisor.close()
         shutil.rmtree(run_dir / "shadowpi-data", ignore_errors=True)  # the big copies; logs stay for --keep-tmp
         shutil.rmtree(run_dir / "shadowpi-slow", ignore_errors=True)
+        shutil.rmtree(run_dir / "shadowpi-noui", ignore_errors=True)
         shutil.rmtree(run_dir / "proxy" / "cache", ignore_errors=True)
+
+
+def _start_no_ui(supervisor: Supervisor, settings: Settings, run_dir: Path, upstream: str) -> Target | None:
+    """A shadowpi with the web interface off, when its scenario runs (same upstream, a data dir of its own)."""
+    if not settings.runs_scenario(scenarios.NO_UI_TITLE):
+        return None
+    port = free_port()
+    service = start_shadowpi(supervisor, "shadowpi (web interface off)", port=port,
+                             data_dir=run_dir / "shadowpi-noui", upstream=upstream, workers=settings.workers,
+                             log_path=run_dir / "shadowpi-noui.log", ui=False)
+    url = f"http://127.0.0.1:{port}/simple/"
+    return Target("shadowpi", url, url, lambda: process_tree(service.pid))
 
 
 def _upstream_counts(ctx: Context) -> dict[str, dict[str, int]]:

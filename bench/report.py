@@ -39,7 +39,12 @@ def metrics(sizes: Sizes, herd_clients: int = 32) -> list[Metric]:
             Metric(f"{prefix}.cpu_per_1k", f"{title}: server CPU s / 1,000 req", LOWER),
             Metric(f"{prefix}.bytes", f"{title}: response bytes (gzip)", LOWER, 0),
         ]
+    no_ui = "warm 5-file page, web interface off"
     rows += [
+        Metric("page5_noui.rps", f"{no_ui}: requests/s", HIGHER),
+        Metric("page5_noui.p50_ms", f"{no_ui}: p50 latency (ms)", LOWER),
+        Metric("page5_noui.p99_ms", f"{no_ui}: p99 latency (ms)", LOWER),
+        Metric("page5_noui.cpu_per_1k", f"{no_ui}: server CPU s / 1,000 req", LOWER),
         Metric("cold_page.p50_ms", "cold page (20 projects): p50 latency (ms)", LOWER),
         Metric("cold_page.upstream", "cold page: upstream requests per page", EXACT),
         Metric("warm_dl_1.gbps", f"warm {mid} download, 1 client (GB/s)", HIGHER),

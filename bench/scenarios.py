@@ -94,6 +94,9 @@ class Context:
     uv: str | None
     work: Path  # scratch space of this run (install targets, venvs)
     log: Callable[[str], None]
+    # A second shadowpi with [ui] enabled = false, started only when NO_UI_TITLE runs: the same page's throughput
+    # without the web interface, in the same run (issue 15: pages must not slow the simple API).
+    no_ui: Target | None = None
 
 
 Metrics = dict[str, float]
@@ -155,6 +158,14 @@ def _warm_page(ctx: Context, target: Target, project: str, prefix: str) -> Metri
 
 def warm_small_page(ctx: Context, target: Target) -> Metrics:
     return _warm_page(ctx, target, corpus.SMALL, "page5")
+
+
+def warm_small_page_no_ui(ctx: Context, target: Target) -> Metrics:
+    """The warm 5-file page from a shadowpi without the web interface (nothing to measure on nginx)."""
+    if target.name != "shadowpi" or ctx.no_ui is None:
+        return {}
+    measured = _warm_page(ctx, ctx.no_ui, corpus.SMALL, "page5_noui")
+    return {k: v for k, v in measured.items() if not k.endswith(".bytes")}
 
 
 def warm_many_page(ctx: Context, target: Target) -> Metrics:
@@ -316,8 +327,10 @@ def uv_install(ctx: Context, target: Target) -> Metrics:
 
 
 # In run order: cold_download must precede warm_download (it fills the cache that one reads).
+NO_UI_TITLE = "warm 5-file page, web interface off"
 SCENARIOS: list[tuple[str, Scenario]] = [
     ("warm 5-file page", warm_small_page),
+    (NO_UI_TITLE, warm_small_page_no_ui),
     ("warm 5,000-file page", warm_many_page),
     ("cold pages", cold_pages),
     ("cold download", cold_download),

@@ -285,12 +285,15 @@ def start_nginx(supervisor: Supervisor, name: str, nginx: str, conf: Path, port:
 
 
 def start_shadowpi(supervisor: Supervisor, name: str, *, port: int, data_dir: Path, upstream: str,
-                   workers: int, log_path: Path) -> Service:
+                   workers: int, log_path: Path, ui: bool = True, offline: bool = False) -> Service:
     argv = [sys.executable, "-m", "proxy", "serve", "--data-dir", str(data_dir), "--upstream", upstream,
             "--port", str(port), "--log-level", os.environ.get("BENCH_SHADOWPI_LOG", "WARNING")]
     if workers > 1:
         argv += ["--workers", str(workers)]
+    if offline:
+        argv.append("--offline")
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env["SHADOWPI_UI_ENABLED"] = "true" if ui else "false"
     service = supervisor.start(name, argv, log_path, cwd=REPO, env=env)
     wait_ready(service, f"http://127.0.0.1:{port}/health")
     return service

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import aiohttp
 from aiohttp import web
 
+from proxy import ui
 from proxy.auth import Authenticator, FailureLimiter, Htpasswd
 from proxy.backends import open_backends
 from proxy.config import Config
@@ -82,6 +83,7 @@ def create_app(
     app.add_routes(ops.routes)
     if config.metrics.enabled:
         app.add_routes(ops.metrics_routes)
+    ui.setup(app)  # the web interface: GET /, /search, /project/<name>/, ... (or a one-line GET / without it)
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -108,6 +109,15 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class UiConfig:
+    enabled: bool = True  # the web interface (GET /, /search, /project/...); false: API only
+    admins: frozenset[str] = frozenset()  # users who see the operations page (issue 14: index admins)
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-Proto/-Host/-Prefix the pages trust.
+    trusted_proxies: tuple[str, ...] = ()
+    session_lifetime: float = 43200.0  # seconds a sign-in lasts (the session cookie's Max-Age)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
@@ -119,6 +129,7 @@ class Config:
     cache: CacheConfig = field(default_factory=CacheConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
     # Where server.data_dir came from, for the one line every command prints ("--data-dir", "default", …).
     data_dir_source: str = field(default="default", compare=False)
 
@@ -229,6 +240,24 @@ def _as_patterns(key: str, value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _as_users(key: str, value: object) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{key}: must be a list of user names such as [\"alice\"]")
+    return frozenset(value)
+
+
+def _as_networks(key: str, value: object) -> tuple[str, ...]:
+    """IP addresses or networks (CIDR), validated now so a typo cannot silently trust nobody (or everybody)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key}: must be a list of addresses or networks such as [\"127.0.0.1\", \"10.0.0.0/8\"]")
+    for entry in value:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(f"{key}: {entry!r} is not an IP address or network") from None
+    return tuple(value)
+
+
 Parser = Callable[[str, object], object]
 
 # Every accepted key, with its parser. Unknown keys are errors: a typo must not silently do nothing.
@@ -283,6 +312,12 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
     "logging": {
         "level": lambda k, v: _as_choice(k, v, ("DEBUG", "INFO", "WARNING", "ERROR")),
         "format": lambda k, v: _as_choice(k, v, ("text", "json")),
+    },
+    "ui": {
+        "enabled": _as_bool,
+        "admins": _as_users,
+        "trusted_proxies": _as_networks,
+        "session_lifetime": lambda k, v: _as_number(k, v, minimum=60),
     },
 }
 

@@ -55,6 +55,7 @@ class PrivateIndex:
         self._names: frozenset[NormalizedName] | None = None
         # Kept until the next private change: the same page object keeps rendered bytes cached.
         self._pages: dict[NormalizedName, ProjectPage] = {}
+        self._files: tuple[PrivateFile, ...] | None = None
 
     async def page(self, name: NormalizedName) -> ProjectPage | None:
         """The private page for a project, or None when nothing was uploaded under that name."""
@@ -78,12 +79,24 @@ class PrivateIndex:
     async def names(self) -> list[NormalizedName]:
         return sorted(await self._private_names(self._current()))
 
+    async def files(self) -> tuple[PrivateFile, ...]:
+        """Every private file, by project and filename (listings, recent uploads): one query, then held until the
+        next private change, so the same tuple comes back while nothing changed."""
+        stamp = self._current()
+        files = self._files
+        if files is None:
+            files = tuple(await self._db.bundle_private_files())
+            if stamp == self._stamp:
+                self._files = files
+        return files
+
     def _current(self) -> bytes:
         """The change stamp now; drops everything held when it differs from the last one seen."""
         stamp = self._changes.stamp(Topic.PRIVATE)
         if stamp != self._stamp:
             self._stamp = stamp
             self._names = None
+            self._files = None
             self._pages.clear()
         return stamp
 

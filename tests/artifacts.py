@@ -96,14 +96,17 @@ def module_name(name: str) -> str:
 
 
 def core_metadata(
-    name: str, version: str, *, requires_dist: Iterable[str] = (), requires_python: str | None = None
+    name: str, version: str, *, requires_dist: Iterable[str] = (), requires_python: str | None = None,
+    description: str | None = None, headers: Iterable[str] = (),
 ) -> bytes:
-    """Metadata-Version 2.1 core metadata (a wheel's METADATA, an sdist's PKG-INFO)."""
+    """Metadata-Version 2.1 core metadata (a wheel's METADATA, an sdist's PKG-INFO); `headers` are extra
+    "Field: value" lines (Description-Content-Type, Project-URL, ...), `description` the body."""
     lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}", "Summary: test artifact"]
     if requires_python is not None:
         lines.append(f"Requires-Python: {requires_python}")
     lines.extend(f"Requires-Dist: {req}" for req in requires_dist)
-    return ("\n".join(lines) + "\n\n").encode()
+    lines.extend(headers)
+    return ("\n".join(lines) + "\n\n" + (description or "")).encode()
 
 
 def _payload(name: str, version: str, size: int) -> bytes:
@@ -133,12 +136,15 @@ def build_wheel(
     tag: str = "py3-none-any",
     module_source: str | None = None,
     payload_size: int = 0,
+    description: str | None = None,
+    metadata_headers: Sequence[str] = (),
 ) -> Artifact:
     """A valid, installable wheel; payload_size > 0 adds `<mod>/_payload.bin` of incompressible bytes."""
     ver = str(Version(version))
     mod = module_name(name)
     dist_info = f"{escape_name(name)}-{ver}.dist-info"
-    metadata = core_metadata(name, ver, requires_dist=requires_dist, requires_python=requires_python)
+    metadata = core_metadata(name, ver, requires_dist=requires_dist, requires_python=requires_python,
+                             description=description, headers=metadata_headers)
     source = module_source if module_source is not None else f'__version__ = "{ver}"\n'
     members: list[tuple[str, bytes, int]] = [(f"{mod}/__init__.py", source.encode(), zipfile.ZIP_DEFLATED)]
     if payload_size > 0:
@@ -200,12 +206,15 @@ def build_sdist(
     requires_dist: Sequence[str] = (),
     requires_python: str | None = None,
     module_source: str | None = None,
+    description: str | None = None,
+    metadata_headers: Sequence[str] = (),
 ) -> Artifact:
     """A PEP 625 `.tar.gz` sdist with PKG-INFO and a setuptools pyproject.toml, buildable by pip."""
     ver = str(Version(version))
     mod = module_name(name)
     base = f"{escape_name(name)}-{ver}"
-    pkg_info = core_metadata(name, ver, requires_dist=requires_dist, requires_python=requires_python)
+    pkg_info = core_metadata(name, ver, requires_dist=requires_dist, requires_python=requires_python,
+                             description=description, headers=metadata_headers)
     source = module_source if module_source is not None else f'__version__ = "{ver}"\n'
     entries: list[tuple[str, bytes | None]] = [
         (base, None),

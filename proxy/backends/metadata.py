@@ -270,6 +270,11 @@ class MetadataStore(PageStore, PrivateStore, BlobIndex, TokenStore, BundleReads,
         """A trivial round trip: returns when the store answers (readiness), raises otherwise."""
         ...
 
+    async def shared_secret(self, name: str, length: int = 32) -> bytes:
+        """The secret called `name`, the same bytes in every process on this store: the first to ask creates it
+        (`length` random bytes), everybody after gets those. No topic."""
+        ...
+
     async def schema_version(self) -> int:
         """The schema version the store holds (0: empty)."""
         ...

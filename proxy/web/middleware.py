@@ -108,7 +108,11 @@ async def read_auth_middleware(request: web.Request, handler: Handler) -> web.St
 
 def _open_to_anonymous(request: web.Request) -> bool:
     path = request.path
-    return path == "/health" or (path == "/metrics" and request.app[CONFIG].metrics.token is not None)
+    if path == "/health" or (path == "/metrics" and request.app[CONFIG].metrics.token is not None):
+        return True
+    # The web interface checks reads itself: it also accepts its session cookie, and answers with a sign-in page.
+    name = request.match_info.route.name
+    return name is not None and name.startswith("ui.")
 
 
 @web.middleware

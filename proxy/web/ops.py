@@ -1,4 +1,4 @@
-"""Operational endpoints: /health (liveness), /ready (readiness and status), /metrics, and a landing page."""
+"""Operational endpoints: /health (liveness), /ready (readiness and status) and /metrics (GET / is proxy/ui)."""
 
 from __future__ import annotations
 
@@ -85,10 +85,3 @@ async def metrics(request: web.Request) -> web.Response:
         if not hmac.compare_digest(sent, token.encode()):
             raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Bearer realm="shadowpi metrics"'})
     return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
-
-
-@routes.get("/", name="root")
-async def root(_request: web.Request) -> web.Response:
-    return web.Response(
-        text=f"shadowpi {__version__}: simple index at /simple/ (pip: --index-url http://HOST:PORT/simple/)\n"
-    )

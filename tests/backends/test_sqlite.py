@@ -32,11 +32,11 @@ async def test_a_new_database_needs_migrate_and_a_newer_one_is_refused(tmp_path:
     """Opening without migrating is refused for an empty database (schema 0) and for one newer than this
     shadowpi, with a message saying which; migrating an empty one applies every migration."""
     path = tmp_path / "db.sqlite3"
-    with pytest.raises(SchemaMismatch, match=r"has schema version 0, older than this shadowpi's \(6\)"):
+    with pytest.raises(SchemaMismatch, match=r"has schema version 0, older than this shadowpi's \(7\)"):
         async with opened(path, migrate=False):
             pass
     async with opened(path) as meta:
-        assert await meta.schema_version() == len(MIGRATIONS) == 6
+        assert await meta.schema_version() == len(MIGRATIONS) == 7
     with contextlib.closing(raw(path)) as conn:
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     for migrate in (True, False):
@@ -50,7 +50,7 @@ async def test_processes_migrating_at_once_apply_each_migration_once(tmp_path: P
     path = tmp_path / "db.sqlite3"
     async with contextlib.AsyncExitStack() as stack:
         both = await asyncio.gather(*(stack.enter_async_context(opened(path)) for _ in range(2)))
-        assert [await meta.schema_version() for meta in both] == [6, 6]
+        assert [await meta.schema_version() for meta in both] == [7, 7]
 
 
 async def test_the_tokens_user_column_is_renamed_keeping_every_token(tmp_path: Path) -> None:

@@ -43,3 +43,15 @@ async def test_a_token_use_is_recorded_at_most_once_a_minute(backends: BackendsU
     assert await meta.token_user(HASH_1) == "alice"
     [second] = await meta.list_tokens()
     assert second.last_used == first.last_used
+
+
+async def test_a_shared_secret_is_created_once_and_the_same_for_every_process(backends: BackendsUnderTest) -> None:
+    """shared_secret: the first caller creates `length` random bytes; every later caller, in this process or
+    another (a worker, a replica), gets the very same bytes; different names are different secrets."""
+    first = await backends.meta.shared_secret("ui-session")
+    assert len(first) == 32
+    async with backends.reopen() as other:
+        assert await other.meta.shared_secret("ui-session") == first
+        assert await other.meta.shared_secret("another", 16) != first[:16]
+    assert await backends.meta.shared_secret("ui-session") == first
+    assert len(await backends.meta.shared_secret("another", 16)) == 16

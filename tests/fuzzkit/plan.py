@@ -10,11 +10,12 @@ from hypothesis import strategies as st
 
 from tests.fuzzkit.multipart import Budget
 from tests.fuzzkit.routes import ROUTES, malformed_requests, route_requests, unrouted_requests
+from tests.fuzzkit.ui_routes import is_ui_route
 from tests.fuzzkit.wire import RawRequest
 
 RouteKey = tuple[str, str]
 # Examples per group and surface in the CI profile: about 30 s for the whole suite on an idle 2-core machine.
-CI_EXAMPLES = {"pages": 70, "files": 70, "uploads": 110, "management": 45, "ops": 35, "http": 60}
+CI_EXAMPLES = {"pages": 70, "files": 70, "uploads": 110, "management": 45, "ops": 35, "ui": 60, "http": 60}
 GROUPS = tuple(CI_EXAMPLES)
 
 _COMMON = {
@@ -42,6 +43,8 @@ def live_routes(app: web.Application) -> set[RouteKey]:
 
 def group_of(key: RouteKey) -> str:
     method, path = key
+    if is_ui_route(key):
+        return "ui"
     if path.startswith("/files/"):
         return "files"
     if path.startswith("/api/"):

@@ -6,16 +6,14 @@ without a strategy, so a new endpoint is fuzzed from the day it lands.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
 from hypothesis import strategies as st
 
 from tests.artifacts import Artifact
+from tests.fuzzkit.draft import Draft, DraftStrategy
 from tests.fuzzkit.harness import METRICS_TOKEN, sample_dists
 from tests.fuzzkit.multipart import ARTIFACTS, PRIVATE_PROJECT, Budget, UploadBody, upload_bodies
+from tests.fuzzkit.ui_routes import UI_ROUTES
 from tests.fuzzkit.values import (
-    PIP_ACCEPT,
     Credentials,
     credentials,
     extra_headers,
@@ -31,26 +29,6 @@ UPSTREAM_ARTIFACTS = sample_dists().all
 METADATA = ".metadata"
 
 
-@dataclass(frozen=True)
-class Draft:
-    """A request before credentials, optional headers and framing are chosen.
-
-    expect: the statuses a correct server answers when the request goes out plainly with acceptable credentials
-    (empty: anything but a violation of the invariants). write: needs credentials on every surface.
-    """
-
-    method: bytes
-    target: bytes
-    body: bytes = b""
-    content_type: bytes | None = None
-    tags: frozenset[str] = frozenset()
-    expect: frozenset[int] = frozenset()
-    write: bool = False
-    authorization: tuple[bytes | None] | None = None  # the route chooses its own Authorization (/metrics)
-    accept: bytes | None = field(default=PIP_ACCEPT)
-
-
-DraftStrategy = Callable[[bytes, Budget], st.SearchStrategy[Draft]]
 
 
 def _file_url(project: str, artifact: Artifact, suffix: str = "") -> bytes:
@@ -170,6 +148,7 @@ ROUTES: dict[tuple[str, str], DraftStrategy] = {
     **_reads("/ready", lambda m, b: _ops_drafts(m, b, path=b"/ready", expect=200)),
     **_reads("/", lambda m, b: _ops_drafts(m, b, path=b"/", expect=200)),
     **_reads("/metrics", _metrics_drafts),
+    **UI_ROUTES,  # the web interface (tests/fuzzkit/ui_routes.py)
 }
 
 

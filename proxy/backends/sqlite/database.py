@@ -102,6 +102,10 @@ class SqliteMetadata(SingleWrites, PageReads, PrivateReads, BlobReads, TokenRead
             raise
         await self._feed.bump(Topic.BLOBS)  # after the bytes are gone, as forget_blob: processes stop assuming it
 
+    async def shared_secret(self, name: str, length: int = 32) -> bytes:
+        async with self.transaction() as tx:
+            return await tx.shared_secret(name, length)
+
     async def token_user(self, token_hash: str) -> str | None:
         token = await self.live_token(token_hash)
         if token is None:

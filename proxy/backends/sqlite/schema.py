@@ -91,6 +91,15 @@ MIGRATIONS: tuple[str, ...] = (
     -- "user" is a reserved word in PostgreSQL: the same schema must read the same in every backend.
     ALTER TABLE tokens RENAME COLUMN user TO user_name;
     """,
+    """
+    -- Secrets every process of one installation shares (the web interface's session signing key): kept with the
+    -- metadata, so replicas on one database sign and check the same way.
+    CREATE TABLE secrets (
+        name       TEXT PRIMARY KEY,
+        value      BLOB NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 
 from proxy.backends.records import TokenRecord
@@ -42,3 +43,12 @@ class TokenWrites(TokenReads, Statements):
         """Set last_used, unless it was set less than `every` seconds before `when`."""
         query = "UPDATE tokens SET last_used = ? WHERE id = ? AND (last_used IS NULL OR last_used < ?)"
         await self._run(query, (when, token_id, when - every))
+
+    async def shared_secret(self, name: str, length: int) -> bytes:
+        """The named secret, created with `length` random bytes when there is none (the first writer wins)."""
+        await self._run(
+            "INSERT OR IGNORE INTO secrets (name, value, created_at) VALUES (?, ?, ?)",
+            (name, secrets.token_bytes(length), time.time()),
+        )
+        row = await self._one("SELECT value FROM secrets WHERE name = ?", (name,))
+        return bytes(row[0])

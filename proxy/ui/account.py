@@ -1,0 +1,111 @@
+"""Signing in and out (session cookie), and the signed-in user's own API tokens."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+from aiohttp import web
+
+from proxy.auth import generate_token, hash_token
+from proxy.errors import AuthenticationRequired, BadRequest, Forbidden
+from proxy.keys import AUTH
+from proxy.ui.access import audit
+from proxy.ui.context import UI, Viewer
+from proxy.ui.respond import checked_form, field, render, see_other, sign_in_required, ui_page
+from proxy.ui.session import SESSION_COOKIE, Session
+from proxy.ui.urls import safe_next
+
+routes = web.RouteTableDef()
+WRONG_CREDENTIALS = "Wrong user name or password (or token)."
+TOKENS_NEED_PASSWORD = "Sign in with your password to create tokens: a token cannot make more tokens."  # noqa: S105 - a message
+
+
+@routes.get("/account/login", name="ui.login")
+@ui_page(public=True)
+async def login_form(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    context = {"next": safe_next(request.query.get("next")) or "/", "error": None}
+    return render(request, viewer, "login.html", context, forms=True)
+
+
+@routes.post("/account/login", name="ui.login_post")
+@ui_page(public=True)
+async def login(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """The same users and tokens as the API (bcrypt in its own threads, the same failure limit per address)."""
+    form = await checked_form(request, viewer)
+    user, password = field(form, "username", 200), field(form, "password", 1000)
+    next_path = safe_next(field(form, "next", 2000)) or "/"
+    header = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    try:
+        if ":" in user or not user:
+            raise AuthenticationRequired(WRONG_CREDENTIALS)
+        identity = await request.app[AUTH].identify(header, request.remote)
+    except AuthenticationRequired:
+        context = {"next": next_path, "error": WRONG_CREDENTIALS, "username": user}
+        return render(request, viewer, "login.html", context, status=403, forms=True)
+    assert identity is not None  # identify() returns None only without Basic credentials
+    lifetime = request.app[UI].config.ui.session_lifetime
+    token_hash = hash_token(password) if identity.via == "token" else None
+    cookie = request.app[UI].signer.session_cookie(
+        Session(identity.user, identity.via, time.time() + lifetime, token_hash))
+    response = see_other(viewer.urls.root + next_path[1:])
+    response.set_cookie(SESSION_COOKIE, cookie, max_age=int(lifetime), httponly=True, samesite="Lax",
+                        secure=viewer.secure, path="/")
+    return response
+
+
+@routes.post("/account/logout", name="ui.logout")
+@ui_page(public=True)
+async def logout(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    await checked_form(request, viewer)
+    response = see_other(viewer.urls.home())
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@routes.get("/account/tokens", name="ui.tokens")
+@ui_page()
+async def tokens(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    if viewer.identity is None:
+        return sign_in_required(request, viewer)
+    return await _tokens_page(request, viewer, created=None, done=request.query.get("revoked"))
+
+
+async def _tokens_page(request: web.Request, viewer: Viewer, *, created: str | None, done: str | None) -> web.Response:
+    assert viewer.user is not None
+    records = await request.app[UI].tokens.list_tokens(viewer.user)
+    context = {"tokens": list(reversed(records)), "created": created, "revoked": done,
+               "can_create": viewer.identity is not None and viewer.identity.via == "password"}
+    return render(request, viewer, "tokens.html", context, forms=True)
+
+
+@routes.post("/account/tokens", name="ui.tokens_create")
+@ui_page()
+async def create_token(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """A new token for the signed-in user, shown once in this response (never in a URL, never stored)."""
+    form = await checked_form(request, viewer)
+    if viewer.identity is None:
+        return sign_in_required(request, viewer)
+    if viewer.identity.via != "password":
+        raise Forbidden(TOKENS_NEED_PASSWORD)
+    description = field(form, "description", 200) or None
+    token = generate_token()
+    token_id = await request.app[UI].tokens.add_token(viewer.identity.user, hash_token(token), description)
+    audit(viewer.identity, "created token", str(token_id), description or "")
+    return await _tokens_page(request, viewer, created=token, done=None)
+
+
+@routes.post("/account/tokens/revoke", name="ui.tokens_revoke")
+@ui_page()
+async def revoke_token(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    form = await checked_form(request, viewer)
+    if viewer.identity is None:
+        return sign_in_required(request, viewer)
+    token_id = field(form, "token_id", 20)
+    store = request.app[UI].tokens
+    own = {t.id for t in await store.list_tokens(viewer.identity.user) if t.revoked_at is None}
+    if not token_id.isdigit() or int(token_id) not in own:  # only one's own tokens, whoever asks
+        raise BadRequest(f"You have no active token with id {token_id!r}.")
+    await store.revoke_token(int(token_id))
+    audit(viewer.identity, "revoked token", token_id)
+    return see_other(viewer.urls.tokens() + f"?revoked={token_id}")

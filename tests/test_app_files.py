@@ -294,7 +294,7 @@ async def test_client_disconnect_does_not_abort_the_fill(make_proxy: ProxyFactor
 
 
 def fill_spool(data_dir: Path, sha256: str) -> Path:
-    """The one spool of a file being fetched, shared by every worker (see BlobStore.claim_fill)."""
+    """The one spool of a file being fetched, shared by every worker (see proxy/backends/local/fills.py)."""
     return data_dir / "tmp" / f"fill-{sha256}.partial"
 
 

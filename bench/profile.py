@@ -1,5 +1,6 @@
 """Profile shadowpi under one benchmark workload with py-spy:
-`.venv/bin/python bench/profile.py warm-page|many-page|cold-pages|cold-download [--seconds S] [--out FILE]`.
+`.venv/bin/python bench/profile.py warm-page|warm-file|many-page|cold-pages|cold-download [--seconds S]
+[--out FILE]`.
 
 Starts the benchmark's upstream nginx and one shadowpi (fresh data dir), primes the workload, then records the
 shadowpi process with `py-spy record --format raw` (collapsed stacks) while the workload runs, and prints the
@@ -35,7 +36,7 @@ def main() -> int:
     )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workload", choices=["warm-page", "many-page", "cold-pages", "cold-download"])
+    parser.add_argument("workload", choices=["warm-page", "warm-file", "many-page", "cold-pages", "cold-download"])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "profile.txt")
     parser.add_argument("--top", type=int, default=30)
@@ -82,6 +83,12 @@ def _run(workload: str, seconds: float, base: str, projects: list[str], wrk: str
         url = base + ("small/" if workload == "warm-page" else "many/")
         get(url, PIP_HEADERS)
         get(url, PIP_HEADERS)
+        run_wrk(wrk, url, headers=PIP_HEADERS, seconds=seconds, connections=32, threads=2)
+    elif workload == "warm-file":  # a cached wheel, again and again (the hit path)
+        page = get(base + "small/", JSON_ACCEPT, keep_body=True)
+        url = urljoin(base + "small/", json.loads(page.body)["files"][0]["url"])
+        get(url)
+        get(url)
         run_wrk(wrk, url, headers=PIP_HEADERS, seconds=seconds, connections=32, threads=2)
     elif workload == "cold-pages":
         deadline = time.monotonic() + seconds

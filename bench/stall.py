@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 Request = tuple[str, str, bytes | None, dict[str, str]]  # method, path, body, headers
@@ -67,19 +68,7 @@ def main() -> int:
 async def populate(data_dir: Path, count: int) -> None:
     """`count` private files in `count / PER_PROJECT` projects, as uploads leave them: a blob per file (recorded
     in `blobs`) and a metadata blob (not recorded, as uploads do), with the schema of the server's own code."""
-    from proxy.storage import BlobStore
-
-    store = BlobStore(data_dir)
-    await store.open()
-    db_filename = await _create_schema(data_dir)
-    files, blobs = [], []
-    for start in range(0, count, 64):
-        batch = [_private_file(i) for i in range(start, min(start + 64, count))]
-        stored = await asyncio.gather(*(store.put_bytes(data) for _row, data, _meta in batch),
-                                      *(store.put_bytes(meta) for _row, _data, meta in batch))
-        for (row, data, _meta), blob, meta_blob in zip(batch, stored[: len(batch)], stored[len(batch):], strict=True):
-            files.append((*row, blob.sha256, len(data), meta_blob.sha256))
-            blobs.append((blob.sha256, len(data), time.time(), time.time()))
+    db_filename, files, blobs = await _store_blobs(data_dir, count)
     with sqlite3.connect(data_dir / db_filename) as conn:  # one transaction: uploads one by one take minutes
         conn.executemany(
             "INSERT INTO private_files (filename, project, version, sha256, size, metadata_sha256, upload_time,"
@@ -91,19 +80,39 @@ async def populate(data_dir: Path, count: int) -> None:
         conn.executemany("INSERT INTO blobs (sha256, size, created_at, last_access) VALUES (?, ?, ?, ?)", blobs)
 
 
-async def _create_schema(data_dir: Path) -> str:
-    """Create the schema the server's own code expects; returns the database's filename in the data dir."""
+Stored = tuple[str, list[tuple[object, ...]], list[tuple[str, int, float, float]]]
+
+
+async def _store_blobs(data_dir: Path, count: int) -> Stored:
+    """Create the schema the server's own code expects and store the files' blobs through its own blob store;
+    returns the database's filename in the data dir, the private_files rows and the blobs rows."""
     try:
         from proxy.backends import open_backends
         from proxy.backends.sqlite import DB_FILENAME
         from proxy.config import build_config
-    except ImportError:  # a checkout from before issue 12 (proxy/db/)
+    except ImportError:  # a checkout from before issue 12 (proxy/db/, proxy/storage.py)
         from proxy.db import DB_FILENAME, Database  # type: ignore[import-not-found, no-redef]
+        from proxy.storage import BlobStore  # type: ignore[import-not-found]
 
         await (await Database.open(data_dir / DB_FILENAME)).close()
-        return str(DB_FILENAME)
-    async with open_backends(build_config({"server": {"data_dir": str(data_dir)}}), migrate=True):
-        return str(DB_FILENAME)
+        store = BlobStore(data_dir)
+        await store.open()
+        return (str(DB_FILENAME), *await _put_all(store, count))
+    async with open_backends(build_config({"server": {"data_dir": str(data_dir)}}), migrate=True) as backends:
+        return (str(DB_FILENAME), *await _put_all(backends.blobs, count))
+
+
+async def _put_all(store: Any, count: int) -> tuple[list[tuple[object, ...]], list[tuple[str, int, float, float]]]:
+    files: list[tuple[object, ...]] = []
+    blobs: list[tuple[str, int, float, float]] = []
+    for start in range(0, count, 64):
+        batch = [_private_file(i) for i in range(start, min(start + 64, count))]
+        stored = await asyncio.gather(*(store.put_bytes(data) for _row, data, _meta in batch),
+                                      *(store.put_bytes(meta) for _row, _data, meta in batch))
+        for (row, data, _meta), blob, meta_blob in zip(batch, stored[: len(batch)], stored[len(batch):], strict=True):
+            files.append((*row, blob.sha256, len(data), meta_blob.sha256))
+            blobs.append((blob.sha256, len(data), time.time(), time.time()))
+    return files, blobs
 
 
 def _private_file(i: int) -> tuple[tuple[str, str, str], bytes, bytes]:

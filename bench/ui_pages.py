@@ -25,10 +25,10 @@ README = (
 async def populate(data_dir: Path, projects: int) -> None:
     """N private projects and N cached upstream pages, staged in one transaction (as an import does)."""
     from proxy.db import DB_FILENAME, Database, PrivateFile, StoredPage
+    from proxy.storage import BlobStore
 
     from proxy.simple.model import DistFile, ProjectPage
     from proxy.simple.names import NormalizedName
-    from proxy.storage import BlobStore
 
     store = BlobStore(data_dir)
     await store.open()

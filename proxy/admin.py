@@ -14,7 +14,7 @@ from proxy.backends import Backends, open_backends
 from proxy.config import Config
 from proxy.errors import UpstreamUnavailable
 from proxy.private import PrivateIndex
-from proxy.reclaim import reclaim_blobs
+from proxy.reaper import BlobReaper
 from proxy.simple.names import parse_project_name
 from proxy.upstream import USER_AGENT, Missing, UpstreamClient
 
@@ -26,7 +26,7 @@ async def open_data(config: Config) -> AsyncIterator[tuple[Backends, PrivateInde
     """The backends and private index of the configured data dir (safe beside a running server: the metadata
     store serialises writers across processes)."""
     async with open_backends(config, migrate=True) as backends:
-        yield backends, PrivateIndex(backends.meta, backends.changes, backends.blobs)
+        yield backends, PrivateIndex(backends.meta, backends.changes, BlobReaper(backends.meta, backends.blobs))
 
 
 async def token_create(config: Config, user: str, description: str | None, out: Print) -> int:
@@ -92,7 +92,7 @@ async def cache_purge(config: Config, project: str, out: Print) -> int:
         blobs: set[str | None] = set()
         for dist in stored.page.files if stored and stored.page else ():
             blobs.update((dist.sha256 or await meta.upstream_file_sha256(dist.url), dist.metadata_sha256))
-        removed = len(await reclaim_blobs(meta, backends.blobs, blobs))  # private uploads of the same bytes stay
+        removed = len(await BlobReaper(meta, backends.blobs).reclaim(blobs))  # private uploads of the same bytes stay
     out(f"purged {name}: page {'dropped' if stored else 'was not cached'}, {removed} cached file(s) deleted")
     return 0
 

@@ -16,7 +16,8 @@ from proxy import ui
 from proxy.auth import Authenticator, FailureLimiter, Htpasswd
 from proxy.backends import open_backends
 from proxy.config import Config
-from proxy.files import FileCache
+from proxy.download import Limits
+from proxy.filecache import FileCache
 from proxy.index import ProjectIndex
 from proxy.janitor import CacheJanitor
 from proxy.keys import (
@@ -43,9 +44,9 @@ from proxy.metrics import Metrics
 from proxy.pages import PageCache
 from proxy.private import PrivateIndex
 from proxy.publish import Publisher
+from proxy.reaper import BlobReaper
 from proxy.rendered import RenderCache
 from proxy.simple.policy import ShadowPolicy
-from proxy.spooling import Limits
 from proxy.upstream import USER_AGENT, UpstreamClient
 from proxy.upstream_check import UpstreamChecker
 from proxy.web import files, manage, ops, publish, simple
@@ -89,7 +90,7 @@ def create_app(
 
 async def _backends(app: web.Application) -> AsyncIterator[None]:
     async with open_backends(app[CONFIG], migrate=True) as backends:
-        removed = await backends.spools.open()
+        removed = await backends.spools.sweep()
         if removed:
             log.info("removed %d partial download(s) left by an earlier run", removed)
         app[BACKENDS] = backends
@@ -142,17 +143,19 @@ async def _caches(app: web.Application) -> AsyncIterator[None]:
     meta, changes = backends.meta, backends.changes
     memory = config.cache.page_memory // 2  # half for parsed pages, half for their renderings
     pages = PageCache(meta, changes, app[UPSTREAM], config.upstream, clock=app[CLOCK], memory_bytes=memory)
-    janitor = CacheJanitor(meta, backends.blobs, app[METRICS], config.cache,
+    reaper = BlobReaper(meta, backends.blobs)  # every deletion of a blob goes through it
+    janitor = CacheJanitor(meta, reaper, app[METRICS], config.cache,
                            negative_ttl=config.upstream.negative_ttl, clock=app[CLOCK])
     limits = Limits.from_config(config.upstream)
-    file_cache = FileCache(backends.blobs, meta, changes, app[UPSTREAM], janitor, limits, clock=app[CLOCK])
+    file_cache = FileCache(backends.blobs, backends.fills, backends.spools, meta, app[UPSTREAM], janitor, limits,
+                           clock=app[CLOCK])
     app[METRICS].track_fills(lambda: file_cache.in_flight)
     policy = ShadowPolicy(config.policy.merge_upstream, config.policy.private_patterns)
-    private = PrivateIndex(meta, changes, backends.blobs)
+    private = PrivateIndex(meta, changes, reaper)
     app[PAGES] = pages
     app[FILES] = file_cache
     app[PRIVATE] = private
-    app[PUBLISHER] = Publisher(meta, backends.blobs, config.upload)
+    app[PUBLISHER] = Publisher(meta, backends.blobs, backends.spools, reaper, config.upload)
     app[INDEX] = ProjectIndex(pages, policy, private=private.page, private_names=private.names)
     app[RENDERED] = RenderCache(memory, executor=app[PAGE_POOL])
     app[JANITOR] = janitor

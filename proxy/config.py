@@ -91,6 +91,7 @@ class CacheConfig:
     max_size: int = 0  # bytes of cached upstream files; 0 = unlimited. Private uploads never count or go.
     max_negative_pages: int = 100_000  # remembered upstream 404s kept (expired ones are forgotten anyway)
     page_memory: int = 256 * 2**20  # bytes of parsed and rendered pages kept in memory
+    open_files: int = 256  # recently served blobs each process keeps open (a descriptor each): hits need no I/O
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +308,7 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "max_size": lambda k, v: _as_int(k, v, minimum=0),
         "max_negative_pages": lambda k, v: _as_int(k, v, minimum=0),
         "page_memory": lambda k, v: _as_int(k, v, minimum=0),
+        "open_files": lambda k, v: _as_int(k, v, minimum=0),
     },
     "metrics": {"enabled": _as_bool, "token": _as_str},
     "logging": {

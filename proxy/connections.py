@@ -24,8 +24,10 @@ from aiohttp.streams import StreamReader
 
 log = logging.getLogger(__name__)
 
-FD_RESERVE = 100  # descriptors kept for the database, cached files, spools and upstream connections
-FDS_PER_CONNECTION = 2  # a client socket, plus the cached file it may be sent (sendfile)
+FD_RESERVE = 100  # descriptors kept for the database, spools and upstream connections
+FDS_PER_CONNECTION = 2  # a client socket, plus a file it may be sent that is not among those held open
+# Cached files kept open ([cache] open_files) take at most 1/this of the descriptors the reserve leaves.
+HELD_SHARE = 8
 # Refused connections lingering to read their answer (see _Refused) are at most max_connections / this: each holds
 # a descriptor too, so the cap the open-file limit allows budgets for them.
 LINGERING_SHARE = 4
@@ -291,10 +293,21 @@ def raise_open_file_limit() -> int:
     return soft
 
 
-def connection_cap(configured: int, open_files: int) -> int:
-    """The connection cap the open-file limit can honour: `configured`, or less (with a warning)."""
+def held_files_cap(configured: int, open_files: int) -> int:
+    """How many cached files each process may keep open ([cache] open_files) under the open-file limit: `configured`,
+    or fewer (logged) on a host whose limit is low, so that connections keep most descriptors."""
+    affordable = max(0, (open_files - FD_RESERVE) // HELD_SHARE)
+    if configured <= affordable:
+        return configured
+    log.info("cache.open_files = %d: the open-file limit (%d) leaves room for %d", configured, open_files, affordable)
+    return affordable
+
+
+def connection_cap(configured: int, open_files: int, held: int = 0) -> int:
+    """The connection cap the open-file limit can honour beside `held` descriptors of cached files kept open
+    ([cache] open_files): `configured`, or less (with a warning)."""
     per_share = FDS_PER_CONNECTION * LINGERING_SHARE + 1  # descriptors of LINGERING_SHARE connections + 1 lingering
-    affordable = max(1, (open_files - FD_RESERVE) * LINGERING_SHARE // per_share)
+    affordable = max(1, (open_files - FD_RESERVE - held) * LINGERING_SHARE // per_share)
     if configured <= affordable:
         return configured
     log.warning(

@@ -9,17 +9,16 @@ max_fields_size (every text field and part header together) and max_parts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import BadHttpMessage, InvalidHeader
 
+from proxy.backends.spools import Spool
 from proxy.config import UploadConfig
 from proxy.errors import InvalidUpload, UploadTooLarge
 from proxy.simple.names import check_safe_filename
 from proxy.simple.publishing import display_value
-from proxy.storage import BlobStore, Spool
 
 __all__ = ["YIELD_EVERY", "FormLimits", "ReceivedForm", "open_form", "read_form", "size_text"]
 
@@ -71,37 +70,32 @@ async def open_form(request: web.Request) -> MultipartReader:
         raise _malformed(exc) from None
 
 
-async def read_form(
-    reader: MultipartReader, store: BlobStore, limits: FormLimits, digests: Iterable[str]
-) -> ReceivedForm:
-    """Every text field, and the one file part ("content") streamed to a new spool hashed with `digests`.
+async def read_form(reader: MultipartReader, spool: Spool, limits: FormLimits) -> ReceivedForm:
+    """Every text field, and the one file part ("content") streamed to `spool` (which the caller owns).
 
-    The caller owns the spool (discard and release it). Raises InvalidUpload (400) and UploadTooLarge (413).
+    Raises InvalidUpload (400) and UploadTooLarge (413).
     """
-    form = _Form(limits)
-    try:
-        while (part := await _next_part(reader)) is not None:
-            await form.take(part, store, digests)
-    except BaseException:
-        await form.drop_spool(store)
-        raise
-    if form.spool is None:
+    form = _Form(limits, spool)
+    while (part := await _next_part(reader)) is not None:
+        await form.take(part)
+    if not form.has_file:
         raise InvalidUpload("Upload payload does not have a file.")
-    return ReceivedForm(form.fields, form.spool, form.filename)
+    return ReceivedForm(form.fields, spool, form.filename)
 
 
 class _Form:
     """What has been read so far, and the limits it is counted against."""
 
-    def __init__(self, limits: FormLimits) -> None:
+    def __init__(self, limits: FormLimits, spool: Spool) -> None:
         self.limits = limits
         self.fields: dict[str, list[str]] = {}
-        self.spool: Spool | None = None
+        self.spool = spool
+        self.has_file = False
         self.filename = ""
         self.parts = 0
         self.text_bytes = 0
 
-    async def take(self, part: BodyPartReader | MultipartReader, store: BlobStore, digests: Iterable[str]) -> None:
+    async def take(self, part: BodyPartReader | MultipartReader) -> None:
         self.parts += 1
         if self.parts > self.limits.max_parts:
             raise UploadTooLarge(f"Too many parts in the upload form: more than {self.limits.max_parts}.")
@@ -111,18 +105,19 @@ class _Form:
             raise InvalidUpload("Nested multipart content is not supported.")
         self._count(sum(len(k) + len(v) + 4 for k, v in part.headers.items()))  # "k: v\r\n"
         if part.name == "content":
-            await self._take_file(part, store, digests)
+            await self._take_file(part)
         elif part.name:
             self.fields.setdefault(part.name, []).append(await self._read_text(part))
 
-    async def _take_file(self, part: BodyPartReader, store: BlobStore, digests: Iterable[str]) -> None:
-        if self.spool is not None:
+    async def _take_file(self, part: BodyPartReader) -> None:
+        if self.has_file:
             raise InvalidUpload("Only one file may be uploaded per request.")
+        self.has_file = True
         self.filename = _part_filename(part)
         # warehouse refuses image/* parts: a browser form posting a picture is not a distribution.
         if part.headers.get("Content-Type", "").startswith("image/"):
             raise InvalidUpload("Invalid distribution file.")
-        self.spool = spool = await store.new_spool(digests)
+        spool = self.spool
         limit = self.limits.max_file_size
         while chunk := await _chunk(part):
             if spool.size + len(chunk) > limit:  # enforced while reading: never buffer past the limit
@@ -149,12 +144,6 @@ class _Form:
                 f"The upload's form fields are too large: more than {size_text(self.limits.max_fields_size)} "
                 "together (metadata and long description)."
             )
-
-    async def drop_spool(self, store: BlobStore) -> None:
-        if self.spool is not None:
-            await store.discard(self.spool)
-            store.release(self.spool)
-            self.spool = None
 
 
 async def _next_part(reader: MultipartReader) -> BodyPartReader | MultipartReader | None:

@@ -22,7 +22,7 @@ from proxy.backends.metadata import MetadataStore
 from proxy.backends.records import BlobRecord, CacheUsage
 from proxy.config import CacheConfig
 from proxy.metrics import Metrics
-from proxy.storage import BlobStore
+from proxy.reaper import BlobReaper
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class CacheJanitor:
     def __init__(
         self,
         db: MetadataStore,
-        store: BlobStore,
+        reaper: BlobReaper,
         metrics: Metrics,
         config: CacheConfig,
         *,
@@ -48,7 +48,7 @@ class CacheJanitor:
         interval: float = 30.0,
     ) -> None:
         self._db = db
-        self._store = store
+        self._reaper = reaper  # evictions delete through it, like every other deletion of a blob
         self._metrics = metrics
         self._config = config
         self._negative_ttl = negative_ttl
@@ -155,13 +155,10 @@ class CacheJanitor:
         return evicted, CacheUsage(usage.files - evicted, usage.bytes - freed, usage.pinned_bytes)
 
     async def _evict_one(self, blob: BlobRecord, cutoff: float) -> bool:
-        """Delete one blob's file and forget its row together; False when it may no longer go."""
+        """Delete one blob and forget its row; False when it may no longer go."""
         if blob.sha256 in self._hits:  # served since the queued hits were written
             return False
-        async with self._db.evicting(blob.sha256, accessed_before=cutoff) as claimed:
-            if claimed:  # a missing file is fine: the row is forgotten all the same
-                await self._store.delete(blob.sha256)
-        return claimed
+        return await self._reaper.evict(blob.sha256, accessed_before=cutoff)
 
     async def _forget_negative_pages(self) -> None:
         """Forget expired remembered 404s, then the oldest beyond max_negative_pages, in short batches."""

@@ -10,7 +10,7 @@ from aiohttp import web
 from proxy.auth import Authenticator
 from proxy.backends import Backends
 from proxy.config import Config
-from proxy.files import FileCache
+from proxy.filecache import FileCache
 from proxy.index import ProjectIndex
 from proxy.janitor import CacheJanitor
 from proxy.metrics import Metrics

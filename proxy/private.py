@@ -10,11 +10,10 @@ from proxy.backends.changes import ChangeFeed, Topic
 from proxy.backends.metadata import MetadataStore
 from proxy.backends.records import PrivateFile
 from proxy.errors import FileNotFound, ProjectNotFound
-from proxy.reclaim import reclaim_blobs
+from proxy.reaper import BlobReaper
 from proxy.simple.model import DistFile, Origin, ProjectPage
 from proxy.simple.names import NormalizedName
 from proxy.simple.policy import merge_versions
-from proxy.storage import BlobStore
 
 
 def to_dist(record: PrivateFile) -> DistFile:
@@ -47,10 +46,10 @@ class PrivateIndex:
     stamp (a memory read) says when the names and pages held here are out of date.
     """
 
-    def __init__(self, db: MetadataStore, changes: ChangeFeed, store: BlobStore) -> None:
+    def __init__(self, db: MetadataStore, changes: ChangeFeed, reaper: BlobReaper) -> None:
         self._db = db
         self._changes = changes
-        self._store = store
+        self._reaper = reaper
         self._stamp: bytes | None = None
         self._names: frozenset[NormalizedName] | None = None
         # Kept until the next private change: the same page object keeps rendered bytes cached.
@@ -139,7 +138,7 @@ class PrivateIndex:
         await self._db.delete_private_files(list(selection.files))
         # Rows first: a crash in between leaves unused bytes, never a listed file without its bytes.
         blobs = [sha256 for f in selection.files for sha256 in (f.sha256, f.metadata_sha256)]
-        await reclaim_blobs(self._db, self._store, blobs)
+        await self._reaper.reclaim(blobs)
 
 
 def _same_version(stored: str, target: str) -> bool:

@@ -18,12 +18,14 @@ from aiohttp import MultipartReader
 from packaging.version import Version
 
 from proxy.archives import ArchiveLimits, DistMetadata, inspect_distribution
+from proxy.backends.blobs import BlobInfo, BlobStore
 from proxy.backends.metadata import MetadataStore
 from proxy.backends.records import PrivateFile
+from proxy.backends.spools import Spool, SpoolDir
 from proxy.config import UploadConfig
 from proxy.errors import FileExists, InvalidUpload
 from proxy.form import FormLimits, ReceivedForm, read_form
-from proxy.reclaim import reclaim_blobs
+from proxy.reaper import BlobReaper
 from proxy.simple.names import NormalizedName
 from proxy.simple.publishing import (
     PublishRequest,
@@ -33,7 +35,6 @@ from proxy.simple.publishing import (
     parse_publish_form,
     release_key,
 )
-from proxy.storage import BlobInfo, BlobStore, Spool
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +52,20 @@ class Published:
 class Publisher:
     """Receives uploads into blob storage and the private files of the metadata store."""
 
-    def __init__(self, db: MetadataStore, store: BlobStore, config: UploadConfig) -> None:
+    def __init__(
+        self, db: MetadataStore, blobs: BlobStore, spools: SpoolDir, reaper: BlobReaper, config: UploadConfig
+    ) -> None:
         self._db = db
-        self._store = store
+        self._blobs = blobs
+        self._spools = spools
+        self._reaper = reaper
         self._config = config
 
     async def receive(self, reader: MultipartReader, user: str) -> Published:
         """Read, validate and commit one upload. Raises InvalidUpload (and its subclasses)."""
-        received = await read_form(reader, self._store, FormLimits.of(self._config), UPLOAD_DIGESTS)
-        try:
+        async with self._spools.new(UPLOAD_DIGESTS) as spool:  # discarded on the way out unless committed
+            received = await read_form(reader, spool, FormLimits.of(self._config))
             return await self._accept(received, user)
-        finally:
-            await self._store.discard(received.spool)
-            self._store.release(received.spool)
 
     async def _accept(self, received: ReceivedForm, user: str) -> Published:
         request, filename = parse_publish_form(received.fields), received.filename
@@ -78,15 +80,13 @@ class Publisher:
         loop = asyncio.get_running_loop()
         meta = await loop.run_in_executor(None, inspect_distribution, received.spool.path, filename, ArchiveLimits())
         check_metadata_matches(request, meta.name, meta.version)
-        await self._store.sync(received.spool)  # the transaction below only renames
-        # PEP 658 is defined for wheels only.
-        metadata = await self._store.spool_bytes(meta.metadata) if filename.endswith(".whl") else None
-        try:
+        await received.spool.sync()  # the transaction below only renames
+        if not filename.endswith(".whl"):  # PEP 658 is defined for wheels only
+            return await self._commit(request, received, _Stored(meta, None), user)
+        async with self._spools.new() as metadata:
+            await metadata.write(meta.metadata)
+            await metadata.sync()
             return await self._commit(request, received, _Stored(meta, metadata), user)
-        finally:
-            if metadata is not None:
-                await self._store.discard(metadata)
-                self._store.release(metadata)
 
     async def _commit(self, request: PublishRequest, received: ReceivedForm, stored: _Stored, user: str) -> Published:
         """Check the slot, move the blobs into place and insert the row: one transaction, so racing uploads (in any
@@ -99,9 +99,9 @@ class Publisher:
                 existing = _claim_slot(request, filename, sha256, slot, allow_overwrite=self._config.allow_overwrite)
                 if existing is not None:
                     return _result(existing, created=False)
-                blob = await self._store.commit(received.spool)
+                blob = await self._blobs.commit(received.spool)
                 committed.append(blob.sha256)
-                metadata = await self._store.commit(stored.metadata) if stored.metadata is not None else None
+                metadata = await self._blobs.commit(stored.metadata) if stored.metadata is not None else None
                 committed.extend([metadata.sha256] if metadata is not None else [])
                 record = _record(request, received, stored.meta, blob, metadata, user)
                 await tx.add_private_file(record, replace=slot.current is not None)
@@ -110,13 +110,13 @@ class Publisher:
             await self._reclaim_after_failure(committed)
             raise
         if slot.current is not None:  # overwritten: its bytes may now be nobody's
-            await reclaim_blobs(self._db, self._store, [slot.current.sha256, slot.current.metadata_sha256])
+            await self._reaper.reclaim([slot.current.sha256, slot.current.metadata_sha256])
         return _result(record, created=True)
 
     async def _reclaim_after_failure(self, committed: list[str]) -> None:
         """Blobs moved into place whose row never committed: nobody refers to them (unless someone else does)."""
         try:
-            await reclaim_blobs(self._db, self._store, committed)
+            await self._reaper.reclaim(committed)
         except Exception as exc:  # the upload's own error is the one to report; this only leaves unused bytes
             log.warning("could not remove the blobs of a failed upload (%s): %s", ", ".join(committed), exc)
 

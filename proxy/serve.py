@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 
 from proxy.auth import Htpasswd
 from proxy.config import Config
 from proxy.config_env import prepare_data_dir
-from proxy.connections import Limits, connection_cap, raise_open_file_limit
+from proxy.connections import Limits, connection_cap, held_files_cap, raise_open_file_limit
 from proxy.errors import ConfigError
 from proxy.logs import setup_logging
 from proxy.server import ListenError, StopFlag, log_serving, run_server
@@ -25,9 +26,12 @@ def serve(config: Config) -> int:
     stop = StopFlag().install()
     setup_logging(config.logging.level, config.logging.format)
     validate(config)
+    open_files = raise_open_file_limit()
+    held = held_files_cap(config.cache.open_files, open_files)
+    config = replace(config, cache=replace(config.cache, open_files=held))
     limits = Limits(
         config.server.header_timeout,
-        connection_cap(config.server.max_connections, raise_open_file_limit()),
+        connection_cap(config.server.max_connections, open_files, held),
         config.server.max_connections_per_client,
     )
     log.info("data dir: %s (%s)", config.data_dir, config.data_dir_source)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -232,3 +234,86 @@ async def test_client_disconnect_during_a_streamed_download_logs_one_quiet_line(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert [r.levelno for r in caplog.records if "went away" in r.getMessage()] == [logging.INFO]
     assert upstream.fake.hits[upstream_path(big)] == 1
+
+
+# --- cached files: what aiohttp's FileResponse answered, now answered by shadowpi itself ----------------------
+
+
+SMALL = build_wheel("rangepkg", "2.0", payload_size=20_000)  # held in memory while open (below 64 KiB)
+
+
+async def cached_proxy(make_proxy: ProxyFactory, upstream: Upstream, big: Artifact) -> TestClient:
+    upstream.fake.add(big)
+    proxy = await make_proxy()
+    await listed(proxy, "rangepkg")
+    assert await (await proxy.get(file_url(big))).read() == big.data
+    await proxy.app[FILES].settled()
+    return proxy
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "status", "span", "content_range"),
+    [
+        ("GET", {}, 200, (0, None), None),
+        ("GET", {"Range": "bytes=100-199"}, 206, (100, 200), "bytes 100-199/{size}"),
+        ("GET", {"Range": "bytes=-100"}, 206, (-100, None), "bytes {tail}-{last}/{size}"),
+        ("GET", {"Range": "bytes=0-1,5-6"}, 200, (0, None), None),  # several ranges: the whole file
+        ("GET", {"Range": "bytes={size}-"}, 416, (0, 0), "bytes */{size}"),
+        ("GET", {"Range": "bytes=9-1"}, 416, (0, 0), "bytes */{size}"),
+        ("HEAD", {"Range": "bytes=0-9"}, 206, (0, 0), "bytes 0-9/{size}"),
+        ("GET", {"If-None-Match": '"{sha256}"'}, 304, (0, 0), None),
+        ("GET", {"If-Modified-Since": "Fri, 31 Dec 9999 23:59:59 GMT"}, 304, (0, 0), None),
+        ("GET", {"If-Match": '"something else"'}, 412, (0, 0), None),
+    ],
+)
+@pytest.mark.parametrize("held", ["sendfile", "in memory"])
+async def test_cached_file_answers_ranges_and_conditionals(
+    make_proxy: ProxyFactory, upstream: Upstream, big: Artifact, method: str, headers: dict[str, str],
+    status: int, span: tuple[int, int | None], content_range: str | None, held: str,
+) -> None:
+    """A cached file, sent from its file or (when small) from memory, answers Range (206; 416 with the size;
+    several ranges get it whole), HEAD, If-None-Match and If-Modified-Since (304), If-Match (412), with its sha256
+    as ETag; the server keeps serving afterwards."""
+    big = big if held == "sendfile" else SMALL
+    proxy = await cached_proxy(make_proxy, upstream, big)
+    size = big.size
+    values = {"size": size, "tail": size - 100, "last": size - 1, "sha256": big.sha256}
+    resp = await proxy.request(method, file_url(big), headers={k: v.format(**values) for k, v in headers.items()})
+    body = await resp.read()
+    assert resp.status == status
+    assert body == big.data[span[0] : span[1]] if span != (0, 0) else body == b""
+    assert resp.headers.get("Content-Range") == (content_range.format(**values) if content_range else None)
+    if status in (200, 206, 304):
+        assert resp.headers["ETag"] == f'"{big.sha256}"'
+        assert "Last-Modified" in resp.headers
+    if status in (200, 206):
+        assert resp.headers["Accept-Ranges"] == "bytes"
+        expected_length = 10 if method == "HEAD" else len(body)
+        assert resp.headers["Content-Length"] == str(expected_length)
+    assert resp.headers["X-Shadowpi-Cache"] == "hit"
+    again = await proxy.get(file_url(big))
+    assert (again.status, await again.read()) == (200, big.data)
+
+
+async def test_a_cached_file_is_served_while_every_worker_thread_is_busy(
+    make_proxy: ProxyFactory, upstream: Upstream, big: Artifact
+) -> None:
+    """A cache hit needs no thread: with the loop's only executor thread held, a cached file (GET, Range, HEAD)
+    is still served in full. (aiohttp's FileResponse stat()ed, opened and closed it in that executor.)"""
+    proxy = await cached_proxy(make_proxy, upstream, big)
+    loop = asyncio.get_running_loop()
+    executor = ThreadPoolExecutor(1)
+    loop.set_default_executor(executor)
+    release = threading.Event()
+    busy = loop.run_in_executor(None, release.wait)
+    try:
+        full = await asyncio.wait_for(proxy.get(file_url(big)), timeout=10)
+        assert await asyncio.wait_for(full.read(), timeout=10) == big.data
+        part = await asyncio.wait_for(proxy.get(file_url(big), headers={"Range": "bytes=5-9"}), timeout=10)
+        assert (part.status, await part.read()) == (206, big.data[5:10])
+        head = await asyncio.wait_for(proxy.head(file_url(big)), timeout=10)
+        assert head.headers["Content-Length"] == str(big.size)
+        assert not busy.done()
+    finally:
+        release.set()
+        await busy  # the executor stays the loop's default until the loop closes (and shuts it down)

@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import json
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +15,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from proxy.fill import Following
 from proxy.keys import FILES
+from proxy.simple.model import DistFile
 from tests.artifacts import Artifact, build_wheel
 from tests.conftest import SampleDists, Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
@@ -291,7 +294,7 @@ async def test_client_disconnect_does_not_abort_the_fill(make_proxy: ProxyFactor
 
 
 def fill_spool(data_dir: Path, sha256: str) -> Path:
-    """The one spool of a file being fetched, shared by every worker (see BlobStore.claim_fill)."""
+    """The one spool of a file being fetched, shared by every worker (see proxy/backends/local/fills.py)."""
     return data_dir / "tmp" / f"fill-{sha256}.partial"
 
 
@@ -451,3 +454,34 @@ async def test_starting_worker_spares_the_spools_of_running_ones(
     assert await resp.read() == big.data
     await settled(worker)
     assert [p.name for p in blobs(make_proxy.data_dir)] == [big.sha256]
+
+
+async def test_a_request_cancelled_while_claiming_leaves_no_fill_behind(
+    make_proxy: ProxyFactory, upstream: Upstream, big: Artifact
+):
+    """A request cancelled while its claim is on the way to storage (shutdown, a client gone) does not strand what
+    the claim brings: the download it leads runs on, is committed, and the spool is gone; the next request hits."""
+    upstream.fake.add(big)
+    proxy = await make_proxy()
+    dist = DistFile(big.filename, str(upstream.server.make_url(upstream_path(big))), {"sha256": big.sha256},
+                    size=big.size)
+    opening = asyncio.create_task(proxy.app[FILES].open(dist))
+    # The claim runs in a worker thread. Look at every turn of the loop whether it has led (its spool exists):
+    # the result takes more turns than that to reach the request, so the cancel comes after the claim led and
+    # before the request got what it brings.
+    spool, deadline = fill_spool(make_proxy.data_dir, big.sha256), time.monotonic() + 10
+    while not spool.exists():
+        assert time.monotonic() < deadline, "the claim never led"
+        await asyncio.sleep(0)
+    opening.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await opening
+    with await proxy.app[FILES].open(dist) as joined:  # waits for that claim, then joins what it started
+        assert isinstance(joined, Following)
+    await asyncio.wait_for(settled(proxy), timeout=10)  # a stranded lead would be followed forever
+    assert [p.name for p in blobs(make_proxy.data_dir)] == [big.sha256]
+    assert spools(make_proxy.data_dir) == []
+    await _listed(proxy, "bigpkg")
+    again = await proxy.get(file_url(big))
+    assert (again.headers["X-Shadowpi-Cache"], await again.read()) == ("hit", big.data)
+    assert upstream.fake.hits[upstream_path(big)] == 1

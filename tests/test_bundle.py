@@ -31,7 +31,6 @@ from proxy.simple.html import parse_index_html, parse_project_html
 from proxy.simple.json import parse_project_json
 from proxy.simple.model import DistFile, ProjectPage
 from proxy.simple.names import NormalizedName
-from proxy.storage import BlobStore
 from tests.artifacts import Artifact, build_wheel
 from tests.clients import run, run_pip, run_uv
 from tests.conftest import SampleDists, Upstream
@@ -419,10 +418,9 @@ async def test_static_index_leaves_out_a_filename_too_long_to_store(env: Env, di
     a warning naming it; everything else is written, and the bundle itself carries it."""
     long_name = "acme_internal-2.0.0-py3-none-linux_" + "x" * 286 + ".whl"
     assert len(long_name) == 325
-    store = BlobStore(env.a.data_dir)
-    blob = await store.put_bytes(PRIVATE.data)
-    async with data_dir_meta(env.a.data_dir) as db:
-        await db.add_private_file(PrivateFile(
+    async with data_dir_backends(env.a.data_dir) as backends:
+        blob = await backends.blobs.put_bytes(PRIVATE.data)
+        await backends.meta.add_private_file(PrivateFile(
             filename=long_name, project=NormalizedName("acme-internal"), version="2.0.0", sha256=blob.sha256,
             blake2_256=None, size=blob.size, requires_python=None, metadata_sha256=None, yanked=None,
             upload_time="2024-01-01T00:00:00.000000Z", uploaded_by="ci",
@@ -514,14 +512,12 @@ def bundle_parser() -> argparse.ArgumentParser:
 async def fill_data_dir(data_dir: Path, artifact: Artifact, versions: tuple[str, ...] = ()) -> None:
     """A data dir holding one cached upstream page and its one file, written directly (no server). The page
     lists `versions` (in that order, as upstream may) besides the artifact's own."""
-    store = BlobStore(data_dir)
-    await store.open()
-    async with data_dir_meta(data_dir) as db:
-        blob = await store.put_bytes(artifact.data)
-        await db.record_blob(blob.sha256, blob.size)
+    async with data_dir_backends(data_dir) as backends:
+        blob = await backends.blobs.put_bytes(artifact.data)
+        await backends.meta.record_blob(blob.sha256, blob.size)
         dist = DistFile(artifact.filename, f"https://up.example/{artifact.filename}", {"sha256": blob.sha256})
         page = ProjectPage(artifact.project, (dist,), versions or (artifact.version,))
-        await db.put_page(artifact.project, StoredPage(page, '"etag"', None, 1.0))
+        await backends.meta.put_page(artifact.project, StoredPage(page, '"etag"', None, 1.0))
 
 
 def run_cli(*argv: str) -> int:

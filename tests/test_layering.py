@@ -33,14 +33,9 @@ INTERFACES = {"proxy.backends.metadata", "proxy.backends.records", "proxy.backen
 STORAGE_INTERNALS = {"proxy.storage", "proxy.spooling", "proxy.backends.spools"}
 SQLITE_NAMES = {"DB_FILENAME", "Database", "SqliteMetadata", "MmapChangeFeed", "open_sqlite"}
 
-# Violations the second half of issue 12 (branch seams-blobs: blobs, spools, fills, the file cache) removes, as
-# (file, what). Each entry must still be a violation: the test fails once it is fixed, so it is deleted here.
-PENDING = {
-    ("proxy/storage.py", "fcntl"),
-    ("proxy/storage.py", "hardlink_to"),
-    ("proxy/storage.py", "os.pread"),
-    ("proxy/web/files.py", "os.pread"),
-}
+# Known violations still to be removed, as (file, what). Each entry must still be a violation: the test fails once
+# it is fixed, so it is deleted here. (Issue 12's second half removed the last ones: storage.py, web/files.py.)
+PENDING: set[tuple[str, str]] = set()
 
 
 @dataclass

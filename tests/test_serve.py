@@ -28,7 +28,7 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from proxy.app import create_app
 from proxy.config import build_config
-from proxy.connections import AcceptErrorLog
+from proxy.connections import AcceptErrorLog, connection_cap, held_files_cap
 from proxy.keys import UPSTREAM_CHECK
 from tests.artifacts import build_wheel
 from tests.clients import clean_env
@@ -554,3 +554,28 @@ async def test_serve_raises_its_open_file_limit_to_the_hard_limit(tmp_path: Path
     async with serving(tmp_path / "d", upstream, preexec_fn=low_soft_limit) as server:
         assert await asyncio.to_thread(open_file_limits, server.proc.pid) == (str(hard), str(hard))
         assert await server.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("configured", "limit", "held", "expected"),
+    [
+        (1000, 65536, 256, 1000),  # room for all
+        (1000, 1024, 0, 410),  # (1024 - 100 reserved) * 4 // 9: 2 per connection, and 1 per 4 lingering
+        (1000, 1024, 256, 296),  # the cached files kept open come out of the same limit
+        (10, 100, 256, 1),  # never below one
+    ],
+)
+def test_connection_cap_leaves_room_for_files_kept_open(configured: int, limit: int, held: int, expected: int):
+    """server.max_connections is lowered when the open-file limit cannot cover it, the reserve, and the cached
+    files each process keeps open ([cache] open_files)."""
+    assert connection_cap(configured, limit, held) == expected
+
+
+@pytest.mark.parametrize(
+    ("configured", "limit", "expected"),
+    [(256, 65536, 256), (256, 1024, 115), (256, 256, 19), (256, 50, 0), (0, 65536, 0)],
+)
+def test_files_kept_open_leave_most_descriptors_to_connections(configured: int, limit: int, expected: int):
+    """[cache] open_files is lowered to an eighth of what the open-file limit leaves beyond the reserve: a host
+    with a low limit keeps serving connections (the cached files are then opened per request)."""
+    assert held_files_cap(configured, limit) == expected

@@ -16,12 +16,12 @@ from tests.proxy_fixtures import ProxyFactory
 HOLD_A_SPOOL = """
 import asyncio, sys
 from pathlib import Path
-from proxy.storage import BlobStore
+from proxy.backends.spools import SpoolDir
 
 async def main():
-    store = BlobStore(Path(sys.argv[1]))
-    await store.open()
-    spool = await store.new_spool()
+    spools = SpoolDir(Path(sys.argv[1]) / "tmp")
+    await spools.open()
+    spool = await spools.create()
     await spool.write(b"the first half of an upload")
     print(spool.path, flush=True)
     await asyncio.Event().wait()
@@ -34,7 +34,7 @@ async def test_spool_of_a_killed_process_is_swept_while_serving(make_proxy: Prox
     """A spool held by a live process survives the periodic sweeps; once that process is SIGKILLed, the next
     sweep of the running server removes it, and the server keeps serving."""
     client = await make_proxy(upload={"spool_sweep_interval": 0.01})
-    store = client.app[BACKENDS].spools
+    spools = client.app[BACKENDS].spools
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", HOLD_A_SPOOL, str(make_proxy.data_dir), stdout=asyncio.subprocess.PIPE
     )
@@ -42,12 +42,12 @@ async def test_spool_of_a_killed_process_is_swept_while_serving(make_proxy: Prox
         assert proc.stdout is not None
         spool = Path((await proc.stdout.readline()).decode().strip())
         assert spool.parent == make_proxy.data_dir / "tmp"
-        assert await store.next_sweep() == 0  # a sweep that started after the spool was locked
+        assert await spools.next_sweep() == 0  # a sweep that started after the spool was locked
         assert await aiofiles.os.path.exists(spool)
     finally:
         proc.kill()
         await proc.wait()
-    assert await store.next_sweep() == 1
+    assert await spools.next_sweep() == 1
     assert not await aiofiles.os.path.exists(spool)
     assert (await client.get("/health")).status == 200
 

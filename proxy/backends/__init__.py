@@ -5,9 +5,10 @@ implementation they got:
 - `meta`: MetadataStore (proxy/backends/metadata.py): pages, private files, blob index, tokens, with explicit
   write transactions;
 - `changes`: ChangeFeed (proxy/backends/changes.py): per-topic change stamps shared by every process;
-- `blobs`, `fills`, `spools`: the blob store, the fill coordinator and the local spool directory (the second half
-  of issue 12 gives each its Protocol in blobs.py, fills.py and spools.py; until then all three are today's local
-  BlobStore, which does the three jobs).
+- `blobs`: BlobStore (proxy/backends/blobs.py): committed, content-addressed blobs, read through BlobReaders;
+- `fills`: FillCoordinator (proxy/backends/fills.py): which process downloads a blob that several want;
+- `spools`: SpoolDir (proxy/backends/spools.py): the local temporary files every blob is written through (local to
+  every backend: an object store is committed to from a spool too).
 
 This module is the only one that looks at URL schemes and imports implementations (tests/test_layering.py).
 Only `sqlite:` and `file:` exist so far (proxy/backends/urls.py).
@@ -24,10 +25,12 @@ from typing import TYPE_CHECKING
 from proxy.backends.urls import parse_database_url, parse_storage_url
 
 if TYPE_CHECKING:  # importing this package (proxy.config does, for urls.py) must not load any implementation
+    from proxy.backends.blobs import BlobStore
     from proxy.backends.changes import ChangeFeed
+    from proxy.backends.fills import FillCoordinator
     from proxy.backends.metadata import MetadataStore
+    from proxy.backends.spools import SpoolDir
     from proxy.config import Config
-    from proxy.storage import BlobStore
 
 __all__ = ["Backends", "open_backends"]
 
@@ -38,9 +41,9 @@ class Backends:
 
     meta: MetadataStore
     changes: ChangeFeed
-    blobs: BlobStore  # part 2 of issue 12: proxy.backends.blobs.BlobStore (Protocol)
-    fills: BlobStore  # part 2: proxy.backends.fills.FillCoordinator (today: BlobStore.claim_fill)
-    spools: BlobStore  # part 2: proxy.backends.spools.SpoolDir (today: BlobStore.new_spool / sweep)
+    blobs: BlobStore
+    fills: FillCoordinator
+    spools: SpoolDir
 
 
 @contextlib.asynccontextmanager
@@ -55,10 +58,16 @@ async def open_backends(config: Config, *, migrate: bool = False) -> AsyncIterat
     database = parse_database_url("database.url", config.database.url)
     storage = parse_storage_url("storage.url", config.storage.url)
     # Implementations are imported here, on first use: only this module chooses them.
+    from proxy.backends.changes import Topic
+    from proxy.backends.local.backend import open_local
     from proxy.backends.sqlite import DB_FILENAME, open_sqlite
-    from proxy.storage import BlobStore
 
     path = Path(database.path) if database.path is not None else config.data_dir / DB_FILENAME
-    blobs = BlobStore(Path(storage.root) if storage.root is not None else config.data_dir)
+    root = Path(storage.root) if storage.root is not None else config.data_dir
     async with open_sqlite(path, migrate=migrate) as (meta, changes):
-        yield Backends(meta=meta, changes=changes, blobs=blobs, fills=blobs, spools=blobs)
+        # The blob store empties its cache of open blobs whenever a deletion is announced (BLOBS).
+        local = await open_local(root, changed=lambda: changes.stamp(Topic.BLOBS), open_files=config.cache.open_files)
+        try:
+            yield Backends(meta=meta, changes=changes, blobs=local.blobs, fills=local.fills, spools=local.spools)
+        finally:
+            await local.blobs.close()

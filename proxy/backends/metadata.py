@@ -218,8 +218,9 @@ class BlobIndex(BlobWrites, Protocol):
         """Claim a cached blob for eviction. Yields True when it may still go (checked in a write transaction:
         not private, not pinned, not accessed since `accessed_before`) and the caller then deletes its bytes
         inside the block. The row is forgotten when the block is entered and put back if the block raises, so a
-        row never outlives its bytes and no write transaction is open while the bytes are deleted. BLOBS is
-        bumped once the block ends without error (after the bytes are gone)."""
+        row never outlives its bytes; the claim's transaction has ended when the block starts (the BlobReaper
+        deletes in a transaction of its own, which checks again that no private file took the bytes meanwhile).
+        BLOBS is bumped once the block ends without error (after the bytes are gone)."""
         ...
 
 

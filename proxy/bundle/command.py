@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from proxy.backends import open_backends
+from proxy.bundle.blobfiles import BlobFiles
 from proxy.bundle.export import export_bundle, resolve_since
 from proxy.bundle.importer import ImportResult, apply_bundle, opened_bundle
 from proxy.bundle.reader import VerifiedBundle
@@ -68,15 +69,15 @@ async def export_command(
     skipped: list[str] = []
     try:
         async with open_backends(config, migrate=True) as backends:
-            store = backends.blobs
             result, snapshot = await export_bundle(
-                backends.meta, store, config, path, cutoff=cutoff, projects=names, progress=shown
+                backends.meta, backends.blobs, config, path, cutoff=cutoff, projects=names, progress=shown
             )
             if static is not None:
                 shown.phase(f"writing the static index to {static}")
                 policy = ShadowPolicy(config.policy.merge_upstream, config.policy.private_patterns)
                 tree = plan_static(snapshot, policy)
-                written = await asyncio.to_thread(write_static, static, tree, store)
+                files = BlobFiles(backends.blobs, asyncio.get_running_loop())
+                written = await asyncio.to_thread(write_static, static, tree, files)
                 skipped = tree.skipped
     finally:
         shown.finish()
@@ -103,7 +104,7 @@ async def import_command(config: Config, path: Path, *, out: Print = print) -> i
         created = not await asyncio.to_thread(config.data_dir.exists)
         try:
             async with open_backends(config, migrate=True) as backends:
-                result = await apply_bundle(backends.meta, backends.blobs, source, bundle)
+                result = await apply_bundle(backends.meta, backends.blobs, backends.spools, source, bundle)
         except BaseException:
             if created:  # nothing of it was ever visible: leave no empty data dir behind
                 await asyncio.to_thread(shutil.rmtree, config.data_dir, True)

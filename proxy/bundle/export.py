@@ -9,11 +9,14 @@ import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from proxy import __version__
+from proxy.backends.blobs import BlobStore
 from proxy.backends.metadata import MetadataStore
 from proxy.backends.records import DeletedFile, PrivateFile
+from proxy.bundle.blobfiles import BlobFiles
 from proxy.bundle.manifest import (
     DELETED,
     MANIFEST,
@@ -46,7 +49,6 @@ from proxy.errors import InvalidFilename
 from proxy.progress import Progress, Silent
 from proxy.simple.model import METADATA_SUFFIX, DistFile
 from proxy.simple.names import NormalizedName, parse_dist_filename
-from proxy.storage import BlobStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,11 @@ async def export_bundle(
     contents = [Content(DELETED, data=encode_deleted(snapshot.deleted))]
     contents += [Content(page_path(p.name), data=encode_page(p)) for p in pages]
     contents += [Content(private_path(name), data=encode_private(name, rows)) for name, rows in private.items()]
-    contents += [Content(blob_path(sha), blob=store.serve_path(sha), sha256=sha) for sha in sorted(blobs)]
+    files = BlobFiles(store, asyncio.get_running_loop())
+    contents += [
+        Content(blob_path(sha), blob=partial(files.open, sha), sha256=sha, size=snapshot.sizes[sha])
+        for sha in sorted(blobs)
+    ]
     shown.start(len(contents))
 
     def written(size: int) -> None:  # in the writer's thread; nothing else draws meanwhile

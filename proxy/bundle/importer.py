@@ -10,13 +10,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from proxy.backends.blobs import BlobStore
 from proxy.backends.metadata import MetadataStore, Transaction
 from proxy.backends.records import DeletedFile, PrivateFile, StoredPage
+from proxy.backends.spools import SpoolDir
 from proxy.bundle.manifest import BundleError, blob_path
 from proxy.bundle.reader import Source, VerifiedBundle, iter_chunks, open_source, verify
 from proxy.bundle.records import page_blobs, private_blobs
 from proxy.simple.policy import merge_versions
-from proxy.storage import BlobStore, Spool
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +47,13 @@ async def opened_bundle(path: Path) -> AsyncIterator[tuple[Source, VerifiedBundl
         await asyncio.to_thread(source.close)
 
 
-async def apply_bundle(db: MetadataStore, store: BlobStore, source: Source, bundle: VerifiedBundle) -> ImportResult:
+async def apply_bundle(
+    db: MetadataStore, store: BlobStore, spools: SpoolDir, source: Source, bundle: VerifiedBundle
+) -> ImportResult:
     """Add a verified bundle to this data dir. Raises BundleError, before changing anything, when it does not
     fit (missing earlier bundles, private files that clash)."""
     await check_fits(db, store, bundle)
-    added, size = await commit_blobs(store, source, bundle)
+    added, size = await commit_blobs(store, spools, source, bundle)
     rows = await write_rows(db, bundle)
     return replace(rows, blobs_added=added, blob_bytes=size)
 
@@ -126,42 +129,31 @@ def merge_page(existing: StoredPage | None, incoming: StoredPage) -> StoredPage:
 # --- blobs ---
 
 
-async def commit_blobs(store: BlobStore, source: Source, bundle: VerifiedBundle) -> tuple[int, int]:
+async def commit_blobs(store: BlobStore, spools: SpoolDir, source: Source, bundle: VerifiedBundle) -> tuple[int, int]:
     """Commit each blob the data dir lacks (atomic, content-addressed); returns (count, bytes)."""
     added = size = 0
     for sha256, expected in sorted(bundle.manifest.blobs.items()):
         if await store.stat(sha256) is not None:
             continue
         try:
-            await _commit_one(store, source, sha256, expected)
+            await _commit_one(store, spools, source, sha256, expected)
         except OSError as exc:  # a full disk: the rows are not written, so nothing becomes visible
             raise BundleError(f"cannot store {blob_path(sha256)} in this data dir: {exc.strerror or exc}") from None
         added, size = added + 1, size + expected
     return added, size
 
 
-async def _commit_one(store: BlobStore, source: Source, sha256: str, expected: int) -> None:
-    spool = await _new_spool(store)
+async def _commit_one(store: BlobStore, spools: SpoolDir, source: Source, sha256: str, expected: int) -> None:
     chunks = iter_chunks(source, blob_path(sha256))
     try:
-        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
-            await spool.write(chunk)
-        if spool.digests()["sha256"] != sha256 or spool.size != expected:
-            raise BundleError(f"{blob_path(sha256)} changed while it was being imported")
-        await store.commit(spool)
+        async with spools.new() as spool:
+            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+                await spool.write(chunk)
+            if spool.digests()["sha256"] != sha256 or spool.size != expected:
+                raise BundleError(f"{blob_path(sha256)} changed while it was being imported")
+            await store.commit(spool)
     finally:
         await asyncio.to_thread(chunks.close)
-        await store.discard(spool)
-        store.release(spool)
-
-
-async def _new_spool(store: BlobStore) -> Spool:
-    try:
-        return await store.new_spool()
-    except FileNotFoundError:
-        # A data dir no server ever opened: creating its directories cannot touch anyone's spools.
-        await store.open()
-        return await store.new_spool()
 
 
 # --- rows ---

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote
 
+from proxy.bundle.blobfiles import BlobFiles
 from proxy.bundle.export import Snapshot
 from proxy.bundle.manifest import BundleError
 from proxy.bundle.records import file_blob, metadata_blob
@@ -27,7 +28,8 @@ from proxy.simple.model import METADATA_SUFFIX, DistFile, Origin, ProjectList, P
 from proxy.simple.names import NormalizedName, check_safe_filename, filename_length_error
 from proxy.simple.policy import ShadowPolicy, merge_versions, resolve_project, upstream_allowed
 from proxy.simple.publishing import display_value
-from proxy.storage import BlobStore
+
+COPY_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +115,10 @@ def _unstorable(filename: str) -> str | None:
     return None if too_long is None else f"the filename is too long ({too_long})"
 
 
-def write_static(out: Path, tree: StaticTree, store: BlobStore) -> int:
+def write_static(out: Path, tree: StaticTree, files: BlobFiles) -> int:
     """Write the tree to `out` (which must not exist) via a temporary sibling; returns the file count.
 
-    Synchronous: run it in a worker thread. Raises BundleError.
+    Synchronous: run it in a worker thread (`files` reads blobs through the event loop). Raises BundleError.
     """
     if out.exists():
         raise BundleError(f"{out} already exists; choose a new directory for the static index")
@@ -129,7 +131,8 @@ def write_static(out: Path, tree: StaticTree, store: BlobStore) -> int:
         for relative, sha256 in tree.blobs.items():
             target = partial / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(store.serve_path(sha256), target)
+            with files.open(sha256) as source, target.open("xb") as copy:
+                shutil.copyfileobj(source, copy, COPY_CHUNK)
         partial.rename(out)
     except OSError as exc:
         shutil.rmtree(partial, ignore_errors=True)

@@ -30,12 +30,13 @@ CHUNK = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Content:
-    """One file to write: bytes in memory, or a committed blob copied from the data dir (and checked)."""
+    """One file to write: bytes in memory, or a committed blob copied from storage (and checked)."""
 
     path: str
     data: bytes | None = None
-    blob: Path | None = None
+    blob: Callable[[], IO[bytes]] | None = None  # opens the blob (BlobFiles.open); FileNotFoundError when gone
     sha256: str | None = None  # a blob's content address: its bytes must hash to it
+    size: int | None = None  # a blob's length (a tar header comes before the bytes)
 
 
 class _Hashing:
@@ -104,7 +105,7 @@ def _remove(path: Path) -> None:
 def _opened(content: Content) -> IO[bytes]:
     if content.blob is not None:
         try:
-            return content.blob.open("rb")
+            return content.blob()
         except FileNotFoundError:
             raise BundleError(
                 f"blob {content.sha256} vanished from the data dir during the export (evicted?); run it again"
@@ -157,9 +158,9 @@ class _TarWriter:
 
     def add(self, content: Content) -> FileEntry:
         assert self._tar is not None
+        size = len(content.data) if content.data is not None else content.size
+        assert size is not None, "a blob's size is needed for its tar header"
         with _opened(content) as src:
-            size = src.seek(0, 2)
-            src.seek(0)
             info = tarfile.TarInfo(content.path)
             info.size, info.mtime, info.mode = size, self._mtime, 0o644
             info.uid = info.gid = 0

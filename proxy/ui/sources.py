@@ -25,7 +25,7 @@ from typing import Protocol
 from proxy.archives import ArchiveLimits, inspect_distribution
 from proxy.backends.records import PrivateFile
 from proxy.errors import InvalidUpload
-from proxy.files import FileCache
+from proxy.filecache import FileCache
 from proxy.simple.model import DistFile
 from proxy.ui.project_view import Release
 from proxy.web.files import metadata_file
@@ -93,8 +93,11 @@ class MetadataSource:
             cached = await self._files.cached(metadata_file(dist))
             if cached is None:
                 continue
-            with contextlib.suppress(OSError):
-                return Found(await self._blobs.read_bytes(cached.blob.sha256), Origin.CACHED, version)
+            with cached, contextlib.suppress(OSError):
+                data = cached.reader.memory()  # a metadata file is small: usually held already
+                if data is None:
+                    data = await self._blobs.read_bytes(cached.reader.sha256)
+                return Found(data, Origin.CACHED, version)
         return Found(None, Origin.NOT_CACHED, None)
 
 

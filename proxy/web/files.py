@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 from dataclasses import replace
-from typing import BinaryIO
 
 from aiohttp import web
 
+from proxy.backends.blobs import BlobReader, ByteSource
 from proxy.errors import FileNotFound, ProxyError, UpstreamUnavailable
-from proxy.files import CHUNK, Fill, SendFile
-from proxy.keys import BACKENDS, CONFIG, FILES, INDEX, METRICS
-from proxy.logs import SendfileCounted
+from proxy.filecache import Cached
+from proxy.fill import Following
+from proxy.keys import CONFIG, FILES, INDEX, METRICS
 from proxy.rendered import file_key
 from proxy.simple.model import METADATA_SUFFIX, DistFile, Origin, ProjectPage
 from proxy.simple.names import is_canonical, parse_project_name
+from proxy.web.ranges import refused
+from proxy.web.sending import Sent, send_blob, send_range
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -27,28 +27,6 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 IMMUTABLE_PRIVATE = "private, max-age=31536000, immutable"
 
 
-# aiohttp sends files with sendfile unless this is set; then its own writer sends (and counts) them.
-_NOSENDFILE = bool(os.environ.get("AIOHTTP_NOSENDFILE"))
-
-
-class _Blob(SendfileCounted, web.FileResponse):
-    """A committed blob; aiohttp sends it with sendfile, which its own byte count does not see."""
-
-    def sendfile_bytes(self) -> int:
-        # aiohttp counts the headers once the response finished (body_length): then the whole body went out too.
-        finished = self.body_length > 0 and self.status in {200, 206} and not _NOSENDFILE
-        return (self.content_length or 0) if finished else 0
-
-
-class _Streamed(SendfileCounted, web.StreamResponse):
-    """A file streamed from a fill; its sendfile'd bytes are counted as they go."""
-
-    sent = 0
-
-    def sendfile_bytes(self) -> int:
-        return self.sent
-
-
 @routes.get("/files/{name}/{key}/{filename}", name="file")
 async def download(request: web.Request) -> web.StreamResponse:
     raw = request.match_info["name"]
@@ -57,38 +35,38 @@ async def download(request: web.Request) -> web.StreamResponse:
         raise FileNotFound("file URLs use the normalized project name")
     resolved = await request.app[INDEX].project(name)
     dist = find_file(resolved.page, request.match_info["filename"], request.match_info["key"])
-    files = request.app[FILES]
-    metrics = request.app[METRICS]
-    cached = await files.cached(dist)
+    offline = request.app[CONFIG].upstream.offline
+    if dist.origin is Origin.PRIVATE or offline or request.method == "HEAD" or _refused_range(request):
+        return await _without_download(request, dist)  # never a download
+    with await request.app[FILES].open(dist) as found:
+        if isinstance(found, Cached):
+            return await _send_cached(request, dist, found.reader, "hit")
+        request.app[METRICS].file_requests.labels("miss").inc()
+        if "Range" in request.headers:
+            return await _range_after_fill(request, dist, found)
+        return await _stream_fill(request, dist, found)
+
+
+async def _without_download(request: web.Request, dist: DistFile) -> web.StreamResponse:
+    """A private file, a file while offline, a HEAD or a refused Range: from the cache, else 404 (416 for the
+    Range; the index data for HEAD)."""
+    cached = await request.app[FILES].cached(dist)
     if cached is not None:
-        outcome = "private" if dist.origin is Origin.PRIVATE else "hit"
-        metrics.file_requests.labels(outcome).inc()
-        if request.method == "GET" and "Range" not in request.headers:
-            metrics.bytes_served.labels("cache").inc(cached.blob.size)
-        return _serve_blob(request, dist, cached.blob.sha256, outcome)
+        with cached:
+            return await _send_cached(request, dist, cached.reader, "hit")
     if dist.origin is Origin.PRIVATE:  # private bytes live only here: never fall through to upstream
         raise FileNotFound(f"{dist.filename} is missing from storage")
     if request.app[CONFIG].upstream.offline:
         raise FileNotFound(f"{dist.filename} is not in the cache and shadowpi is offline")
-    if request.method == "HEAD":  # answer from the index data; a HEAD must not start a download
-        return await _head_only(request, dist)
-    if "Range" in request.headers and not _range_is_valid(request):
-        # As for a cached file (aiohttp's FileResponse answers 416), and before any download starts: a request that
-        # is refused stores nothing.
+    if _refused_range(request):  # as a cached file answers it, before a download stores anything
         unsatisfiable = {"Content-Range": f"bytes */{dist.size}"} if dist.size is not None else None
         raise web.HTTPRequestRangeNotSatisfiable(headers=unsatisfiable)
-    metrics.file_requests.labels("miss").inc()
-    if "Range" in request.headers:
-        return await _range_after_fill(request, dist, files.fill(dist))
-    return await _stream_fill(request, dist, files.fill(dist))
+    return await _head_only(request, dist)
 
 
-def _range_is_valid(request: web.Request) -> bool:
-    try:
-        request.http_range  # noqa: B018 - parsing it is the check
-    except ValueError:
-        return False
-    return True
+def _refused_range(request: web.Request) -> bool:
+    requested = request.headers.get("Range")
+    return requested is not None and request.method == "GET" and refused(requested)
 
 
 def find_file(page: ProjectPage, filename: str, key: str) -> DistFile:
@@ -125,10 +103,15 @@ def _file_headers(request: web.Request, dist: DistFile, outcome: str) -> dict[st
     return headers
 
 
-def _serve_blob(request: web.Request, dist: DistFile, sha256: str, outcome: str) -> web.FileResponse:
-    """A committed blob, whatever the request: aiohttp answers HEAD, Range (206/416) and conditionals."""
-    path = request.app[BACKENDS].blobs.serve_path(sha256)
-    return _Blob(path, headers=_file_headers(request, dist, outcome))
+async def _send_cached(request: web.Request, dist: DistFile, reader: BlobReader, outcome: str) -> web.StreamResponse:
+    """A committed blob: a cache hit ("private" for an upload), or a download that has just been committed."""
+    if outcome == "hit":
+        outcome = "private" if dist.origin is Origin.PRIVATE else "hit"
+        metrics = request.app[METRICS]
+        metrics.file_requests.labels(outcome).inc()
+        if request.method == "GET" and "Range" not in request.headers:
+            metrics.bytes_served.labels("cache").inc(reader.size)
+    return await send_blob(request, reader, _file_headers(request, dist, outcome))
 
 
 async def _head_only(request: web.Request, dist: DistFile) -> web.StreamResponse:
@@ -142,68 +125,41 @@ async def _head_only(request: web.Request, dist: DistFile) -> web.StreamResponse
     return response
 
 
-async def _range_after_fill(request: web.Request, dist: DistFile, fill: Fill) -> web.StreamResponse:
+async def _range_after_fill(request: web.Request, dist: DistFile, following: Following) -> web.StreamResponse:
     """A Range is answered from the verified, committed file, as for a file that was cached already: never from
     bytes that are still unverified. Waits for the download (this request may have started it)."""
-    await fill.finished()  # a failed download raises here: a clean 502 before any header
+    await following.fill.finished()  # a failed download raises here: a clean 502 before any header
     cached = await request.app[FILES].cached(dist)
     if cached is None:  # verified, but the cache copy could not be stored
         raise UpstreamUnavailable(f"{dist.filename} could not be stored in the cache; retry without a Range header")
-    return _serve_blob(request, dist, cached.blob.sha256, "miss")
+    with cached:
+        return await _send_cached(request, dist, cached.reader, "miss")
 
 
-async def _stream_fill(request: web.Request, dist: DistFile, fill: Fill) -> web.StreamResponse:
+async def _stream_fill(request: web.Request, dist: DistFile, following: Following) -> web.StreamResponse:
+    fill = following.fill
     await fill.wait_started()  # errors before the first byte become a clean 4xx/5xx
-    response = _Streamed(headers=_file_headers(request, dist, "miss"))
+    response = Sent(headers=_file_headers(request, dist, "miss"))
     if fill.content_length is not None:
         response.content_length = fill.content_length
     await response.prepare(request)
-    transport = request.transport
     sendfile = fill.content_length is not None  # else chunked: aiohttp frames (and counts) the bytes itself
     streamed = request.app[METRICS].bytes_served.labels("upstream")
+
+    async def send(source: ByteSource, offset: int, count: int) -> None:
+        await send_range(request, response, source, offset, count, sendfile=sendfile)
+
     try:
-        if transport is None:
-            raise ConnectionResetError("client went away")
-        send = _sendfile(transport) if sendfile else _write_chunks(response)
-        async for sent in request.app[FILES].send(fill, send):
+        async for sent in request.app[FILES].send(following, send):
             streamed.inc(sent)
-            if sendfile:
-                response.sent += sent
     except ProxyError as exc:
         # Headers are gone: the only honest signal left is to cut the connection before the body completes.
         log.warning("aborting download of %s: %s", dist.filename, exc)
-        if transport is not None:
-            transport.abort()
+        if request.transport is not None:
+            request.transport.abort()
         return response
     except ConnectionError:  # normal (pip, uv and poetry hang up on purpose): one line, and the fill goes on
         log.info("client went away during the download of %s", dist.filename)
         return response
     await response.write_eof()
     return response
-
-
-def _sendfile(transport: asyncio.Transport) -> SendFile:
-    loop = asyncio.get_running_loop()
-
-    async def sendfile(source: BinaryIO, offset: int, count: int) -> int:
-        if transport.is_closing():  # loop.sendfile would raise a RuntimeError: the client is simply gone
-            raise ConnectionResetError("client went away")
-        return await loop.sendfile(transport, source, offset, count)
-
-    return sendfile
-
-
-def _write_chunks(response: web.StreamResponse) -> SendFile:
-    """Without a length the response is chunked: bytes must go through aiohttp's writer, which frames them."""
-    loop = asyncio.get_running_loop()
-
-    async def write(source: BinaryIO, offset: int, count: int) -> None:
-        end = offset + count
-        while offset < end:
-            data = await loop.run_in_executor(None, os.pread, source.fileno(), min(CHUNK, end - offset), offset)
-            if not data:
-                raise ConnectionResetError("the spool is shorter than announced")
-            await response.write(data)
-            offset += len(data)
-
-    return write

@@ -49,9 +49,11 @@ async def ready(request: web.Request) -> web.Response:
 async def _data_dir_ready(app: web.Application) -> None:
     """The data dir takes a write, and has room for the largest upload: a disk with a few kilobytes left still
     passes a small probe, but turns every upload away (507)."""
-    store, needed = app[BACKENDS].blobs, app[CONFIG].upload.max_size
-    await store.probe_writable()
-    free = await store.free_bytes()
+    backends, needed = app[BACKENDS], app[CONFIG].upload.max_size
+    spools = backends.spools
+    await spools.probe()
+    await backends.blobs.probe()
+    free = await spools.free_bytes()
     if free < needed:
         raise StorageFull(
             f"only {free} bytes are free in the data dir, less than one upload may need (upload.max_size = {needed})"

@@ -54,3 +54,10 @@ async def backends(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     })
     async with open_backends(config, migrate=True) as opened:
         yield BackendsUnderTest(**{f.name: getattr(opened, f.name) for f in fields(opened)}, config=config)
+
+
+@pytest.fixture
+async def peer(backends: BackendsUnderTest) -> AsyncIterator[Backends]:
+    """Another process on the same backends as `backends` (backends.reopen())."""
+    async with backends.reopen() as peer:
+        yield peer

@@ -1,8 +1,10 @@
-"""One upstream download into a spool: the limits it must keep while bytes arrive (the declared size, the size cap,
-a deadline, a minimum speed), write-behind batching, and verification against the index before any release.
+"""One upstream download into a spool, and following one that another worker leads.
 
-A download that breaks a limit fails the moment it does: the spool stops growing, its followers' clients are cut
-off (never handed a complete-looking file), and the next request starts over.
+The download keeps limits while bytes arrive (the declared size, the size cap, a deadline, a minimum speed), batches
+its writes behind the network (the event loop reads while a worker thread writes and hashes what arrived before),
+and verifies size and hashes against the index before the fill may release its last byte. A download that breaks a
+limit fails the moment it does: the spool stops growing, its followers' clients are cut off (never handed a
+complete-looking file), and the next request starts over.
 """
 
 from __future__ import annotations
@@ -14,13 +16,21 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from proxy.backends.blobs import BlobInfo
+from proxy.backends.fills import FillOutcome, ForeignFill
+from proxy.backends.spools import Spool
 from proxy.config import UpstreamConfig
 from proxy.errors import IntegrityError, UpstreamTimeout, UpstreamUnavailable
+from proxy.fill import Fill, FillState
 from proxy.simple.model import DistFile
-from proxy.storage import Spool
+from proxy.upstream import UpstreamClient
 
 log = logging.getLogger(__name__)
 
+CHUNK = 256 * 1024
+# Seconds between looks at another worker's spool: the shortest while it grows, backing off to the longest while
+# it does not (waiting for upstream, or for the leader's commit fsync).
+POLL_MIN, POLL_MAX = 0.005, 0.05
 # Network bytes the fill may hold in memory ahead of the disk before it stops reading from upstream.
 WRITE_BEHIND = 8 * 1024 * 1024
 # Seconds over which the average speed of a download is measured against min_download_speed.
@@ -177,3 +187,68 @@ def verify(dist: DistFile, spool: Spool, expected_length: int | None) -> None:
             )
     if not checked and dist.hashes:
         log.warning("no declared hash of %s could be checked (%s)", dist.filename, ", ".join(dist.hashes))
+
+
+async def download(
+    fill: Fill, spool: Spool, upstream: UpstreamClient, limits: Limits, clock: Callable[[], float]
+) -> None:
+    """Stream the fill's file from upstream into `spool`, publishing it to followers as it grows; returns verified.
+
+    Raises ProxyError (IntegrityError, UpstreamUnavailable, UpstreamTimeout, StorageFull) when a check fails.
+    """
+    dist = fill.dist
+    check_sha256(dist)
+    async with upstream.open_file(dist.url) as remote:
+        length = expected_length(dist, remote.content_length, limits.max_size)
+        guard = Guard(dist.filename, length, limits, clock)
+        fill.started(spool.reader(), length)
+        writer = WriteBehind(spool, fill.grew)
+        try:
+            async for chunk in remote.chunks(CHUNK):
+                guard.take(len(chunk))  # before the spool: an oversized or late chunk is never written
+                await writer.put(chunk)
+        finally:
+            await writer.close()
+    verify(dist, spool, length)
+    fill.verified()
+
+
+async def follow(fill: Fill, foreign: ForeignFill) -> None:
+    """Publish a fill another worker leads to this process's followers as it grows, until it is committed (then
+    the fill is COMMITTED here too) or fails (raises UpstreamUnavailable). The fill owns `foreign` once started."""
+    dist = fill.dist
+    delay = POLL_MIN
+    try:
+        while True:
+            if foreign.grown():  # bytes are published only once some arrived: an early failure stays a clean 502
+                _publish(fill, foreign)
+                delay = POLL_MIN
+            else:
+                outcome = await foreign.outcome()
+                if outcome is FillOutcome.COMMITTED:
+                    break
+                if outcome is FillOutcome.FAILED:
+                    raise UpstreamUnavailable(f"another worker's download of {dist.filename} failed")
+                if outcome is FillOutcome.ABANDONED:
+                    raise UpstreamUnavailable(f"the worker downloading {dist.filename} died")
+                delay = min(2 * delay, POLL_MAX)
+            await asyncio.sleep(delay)
+        foreign.grown()  # the final size: the commit happened after the last write
+        if dist.size is not None and foreign.size != dist.size:
+            raise IntegrityError(
+                f"{dist.filename} is {foreign.size} bytes in the cache, its index declared {dist.size}"
+            )
+        _publish(fill, foreign)
+    finally:
+        if fill.state is FillState.PENDING:  # never handed to the fill: nobody else will close it
+            foreign.close()
+    fill.verified()  # the leader committed this very file under the declared sha256
+    fill.committed(BlobInfo(foreign.sha256, foreign.size))
+
+
+def _publish(fill: Fill, foreign: ForeignFill) -> None:
+    if fill.state is FillState.PENDING:
+        # The leader's upstream Content-Length is not visible from here: only the index's size frames the body.
+        fill.started(foreign, fill.dist.size)
+    else:
+        fill.grew()

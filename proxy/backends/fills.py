@@ -1,0 +1,74 @@
+"""Fill coordination interface: which process downloads a blob when several want it at once, and how the others
+follow that download until it is committed or fails.
+
+One fill per blob at a time (per host today; per deployment once replicas share a coordinator): the claimant that
+leads writes the bytes to its spool and commits them; the others follow its progress and send the bytes the leader
+has written, releasing the last byte only when the leader committed the blob under the sha256 it was claimed for.
+
+Implementations: flock + hard links in the spool directory (proxy/backends/local/fills.py). The interface does not
+assume a shared file system: a follower on another host gets `sendfile_source() -> None` and reads `chunks()`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from proxy.backends.blobs import BlobReader, ByteSource
+
+if TYPE_CHECKING:
+    from proxy.backends.spools import Spool
+
+__all__ = ["FillCoordinator", "FillOutcome", "ForeignFill", "Lead"]
+
+
+class FillOutcome(enum.Enum):
+    """Where a fill led by someone else stands."""
+
+    WRITING = "writing"  # the leader lives and is writing
+    COMMITTED = "committed"  # the leader committed these very bytes under the claimed sha256 (all verified)
+    FAILED = "failed"  # the leader gave up and discarded its bytes
+    ABANDONED = "abandoned"  # the leader died mid-fill; the next claim may lead
+
+
+@runtime_checkable  # claim() returns one of three: callers tell them apart with isinstance
+class Lead(Protocol):
+    """This process fetches the blob: the bytes go to `spool`, which the caller commits (BlobStore.commit) once
+    verified. Others follow until finish()."""
+
+    @property
+    def spool(self) -> Spool: ...
+
+    async def finish(self) -> None:
+        """After the commit, or on failure: give up leadership and discard the spool unless it was committed.
+        Idempotent; must be called whatever happened (also when cancelled)."""
+        ...
+
+
+@runtime_checkable
+class ForeignFill(ByteSource, Protocol):
+    """A fill led elsewhere, followed from here. `size` is the bytes known written, as of the last grown()."""
+
+    @property
+    def sha256(self) -> str: ...
+
+    def grown(self) -> bool:
+        """Refresh `size` (cheap enough for the event loop); True when it grew."""
+        ...
+
+    async def outcome(self) -> FillOutcome:
+        """How the leader's fill stands now."""
+        ...
+
+
+class FillCoordinator(Protocol):
+    """Hands out fills. Raises OSError (StorageFull when out of space) when no spool can be made."""
+
+    async def claim(self, sha256: str, algorithms: Iterable[str] = ()) -> BlobReader | Lead | ForeignFill:
+        """The blob's reader when it is committed already (nothing to fill); else the lead of its fill, with a new
+        spool hashing `algorithms` besides sha256; else the fill someone else leads.
+
+        One call, one round trip to storage: it checks for the blob and claims the fill together.
+        """
+        ...

@@ -1,0 +1,320 @@
+"""Spools: local temporary files that blobs are written through, hashed on the way, and the sweep of the spools a
+dead process left behind. Local to every backend: an object-store backend commits by uploading a spool.
+
+Several processes share the spool directory. Every spool is flock()ed (LOCK_EX) by its writer from before it appears
+under its name until after its name is gone (moved into the blob store, or discarded), so an unlocked spool was left
+by a dead process: the sweep removes only those. The fill coordinator (local/fills.py) builds on the same rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import io
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from proxy.backends.digests import hashers
+from proxy.errors import StorageFull
+
+__all__ = ["SPOOL_SUFFIX", "Spool", "SpoolDir", "SpoolReader", "pread_chunks", "storage_full_errors"]
+
+log = logging.getLogger(__name__)
+
+SPOOL_SUFFIX = ".partial"
+READ_CHUNK = 256 * 1024
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def storage_full_errors() -> Iterator[None]:
+    """A full disk or quota (ENOSPC, EDQUOT) is StorageFull: a clear 507 for uploads and downloads, not a 500."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull() from exc
+        raise
+
+
+async def pread_chunks(fd: int, offset: int, length: int) -> AsyncIterator[bytes]:
+    """The bytes of `fd` at [offset, offset + length) in pieces, read off the event loop; stops early at the end."""
+    loop = asyncio.get_running_loop()
+    end = offset + length
+    while offset < end:
+        data = await loop.run_in_executor(None, os.pread, fd, min(READ_CHUNK, end - offset), offset)
+        if not data:
+            return
+        yield data
+        offset += len(data)
+
+
+class Spool:
+    """A local temporary file being written: positional appends, running hashes, readable while it grows.
+
+    Use it through SpoolDir.new() (`async with`), which discards it on exit unless it was moved into the blob store.
+    """
+
+    def __init__(self, path: Path, fd: int, algorithms: Iterable[str]) -> None:
+        self._path = path
+        self._fd = fd
+        self._hashers = hashers(algorithms)
+        self.size = 0
+        self.closed = False
+        self.moved = False  # renamed into the blob store: the name is no longer ours to delete
+        self._discarded = False
+
+    @property
+    def path(self) -> Path:
+        """The local file, for inspection while it is ours (archive checks of an upload)."""
+        return self._path
+
+    def _write_sync(self, chunks: Sequence[bytes], offset: int) -> None:
+        # Positional writes: the descriptor's file offset is never used, so readers may share the file.
+        pending = [memoryview(chunk) for chunk in chunks if chunk]
+        while pending:
+            written = os.pwritev(self._fd, pending, offset)
+            offset += written
+            while pending and written >= len(pending[0]):
+                written -= len(pending.pop(0))
+            if written:
+                pending[0] = pending[0][written:]
+        for chunk in chunks:
+            for hasher in self._hashers.values():
+                hasher.update(chunk)  # hashlib releases the GIL for large buffers
+
+    async def write(self, chunk: bytes) -> None:
+        """Append a chunk (off the event loop) and update the running hashes. Raises StorageFull."""
+        await self.write_all((chunk,))
+
+    async def write_all(self, chunks: Sequence[bytes]) -> None:
+        """Append several chunks in one trip off the event loop (one system call, one thread hand-off).
+
+        Raises StorageFull when the disk is full.
+        """
+        with storage_full_errors():
+            await asyncio.get_running_loop().run_in_executor(None, self._write_sync, chunks, self.size)
+        self.size += sum(len(chunk) for chunk in chunks)
+
+    def digests(self) -> dict[str, str]:
+        """Hex digests of everything written so far, per algorithm (always includes sha256)."""
+        return {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
+
+    def reader(self) -> SpoolReader:
+        """A view of the bytes written so far (its size follows the spool) with a descriptor of its own: it stays
+        readable after the spool is moved, discarded or closed. Close it when done."""
+        return SpoolReader(self, os.dup(self._fd))
+
+    async def sync(self) -> None:
+        """Fsync now, so that a later commit (inside a short transaction) costs only a rename. Raises StorageFull."""
+        with storage_full_errors():
+            await asyncio.get_running_loop().run_in_executor(None, os.fsync, self._fd)
+
+    async def move_to(self, target: Path, then: Callable[[], T]) -> T:
+        """Fsync and atomically rename the spool to `target` (replacing it), creating its directory: the blob
+        store's commit; then call `then` in the same trip off the event loop. Afterwards discard() leaves the name
+        alone. Raises StorageFull."""
+
+        def move() -> T:
+            _fsync_and_move(self._fd, self._path, target)
+            self.moved = True
+            return then()
+
+        with storage_full_errors():
+            return await asyncio.get_running_loop().run_in_executor(None, move)
+
+    async def discard(self) -> None:
+        """Delete the spool's file; a no-op once moved (the name may already be another fill's spool)."""
+        if self.moved or self._discarded:
+            return
+        self._discarded = True  # never unlink this name again: it may be someone else's by then
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.get_running_loop().run_in_executor(None, os.unlink, self._path)
+
+    def close(self) -> None:
+        """Close the descriptor, which drops the lock: only once the name is gone (moved or discarded)."""
+        if not self.closed:
+            self.closed = True
+            os.close(self._fd)
+
+    async def dispose(self) -> None:
+        """Discard unless moved, then close: what every spool's owner does last (SpoolDir.new does it on exit)."""
+        try:
+            await self.discard()
+        finally:
+            self.close()
+
+
+def _fsync_and_move(fd: int, path: Path, target: Path) -> None:
+    os.fsync(fd)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    path.replace(target)
+
+
+class SpoolReader:
+    """A spool's bytes as a ByteSource (see proxy/backends/blobs.py), with a descriptor of its own."""
+
+    def __init__(self, spool: Spool, fd: int) -> None:
+        self._spool = spool
+        self._file = io.FileIO(fd, "rb")
+
+    @property
+    def size(self) -> int:
+        return self._spool.size
+
+    def sendfile_source(self) -> BinaryIO:
+        return self._file
+
+    def chunks(self, offset: int, length: int) -> AsyncIterator[bytes]:
+        return pread_chunks(self._file.fileno(), offset, length)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+# --- flock()-guarded files (the fill coordinator, local/fills.py, follows the same rule) ---
+
+
+def try_lock(fd: int, kind: int) -> bool:
+    """flock without waiting; False when someone else holds a conflicting lock."""
+    try:
+        fcntl.flock(fd, kind | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def unlock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def same_file(path: Path, fd: int) -> bool:
+    """Whether `path` names the file open as `fd` right now."""
+    try:
+        named = path.stat()
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (own.st_dev, own.st_ino)
+
+
+def open_existing(path: Path) -> int | None:
+    """A read-only descriptor of `path`, or None when it does not exist."""
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+
+
+def create_locked(directory: Path) -> tuple[Path, int]:
+    """A new, empty, exclusively locked spool under a random name in `directory`."""
+    while True:
+        path = directory / f"{secrets.token_hex(16)}{SPOOL_SUFFIX}"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        # Between open and flock a starting worker's sweep may take the file for a dead one's and delete it.
+        if try_lock(fd, fcntl.LOCK_EX) and same_file(path, fd):
+            return path, fd
+        os.close(fd)
+
+
+def remove_if_abandoned(path: Path) -> bool:
+    """Delete a spool whose writer is gone (nobody holds its lock); False when it is live or already gone."""
+    fd = open_existing(path)
+    if fd is None:
+        return False
+    try:
+        # While we hold the lock nobody else may delete or replace this name (the same rule binds them), so
+        # the name checked here is the name unlinked.
+        if not try_lock(fd, fcntl.LOCK_EX) or not same_file(path, fd):
+            return False
+        path.unlink()
+        return True
+    finally:
+        os.close(fd)
+
+
+class SpoolDir:
+    """The spool directory (`<data dir>/tmp`): new spools, free space, and the sweep of dead processes' spools."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._sweep_waiters: list[asyncio.Future[int]] = []
+
+    async def open(self) -> None:
+        """Create the directory (sweeping it is a separate step: sweep())."""
+        await asyncio.get_running_loop().run_in_executor(None, _makedirs, self.directory)
+
+    async def create(self, algorithms: Iterable[str] = ()) -> Spool:
+        """A new empty spool hashing sha256 and `algorithms`; the caller must dispose() it. Prefer new()."""
+        with storage_full_errors():
+            path, fd = await asyncio.get_running_loop().run_in_executor(None, create_locked, self.directory)
+        return Spool(path, fd, algorithms)
+
+    @asynccontextmanager
+    async def new(self, algorithms: Iterable[str] = ()) -> AsyncIterator[Spool]:
+        """A new spool for the block: discarded on exit unless it was moved into the blob store, then closed."""
+        spool = await self.create(algorithms)
+        try:
+            yield spool
+        finally:
+            await asyncio.shield(spool.dispose())
+
+    async def free_bytes(self) -> int:
+        """Bytes available to this process on the spool directory's file system (statvfs, off the event loop)."""
+        result = await asyncio.get_running_loop().run_in_executor(None, os.statvfs, self.directory)
+        return result.f_bavail * result.f_frsize
+
+    async def probe(self) -> None:
+        """Write and delete a small spool; raises OSError (StorageFull when the disk is full) when that fails."""
+        async with self.new() as spool:
+            await spool.write(b"probe")
+
+    async def sweep(self) -> int:
+        """Delete the spools whose writer died (unlocked); returns how many. Safe while others write: see
+        create_locked and remove_if_abandoned."""
+        waiters, self._sweep_waiters = self._sweep_waiters, []
+        try:
+            removed: int = await asyncio.get_running_loop().run_in_executor(None, self._sweep_sync)
+        except BaseException as exc:
+            for waiter in (w for w in waiters if not w.done()):
+                if isinstance(exc, Exception):
+                    waiter.set_exception(exc)
+                else:
+                    waiter.cancel()
+            raise
+        for waiter in (w for w in waiters if not w.done()):
+            waiter.set_result(removed)
+        return removed
+
+    async def next_sweep(self) -> int:
+        """Wait for the next sweep that starts after this call; returns how many spools it removed."""
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._sweep_waiters.append(waiter)
+        return await waiter
+
+    async def sweep_periodically(self, interval: float) -> None:
+        """Sweep every `interval` seconds until cancelled: a worker that dies mid-upload (SIGKILL, OOM) leaves its
+        spool behind, and the other workers may run for months without a restart."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                removed = await self.sweep()
+            except OSError as exc:  # a failed sweep must not stop the next ones
+                log.warning("could not sweep %s for abandoned spools: %s", self.directory, exc)
+                continue
+            if removed:
+                log.info("removed %d spool(s) left by a process that died", removed)
+
+    def _sweep_sync(self) -> int:
+        return sum(remove_if_abandoned(entry) for entry in self.directory.iterdir())
+
+
+def _makedirs(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)

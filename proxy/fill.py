@@ -1,0 +1,186 @@
+"""One download of a file in flight, as the clients following it see it: a small state machine.
+
+    PENDING --started--> STREAMING --verified--> VERIFIED --committed--> COMMITTED
+       |                    |                        `----not_stored--> NOT_STORED
+       `------failed--------'------------------------------------------> FAILED
+
+Whoever runs the download (proxy/filecache.py) calls the transitions; each checks its legal predecessor and wakes
+the followers, which re-read the state. A follower is sent the bytes written so far, except the last one until the
+fill is verified, so a lying or cut-off upstream can never produce a complete-looking response. NOT_STORED: every
+byte was verified and sent, but the cache copy could not be committed (clients are unaffected).
+
+The byte source handed over by `started` belongs to the fill from then on: it is closed once the fill has ended and
+the last follower has let go (Following.close), so no follower ever reads from a closed file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+from proxy.backends.blobs import BlobInfo, ByteSource
+from proxy.errors import ProxyError
+from proxy.simple.model import DistFile
+
+__all__ = ["HOLDBACK", "Fill", "FillState", "Following"]
+
+# Bytes withheld from followers until the fill is verified (see the module docstring).
+HOLDBACK = 1
+
+
+class FillState(enum.Enum):
+    PENDING = "pending"  # waiting for upstream's answer (or, following another worker, for its first bytes)
+    STREAMING = "streaming"  # bytes arriving in the source
+    VERIFIED = "verified"  # complete and matching the index: every byte may be sent
+    COMMITTED = "committed"  # in the blob store
+    NOT_STORED = "not stored"  # verified and sent, but the commit failed
+    FAILED = "failed"  # before verification: followers are cut off
+
+
+_BEFORE = {
+    FillState.STREAMING: (FillState.PENDING,),
+    FillState.VERIFIED: (FillState.STREAMING,),
+    FillState.COMMITTED: (FillState.VERIFIED,),
+    FillState.NOT_STORED: (FillState.VERIFIED,),
+    FillState.FAILED: (FillState.PENDING, FillState.STREAMING),
+}
+_ENDED = (FillState.COMMITTED, FillState.NOT_STORED, FillState.FAILED)
+
+
+class Fill:
+    """A download of `dist` that any number of clients follow."""
+
+    def __init__(self, dist: DistFile) -> None:
+        self.dist = dist
+        self.state = FillState.PENDING
+        self.content_length: int | None = None  # the declared length: no follower is ever sent a byte past it
+        self.blob: BlobInfo | None = None  # set when COMMITTED
+        self.error: ProxyError | None = None  # set when FAILED
+        self._source: ByteSource | None = None
+        self._followers = 0
+        self._changed = asyncio.Event()
+
+    # --- transitions (the download's owner) ---
+
+    def started(self, source: ByteSource, length: int | None) -> None:
+        """Upstream answered (or another worker's spool has its first bytes): bytes arrive in `source`, which the
+        fill now owns; `length` is what the index or upstream declared."""
+        self._move(FillState.STREAMING)
+        self._source = source
+        self.content_length = length
+
+    def grew(self) -> None:
+        """More bytes are in the source."""
+        assert self.state is FillState.STREAMING, self.state
+        self._notify()
+
+    def verified(self) -> None:
+        """Every byte is in and matched the index's size and hashes."""
+        self._move(FillState.VERIFIED)
+
+    def committed(self, blob: BlobInfo) -> None:
+        """The verified bytes are in the blob store as `blob`."""
+        self.blob = blob
+        self._move(FillState.COMMITTED)
+
+    def not_stored(self) -> None:
+        """The verified bytes could not be committed (clients have them; the cache does not)."""
+        self._move(FillState.NOT_STORED)
+
+    def failed(self, error: ProxyError) -> None:
+        """The download failed before verification: followers raise `error`."""
+        self.error = error
+        self._move(FillState.FAILED)
+
+    def _move(self, state: FillState) -> None:
+        assert self.state in _BEFORE[state], f"{self.state} -> {state}"
+        self.state = state
+        self._notify()
+        self._close_if_idle()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    # --- followers ---
+
+    @property
+    def ended(self) -> bool:
+        return self.state in _ENDED
+
+    @property
+    def source(self) -> ByteSource:
+        """The bytes (once started; they stay readable while anyone follows)."""
+        assert self._source is not None, "not started"
+        return self._source
+
+    def follow(self) -> Following:
+        """Count a follower until its Following is closed (the source stays open meanwhile)."""
+        return Following(self)
+
+    def _let_go(self) -> None:
+        self._followers -= 1
+        self._close_if_idle()
+
+    def _close_if_idle(self) -> None:
+        if self.ended and self._followers == 0 and self._source is not None:
+            self._source.close()
+
+    async def wait_started(self) -> None:
+        """Until bytes may flow. Raises the fill's error if it failed before that."""
+        while self.state is FillState.PENDING:
+            await self._changed.wait()
+        if self._source is None and self.error is not None:
+            raise self.error
+
+    async def finished(self) -> None:
+        """Until the fill has ended. Raises the fill's error if it failed."""
+        while not self.ended:
+            await self._changed.wait()
+        if self.error is not None:
+            raise self.error
+
+    async def ranges(self) -> AsyncIterator[tuple[int, int]]:
+        """(offset, count) of source bytes as they become sendable. Raises the fill's error (after partial output)."""
+        await self.wait_started()
+        source = self.source
+        offset = 0
+        while True:
+            changed = self._changed  # captured before checking, so no wake-up is missed
+            if self.error is not None:
+                raise self.error
+            sendable = self.state is not FillState.STREAMING
+            # Never past the declared length, whatever the source holds (a leader in another process may not check).
+            size = source.size if self.content_length is None else min(source.size, self.content_length)
+            limit = size if sendable else size - HOLDBACK
+            if offset < limit:
+                yield offset, limit - offset
+                offset = limit
+            elif sendable:
+                return
+            else:
+                await changed.wait()
+
+
+class Following:
+    """One client's hold on a fill (see Fill.follow); close it when done, or use `with`."""
+
+    def __init__(self, fill: Fill) -> None:
+        self.fill = fill
+        self._closed = False
+        fill._followers += 1
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.fill._let_go()
+
+    def __enter__(self) -> Following:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -23,43 +23,40 @@ README = (
 
 
 async def populate(data_dir: Path, projects: int) -> None:
-    """N private projects and N cached upstream pages, staged in one transaction (as an import does)."""
-    from proxy.db import DB_FILENAME, Database, PrivateFile, StoredPage
-    from proxy.storage import BlobStore
-
+    """N private projects and N cached upstream pages, written in one transaction (as an import does)."""
+    from proxy.backends import open_backends
+    from proxy.backends.records import PrivateFile, StoredPage
+    from proxy.config import build_config
     from proxy.simple.model import DistFile, ProjectPage
     from proxy.simple.names import NormalizedName
 
-    store = BlobStore(data_dir)
-    await store.open()
-    metadata = await store.put_bytes(
-        b"Metadata-Version: 2.1\nName: example\nVersion: 1.0\nSummary: an example\n"
-        b"Description-Content-Type: text/markdown\n\n" + README.encode()
-    )
-    db = await Database.open(data_dir / DB_FILENAME)
-    try:
-        await db.bundle_begin()
-        for i in range(projects):
-            name = f"proj-{i:05d}"
-            await db.bundle_stage_private_project(NormalizedName(name))
-            for minor in range(3):
-                version = f"1.{minor}"
-                await db.bundle_stage_private_file(PrivateFile(
-                    filename=f"proj_{i:05d}-{version}-py3-none-any.whl", project=NormalizedName(name),
-                    version=version, sha256=f"{i:058d}{minor:06d}", blake2_256=None, size=1000 + i,
-                    requires_python=">=3.9", metadata_sha256=metadata.sha256, yanked=None,
-                    upload_time=f"2025-01-{1 + minor:02d}T00:00:{i % 60:02d}.000000Z", uploaded_by="ci",
-                ))  # fmt: skip
-            upstream = NormalizedName(f"up-{i:05d}")
-            files = tuple(
-                DistFile(filename=f"up_{i:05d}-{v}.0-py3-none-any.whl", url=f"https://files.invalid/{i}/{v}.whl",
-                         hashes={"sha256": f"{i:059d}{v:05d}"}, size=2000, upload_time="2025-02-01T00:00:00.000000Z")
-                for v in range(5)
-            )
-            await db.bundle_stage_page(upstream, StoredPage(ProjectPage(upstream, files), None, None, time.time()))
-        await db.bundle_commit()
-    finally:
-        await db.close()
+    config = build_config({"server": {"data_dir": str(data_dir)}})
+    async with open_backends(config, migrate=True) as backends:
+        await backends.blobs.open()
+        metadata = await backends.blobs.put_bytes(
+            b"Metadata-Version: 2.1\nName: example\nVersion: 1.0\nSummary: an example\n"
+            b"Description-Content-Type: text/markdown\n\n" + README.encode()
+        )
+        async with backends.meta.transaction() as tx:
+            for i in range(projects):
+                name = NormalizedName(f"proj-{i:05d}")
+                await tx.add_private_project(name)
+                for minor in range(3):
+                    version = f"1.{minor}"
+                    await tx.add_private_file(PrivateFile(
+                        filename=f"proj_{i:05d}-{version}-py3-none-any.whl", project=name,
+                        version=version, sha256=f"{i:058d}{minor:06d}", blake2_256=None, size=1000 + i,
+                        requires_python=">=3.9", metadata_sha256=metadata.sha256, yanked=None,
+                        upload_time=f"2025-01-{1 + minor:02d}T00:00:{i % 60:02d}.000000Z", uploaded_by="ci",
+                    ))  # fmt: skip
+                upstream = NormalizedName(f"up-{i:05d}")
+                files = tuple(
+                    DistFile(filename=f"up_{i:05d}-{v}.0-py3-none-any.whl", url=f"https://files.invalid/{i}/{v}.whl",
+                             hashes={"sha256": f"{i:059d}{v:05d}"}, size=2000,
+                             upload_time="2025-02-01T00:00:00.000000Z")
+                    for v in range(5)
+                )
+                await tx.put_page(upstream, StoredPage(ProjectPage(upstream, files), None, None, time.time()))
 
 
 def main() -> int:

@@ -1,8 +1,9 @@
 """The backend contract suite's one fixture: `backends`, parametrized over every implementation pair.
 
-Every test in tests/backends/ runs once per entry of KINDS. Adding a backend (PostgreSQL + S3 in the next issue)
-is one more entry: a function that returns the `[database]`/`[storage]` URLs of a fresh, empty instance (it may
-ask for other fixtures, such as `postgres_db` and `s3_bucket`, through `request`). A test that needs a second
+Every test in tests/backends/ runs once per entry of KINDS. Adding a backend is one more entry: a function that
+returns the `[database]`/`[storage]` URLs of a fresh, empty instance (it may ask for other fixtures, such as
+`postgres_db` and `s3_bucket`, through `request`). PostgreSQL runs on the real engine the suite starts
+(tests/engines/): those tests carry the `engines` mark. A test that needs a second
 process on the same backends opens one with `backends.reopen()`: another set of connections, feed and store on
 the same URLs, exactly as another worker or command would.
 """
@@ -27,9 +28,16 @@ def _sqlite_local(_request: pytest.FixtureRequest, root: Path) -> Urls:
     return {"database": f"sqlite://{root / 'meta' / 'shadowpi.sqlite3'}", "storage": f"file://{root / 'store'}"}
 
 
+def _postgresql_local(request: pytest.FixtureRequest, root: Path) -> Urls:
+    database = request.getfixturevalue("postgres_db")  # a fresh database on the session's PostgreSQL
+    return {"database": database.url, "storage": f"file://{root / 'store'}"}
+
+
 KINDS: dict[str, Callable[[pytest.FixtureRequest, Path], Urls]] = {
     "sqlite+local": _sqlite_local,
+    "postgresql+local": _postgresql_local,
 }
+MARKS = {"postgresql+local": [pytest.mark.engines]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +51,7 @@ class BackendsUnderTest(Backends):
         return open_backends(self.config, migrate=migrate)
 
 
-@pytest.fixture(params=list(KINDS))
+@pytest.fixture(params=[pytest.param(kind, marks=MARKS.get(kind, [])) for kind in KINDS])
 async def backends(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BackendsUnderTest]:
     """Fresh, migrated backends of one kind (see KINDS); closed after the test."""
     urls = KINDS[request.param](request, tmp_path)

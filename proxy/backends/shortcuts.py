@@ -1,20 +1,93 @@
-"""The single-write methods of the SQLite MetadataStore: each is one transaction around one statement group, so
-there is exactly one path to the writer connection (transaction.py)."""
+"""What every MetadataStore builds the same way on its transaction(): the single-write methods (each is one
+transaction around one statement, so there is exactly one write path), eviction's claim, and recording a token's
+use."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-from proxy.backends.records import DeletedFile, PrivateFile, StoredPage
-from proxy.backends.sqlite.pages import page_row
-from proxy.backends.sqlite.transaction import SqliteTransaction
+from proxy.backends.changes import ChangeFeed, Topic
+from proxy.backends.metadata import Transaction
+from proxy.backends.pagerows import PageRow, page_row
+from proxy.backends.records import DeletedFile, PrivateFile, StoredPage, TokenRecord
+from proxy.errors import StorageFull
 from proxy.simple.names import NormalizedName
 
+__all__ = ["BlobRow", "RowTransaction", "SingleWrites"]
 
-class SingleWrites:
-    def transaction(self) -> AbstractAsyncContextManager[SqliteTransaction]:
+log = logging.getLogger(__name__)
+
+BlobRow = tuple[int, float, float]  # size, created_at, last_access: what eviction puts back if deleting fails
+TOKEN_USE_EVERY = 60.0  # seconds: a 50-file install with a token must not mean 50 write transactions
+
+
+class RowTransaction(Transaction, Protocol):
+    """A backend's transaction, with the statements only the store itself uses."""
+
+    async def put_page_row(self, name: NormalizedName, row: PageRow) -> None:
+        """put_page with the body already serialized (serialized before the transaction: it may take seconds)."""
+        ...
+
+    async def take_evictable(self, sha256: str, *, accessed_before: float) -> BlobRow | None:
+        """Delete the row of a blob that may still be evicted, and return it (None: it may not go now)."""
+        ...
+
+    async def restore_blob(self, sha256: str, row: BlobRow) -> None:
+        """Put back the row of a blob whose bytes could not be deleted after all."""
+        ...
+
+    async def record_token_use(self, token_id: int, when: float, *, every: float) -> None:
+        """Set last_used, unless it was set less than `every` seconds before `when`."""
+        ...
+
+
+TX = TypeVar("TX", bound=RowTransaction)
+
+
+class SingleWrites(Generic[TX]):
+    _feed: ChangeFeed
+    # What a failed use record may raise besides StorageFull (the backend's driver errors): the token still works.
+    _token_use_errors: tuple[type[Exception], ...] = ()
+
+    def transaction(self) -> AbstractAsyncContextManager[TX]:
         raise NotImplementedError
+
+    if TYPE_CHECKING:  # the store's own read (a stub here would shadow it)
+
+        async def live_token(self, token_hash: str) -> TokenRecord | None: ...
+
+    @asynccontextmanager
+    async def evicting(self, sha256: str, *, accessed_before: float) -> AsyncIterator[bool]:
+        async with self.transaction() as tx:
+            row = await tx.take_evictable(sha256, accessed_before=accessed_before)
+        if row is None:
+            yield False
+            return
+        try:
+            yield True
+        except BaseException:  # the bytes are still there: so must the row be
+            async with self.transaction() as tx:
+                await tx.restore_blob(sha256, row)
+            raise
+        await self._feed.bump(Topic.BLOBS)  # after the bytes are gone, as forget_blob: processes stop assuming it
+
+    async def token_user(self, token_hash: str) -> str | None:
+        token = await self.live_token(token_hash)
+        if token is None:
+            return None
+        now = time.time()
+        if token.last_used is None or token.last_used < now - TOKEN_USE_EVERY:
+            unrecorded: tuple[type[Exception], ...] = (StorageFull, *self._token_use_errors)
+            try:
+                async with self.transaction() as tx:
+                    await tx.record_token_use(token.id, now, every=TOKEN_USE_EVERY)
+            except unrecorded as exc:  # the use goes unrecorded, the token still works
+                log.debug("could not record the use of token %d: %s", token.id, exc)
+        return token.user
 
     # --- pages ---
 

@@ -35,7 +35,8 @@ from tests.clients import clean_env, run
          "database.url: 'postgresql://shadowpi:***@db:5432/' names no database (expected postgresql://"),
         ("postgresql://shadowpi:pw@db", "database.url: 'postgresql://shadowpi:***@db' names no database"),
         ("postgresql://shadowpi:pw@db/a/b", "database.url: 'postgresql://shadowpi:***@db/a/b' names no database"),
-        ("postgresql://shadowpi:pw@db:port/x", "database.url: 'postgresql://shadowpi:***@db:port/x' is not a valid URL"),
+        ("postgresql://shadowpi:pw@db:port/x",
+         "database.url: 'postgresql://shadowpi:***@db:port/x' is not a valid URL"),
         ("postgresql://shadowpi:pw@db:70000/x",
          "database.url: 'postgresql://shadowpi:***@db:70000/x' is not a valid URL"),
         ("postgresql:shadowpi", "database.url: 'postgresql:shadowpi' must be postgresql://host/dbname"),
@@ -97,7 +98,8 @@ def test_the_urls_come_from_the_file_the_environment_and_the_flags(tmp_path: Pat
     with pytest.raises(ConfigError, match=r"^SHADOWPI_STORAGE_URL: unsupported scheme 's3' \(supported: file\)$"):
         load_config(None, environ={"SHADOWPI_STORAGE_URL": "s3://bucket"})
     path.write_text('[database]\nurl = "mysql://x"\n')
-    with pytest.raises(ConfigError, match=r"^database.url: unsupported scheme 'mysql' \(supported: sqlite, postgresql,"):
+    refused = r"^database.url: unsupported scheme 'mysql' \(supported: sqlite, postgresql,"
+    with pytest.raises(ConfigError, match=refused):
         load_config(path)
     environ = {"SHADOWPI_DATABASE_URL": "postgresql://u:secret@db/meta", "SHADOWPI_DATABASE_POOL_SIZE": "4"}
     config = load_config(None, environ=environ)

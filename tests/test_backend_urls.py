@@ -110,7 +110,7 @@ def test_the_urls_come_from_the_file_the_environment_and_the_flags(tmp_path: Pat
 @pytest.mark.parametrize("command", [
     ["serve"], ["token", "list"], ["token", "create", "--user", "ci"], ["token", "revoke", "1"],
     ["yank", "p", "1.0"], ["unyank", "p", "1.0"], ["delete", "p", "1.0"], ["audit"], ["cache", "usage"],
-    ["cache", "purge", "p"], ["warm", "p"], ["export", "out"], ["import", "in"],
+    ["cache", "purge", "p"], ["warm", "p"], ["export", "out"], ["import", "in"], ["db", "upgrade"],
 ])
 def test_every_command_takes_database_and_storage(command: list[str]) -> None:
     """--database and --storage are accepted by every command, as --data-dir and --config are."""

@@ -56,7 +56,8 @@ async def test_several_db_upgrades_at_once_migrate_once(tmp_path: Path, postgres
     results = await asyncio.gather(*(shadowpi(tmp_path / str(i), postgres_db, "db", "upgrade") for i in range(4)))
     assert [r.returncode for r in results] == [0] * 4
     outputs = sorted(r.stdout.split(" (")[0] for r in results)
-    assert outputs == [f"database schema 0 -> {len(MIGRATIONS)}"] + [f"database schema {len(MIGRATIONS)}, up to date"] * 3
+    up_to_date = f"database schema {len(MIGRATIONS)}, up to date"
+    assert outputs == [f"database schema 0 -> {len(MIGRATIONS)}", up_to_date, up_to_date, up_to_date]
     conn = await asyncpg.connect(postgres_db.url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == len(MIGRATIONS)

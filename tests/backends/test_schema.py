@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 
 from proxy.backends import open_backends
+from proxy.simple.names import NormalizedName
 from tests.backends.conftest import BackendsUnderTest
 
 
@@ -47,3 +48,16 @@ async def test_processes_migrating_an_empty_store_at_once_apply_each_migration_o
         assert await again.meta.migrate() == 0
         await again.meta.add_token("ci", "2" * 64)
         assert [t.user for t in await again.meta.list_tokens()] == ["ci"]
+
+
+async def test_processes_opening_an_empty_store_to_serve_at_once_all_start(backends: BackendsUnderTest) -> None:
+    """Five processes opening one empty store with migrate=True at the same moment (replicas of `serve` starting
+    together): every one opens, at this shadowpi's schema, and the store works."""
+    config = backends.empty()
+    async with contextlib.AsyncExitStack() as stack:
+        opened = await asyncio.gather(*(stack.enter_async_context(open_backends(config, migrate=True))
+                                        for _ in range(5)))
+        version = await backends.meta.schema_version()
+        assert [await b.meta.schema_version() for b in opened] == [version] * 5
+        await opened[0].meta.add_private_project(NormalizedName("acme"))
+        assert await opened[4].meta.private_projects() == [NormalizedName("acme")]

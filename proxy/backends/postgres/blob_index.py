@@ -57,6 +57,9 @@ class BlobWrites(BlobReads, Statements):
         )
 
     async def record_pinned_blob(self, sha256: str, size: int) -> bool:
+        # An import's first statement, in the transaction where it then decides on private files: the private-state
+        # lock comes first, before any row lock, or an upload of the same blob (lock, then this row) could deadlock.
+        await self._lock_private()
         return await self._run(
             "INSERT INTO blobs (sha256, size, created_at, last_access, pinned) VALUES ($1, $2, $3, $3, true)"
             " ON CONFLICT (sha256) DO UPDATE SET pinned = true WHERE NOT blobs.pinned",
@@ -96,8 +99,10 @@ class BlobWrites(BlobReads, Statements):
             " RETURNING size, created_at, last_access",
             sha256, accessed_before,
         )
+        if row is None:
+            return None
         self.changes_usage = True
-        return (int(row[0]), float(row[1]), float(row[2])) if row is not None else None
+        return int(row[0]), float(row[1]), float(row[2])
 
     async def restore_blob(self, sha256: str, row: BlobRow) -> None:
         query = "INSERT INTO blobs (sha256, size, created_at, last_access) VALUES ($1, $2, $3, $4)"

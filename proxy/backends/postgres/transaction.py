@@ -2,8 +2,9 @@
 
 Isolation is READ COMMITTED (PostgreSQL's default) with one addition that gives private state SQLite's guarantee:
 a transaction that reads or writes private state (release slots, filenames, deleted names, "is this blob
-private", eviction's "not private") first takes one transaction-scoped advisory lock, `pg_advisory_xact_lock`, held
-until it commits or rolls back. So the upload slot check and the insert that depends on it, an import's checks, a
+private", eviction's "not private", an import's pins) first takes one transaction-scoped advisory lock,
+`pg_advisory_xact_lock`, held until it commits or rolls back; it is taken before any row lock another holder may
+wait for (private rows, blob rows), so two holders never deadlock on a row. So the upload slot check and the insert that depends on it, an import's checks, a
 reclaim's "nobody refers to this blob" and an eviction claim run one at a time across every replica, exactly as
 all SQLite writers do, and every check-then-write written for SQLite stays right. Why one lock and not one per
 project: a transaction asks about a filename before it knows the project is all it touches, and blob checks span

@@ -3,15 +3,15 @@
 Isolation is READ COMMITTED (PostgreSQL's default) with one addition that gives private state SQLite's guarantee:
 a transaction that reads or writes private state (release slots, filenames, deleted names, "is this blob
 private", eviction's "not private", an import's pins) first takes one transaction-scoped advisory lock,
-`pg_advisory_xact_lock`, held until it commits or rolls back; it is taken before any row lock another holder may
-wait for (private rows, blob rows), so two holders never deadlock on a row. So the upload slot check and the insert that depends on it, an import's checks, a
-reclaim's "nobody refers to this blob" and an eviction claim run one at a time across every replica, exactly as
-all SQLite writers do, and every check-then-write written for SQLite stays right. Why one lock and not one per
-project: a transaction asks about a filename before it knows the project is all it touches, and blob checks span
-projects; one key cannot deadlock, and these transactions are short and rare (uploads, deletes, imports, evictions
-of one blob). Everything else (pages, blob records and hits, tokens) runs concurrently on row locks alone: those
-are single upserts that need no check. SERIALIZABLE with retries was not an option: `async with
-meta.transaction()` runs the caller's block once and cannot replay it.
+`pg_advisory_xact_lock`, held until it commits or rolls back. So the upload slot check and the insert that
+depends on it, an import's checks, a reclaim's "nobody refers to this blob" and an eviction claim run one at a
+time across every replica, exactly as all SQLite writers do, and every check-then-write written for SQLite stays
+right. Why one lock and not one per project: a transaction asks about a filename before it knows the project is
+all it touches, and blob checks span projects; one key cannot deadlock, and these transactions are short and rare
+(uploads, deletes, imports, evictions of one blob). It is taken before any row lock another holder may wait for
+(private rows, blob rows), so two holders never deadlock on a row either. Everything else (pages, blob records
+and hits, tokens) runs concurrently on row locks alone: single upserts that need no check. SERIALIZABLE with
+retries was not an option: `async with meta.transaction()` runs the caller's block once and cannot replay it.
 
 The end of a transaction is one round trip: `SELECT pg_notify(...); COMMIT; SELECT nextval('usage_changes')`, the
 notification inside the transaction (delivered by PostgreSQL when, and only if, it commits) and the usage counter

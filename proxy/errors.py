@@ -64,6 +64,11 @@ class StorageFull(ProxyError):
         super().__init__(message)
 
 
+class BackendUnavailable(ProxyError):
+    """The metadata database cannot be reached or refuses the connection (wrong password, no such database); the
+    message names the key and the URL, never the password."""
+
+
 class UploadTooLarge(InvalidUpload):
     """The upload exceeds [upload] max_size."""
 

@@ -1,23 +1,37 @@
 """`[database] url` and `[storage] url`: parsed and validated into typed locations (pure: no I/O).
 
-Only the embedded backends exist so far:
-- database: `sqlite:` (the data dir's database file) or `sqlite:///absolute/path.sqlite3`;
+- database: `sqlite:` (the data dir's database file) or `sqlite:///absolute/path.sqlite3`; or PostgreSQL,
+  `postgresql://user:password@host:port/dbname` (also `postgres://`; libpq-style query parameters such as
+  `?sslmode=require` pass through to the driver);
 - storage: `file:` (the data dir) or `file:///absolute/dir`.
-Any other scheme is refused with one line naming the key and the supported schemes.
+Anything else is refused with one line naming the key and the supported schemes. A password is never repeated in
+a message: URLs are shown with it masked.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 from proxy.errors import ConfigError
 
-__all__ = ["DATABASE_SCHEMES", "STORAGE_SCHEMES", "FileURL", "SqliteURL", "parse_database_url", "parse_storage_url"]
+__all__ = [
+    "DATABASE_SCHEMES",
+    "STORAGE_SCHEMES",
+    "FileURL",
+    "PostgresURL",
+    "SqliteURL",
+    "mask_password",
+    "parse_database_url",
+    "parse_storage_url",
+]
 
-DATABASE_SCHEMES = ("sqlite",)
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
 STORAGE_SCHEMES = ("file",)
+_POSTGRES_EXAMPLE = "postgresql://user:password@host:5432/dbname"
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,29 +42,77 @@ class SqliteURL:
 
 
 @dataclass(frozen=True, slots=True)
+class PostgresURL:
+    """A PostgreSQL database. `dsn` is the URL as given (for the driver: it may hold the password, so it is kept
+    out of repr); `masked` is the same URL with the password replaced by ***, for messages and logs."""
+
+    dsn: str = field(repr=False)
+    masked: str
+    database: str
+
+
+@dataclass(frozen=True, slots=True)
 class FileURL:
     """A local directory for blobs (and the spools committed into them); `root` None means the data dir."""
 
     root: PurePosixPath | None = None
 
 
-def parse_database_url(key: str, text: str) -> SqliteURL:
+def parse_database_url(key: str, text: str) -> SqliteURL | PostgresURL:
     """`database.url` -> where the database lives. Raises ConfigError naming `key`."""
-    return SqliteURL(_local_path(key, text, DATABASE_SCHEMES, "sqlite:///var/lib/shadowpi/shadowpi.sqlite3"))
+    scheme = _scheme(key, text, DATABASE_SCHEMES, "sqlite: or " + _POSTGRES_EXAMPLE)
+    if scheme in {"postgresql", "postgres"}:
+        return _postgres(key, text)
+    return SqliteURL(_local_path(key, text, "sqlite:///var/lib/shadowpi/shadowpi.sqlite3"))
 
 
 def parse_storage_url(key: str, text: str) -> FileURL:
     """`storage.url` -> where blobs live. Raises ConfigError naming `key`."""
-    return FileURL(_local_path(key, text, STORAGE_SCHEMES, "file:///var/lib/shadowpi"))
+    _scheme(key, text, STORAGE_SCHEMES, "file: or file:///var/lib/shadowpi")
+    return FileURL(_local_path(key, text, "file:///var/lib/shadowpi"))
 
 
-def _local_path(key: str, text: str, schemes: tuple[str, ...], example: str) -> PurePosixPath | None:
-    """The absolute path of `scheme:///path`, or None for a bare `scheme:`."""
+def mask_password(text: str) -> str:
+    """`text` with the password of its userinfo and of a `password=` query parameter replaced by ***."""
+    text = _QUERY_PASSWORD.sub(r"\1***", text)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return text
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return text
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{hostport}{slash}{tail}"
+
+
+def _scheme(key: str, text: str, schemes: tuple[str, ...], expected: str) -> str:
     scheme, colon, _rest = text.partition(":")
     if not colon or not scheme:
-        raise ConfigError(f"{key}: {text!r} is not a URL (expected {schemes[0]}: or {example})")
+        raise ConfigError(f"{key}: {mask_password(text)!r} is not a URL (expected {expected})")
     if scheme.lower() not in schemes:
         raise ConfigError(f"{key}: unsupported scheme {scheme!r} (supported: {', '.join(schemes)})")
+    return scheme.lower()
+
+
+def _postgres(key: str, text: str) -> PostgresURL:
+    masked = mask_password(text)
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # validates it: not a number, out of range
+    except ValueError:
+        raise ConfigError(f"{key}: {masked!r} is not a valid URL (expected {_POSTGRES_EXAMPLE})") from None
+    if not text[len(parts.scheme) :].startswith("://"):
+        raise ConfigError(f"{key}: {masked!r} must be {parts.scheme}://host/dbname (such as {_POSTGRES_EXAMPLE})")
+    database = unquote(parts.path.removeprefix("/"))
+    if not database or "/" in database:
+        raise ConfigError(f"{key}: {masked!r} names no database (expected {_POSTGRES_EXAMPLE})")
+    if parts.fragment:
+        raise ConfigError(f"{key}: {masked!r} takes no fragment (expected {_POSTGRES_EXAMPLE})")
+    return PostgresURL(dsn=text, masked=masked, database=database)
+
+
+def _local_path(key: str, text: str, example: str) -> PurePosixPath | None:
+    """The absolute path of `scheme:///path`, or None for a bare `scheme:`."""
     parts = urlsplit(text)
     if parts.query or parts.fragment:
         raise ConfigError(f"{key}: {text!r} takes no query or fragment (expected {example})")

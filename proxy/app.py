@@ -50,7 +50,7 @@ from proxy.simple.policy import ShadowPolicy
 from proxy.upstream import USER_AGENT, UpstreamClient
 from proxy.upstream_check import UpstreamChecker
 from proxy.web import files, manage, ops, publish, simple
-from proxy.web.middleware import error_middleware, metrics_middleware, read_auth_middleware
+from proxy.web.middleware import edge_middleware, read_auth_middleware
 
 log = logging.getLogger(__name__)
 # Threads that parse and render big pages: their own, so seconds of page CPU never queue file I/O behind them.
@@ -65,7 +65,7 @@ def create_app(
     `clock` and `background=False` (no periodic cache sweeps) let tests control time and maintenance.
     `check_upstream` (what `serve` does) checks in the background that upstream.url is a simple index.
     """
-    middlewares = [metrics_middleware, error_middleware]
+    middlewares = [edge_middleware]
     if config.auth.read:  # every middleware costs every request something: only when reads need credentials
         middlewares.append(read_auth_middleware)
     app = web.Application(middlewares=middlewares)

@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from email.message import Message
 from io import StringIO
 
-import readme_renderer.markdown
-import readme_renderer.rst
-import readme_renderer.txt
 from packaging.metadata import parse_email
 
 # A description beyond this is shown as a note, not rendered: nobody reads it, and it would cost seconds of CPU.
@@ -64,6 +61,12 @@ def content_kind(content_type: str | None) -> tuple[str, str]:
 def render_description(description: str, content_type: str | None) -> tuple[str, str]:
     """(sanitized HTML, kind). reStructuredText that does not render (syntax errors, raw directives) falls back to
     plain text, as on PyPI. Blocking CPU work: run it in an executor."""
+    # Imported here, in the rendering thread, on first use: the renderers (docutils, pygments, comrak, nh3) are
+    # about 9 MB of a process's memory, which a server that never shows a README page should not carry.
+    import readme_renderer.markdown
+    import readme_renderer.rst
+    import readme_renderer.txt
+
     kind, variant = content_kind(content_type)
     html: str | None
     if kind == "markdown":

@@ -5,7 +5,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from proxy.keys import CONFIG, INDEX, METRICS, RENDERED
-from proxy.pages import Outcome
 from proxy.rendered import Rendered, render_index
 from proxy.simple.names import is_canonical, parse_project_name
 from proxy.simple.negotiate import Format, choose_format
@@ -18,7 +17,7 @@ PAGE_MAX_AGE = 60  # seconds an HTTP cache may reuse a page; shadowpi itself rev
 async def index_page(request: web.Request) -> web.StreamResponse:
     fmt = _format(request)
     projects = await request.app[INDEX].project_list()
-    return _respond(request, render_index(projects, fmt))
+    return _respond(request, render_index(projects, fmt), None)
 
 
 @routes.get("/simple", name="index_noslash")
@@ -39,14 +38,13 @@ async def project_page(request: web.Request) -> web.StreamResponse:
     if not is_canonical(raw):  # PEP 503: one canonical URL per project (as PyPI does)
         raise web.HTTPMovedPermanently(_moved(request, f"/simple/{name}/"))
     fmt = _format(request)
-    resolved = await request.app[INDEX].project(name)
-    renders = request.app[RENDERED]
-    response = _respond(request, renders.get(resolved.page, fmt) or await renders.render(resolved.page, fmt))
-    response.headers["X-Shadowpi-Cache"] = resolved.outcome.value
-    request.app[METRICS].page_lookup(resolved.outcome.value)
-    if resolved.outcome is Outcome.STALE:
-        response.headers["Warning"] = '110 shadowpi "Response is Stale"'
-    return response
+    app = request.app
+    resolved = await app[INDEX].project(name)
+    renders = app[RENDERED]
+    rendered = renders.get(resolved.page, fmt) or await renders.render(resolved.page, fmt)
+    outcome = resolved.outcome.value
+    app[METRICS].page_lookup(outcome)
+    return _respond(request, rendered, outcome)
 
 
 def _moved(request: web.Request, path: str) -> str:
@@ -69,23 +67,19 @@ def _format(request: web.Request) -> Format:
     return fmt
 
 
-def _respond(request: web.Request, rendered: Rendered) -> web.Response:
-    gzip_ok = rendered.gzipped is not None and "gzip" in request.headers.get("Accept-Encoding", "")
-    etag = rendered.etag[:-1] + '-gz"' if gzip_ok else rendered.etag
-    headers = {
-        "Vary": "Accept, Accept-Encoding",
-        "ETag": etag,
-        "Cache-Control": _cache_control(request),
-    }
-    if etag in _if_none_match(request):
-        return web.Response(status=304, headers=headers)
-    body = rendered.gzipped if gzip_ok and rendered.gzipped is not None else rendered.body
-    response = web.Response(body=body, headers=headers, content_type=rendered.content_type)
-    if gzip_ok:
-        response.headers["Content-Encoding"] = "gzip"
-    return response
+def _respond(request: web.Request, rendered: Rendered, outcome: str | None) -> web.Response:
+    """The rendering as a response (gzip when accepted, 304 when the client has it); `outcome`: the page's cache
+    outcome for X-Shadowpi-Cache (None for the project list)."""
+    request_headers = request.headers
+    gzipped = rendered.gzipped if "gzip" in request_headers.get("Accept-Encoding", "") else None
+    headers = rendered.headers(gzipped is not None, _cache_control(request), outcome)
+    if "If-None-Match" in request_headers and headers["ETag"] in _if_none_match(request):
+        # RFC 9110 15.4.5: the validators and caching fields, no representation metadata.
+        return web.Response(status=304, headers={k: headers[k] for k in _NOT_MODIFIED})
+    return web.Response(body=rendered.body if gzipped is None else gzipped, headers=headers)
 
 
+_NOT_MODIFIED = ("Vary", "ETag", "Cache-Control")
 _PUBLIC = f"public, max-age={PAGE_MAX_AGE}"
 _PRIVATE = f"private, max-age={PAGE_MAX_AGE}"  # reads need credentials: shared caches must not keep pages
 

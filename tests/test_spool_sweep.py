@@ -47,7 +47,9 @@ async def test_spool_of_a_killed_process_is_swept_while_serving(make_proxy: Prox
     finally:
         proc.kill()
         await proc.wait()
-    assert await spools.next_sweep() == 1
+    # Sweeps run every 10 ms: one may have started after the kill and removed the spool while we waited for the
+    # process, so the count of the next one is 0 or 1; what must hold is that the spool is gone once it ran.
+    assert await spools.next_sweep() in {0, 1}
     assert not await aiofiles.os.path.exists(spool)
     assert (await client.get("/health")).status == 200
 

@@ -103,6 +103,7 @@ async def test_no_process_believes_in_a_blob_reaped_elsewhere(backends: Backends
     assert held is not None
     held.close()
     assert await BlobReaper(peer.meta, peer.blobs).reclaim([SHA]) == [SHA]
+    await backends.changes.caught_up()  # the feed's bound (immediate on SQLite; a notification on PostgreSQL)
     assert backends.blobs.reader_nowait(SHA) is None
     assert await backends.blobs.reader(SHA) is None
     assert await backends.blobs.stat(SHA) is None

@@ -106,3 +106,13 @@ class Who:
             return False
         names = frozenset(m.principal for m in members if m.role == "owner" or not owner_only)
         return self.user in names or any(GROUP_PREFIX + group in names for group in self.groups)
+
+
+class AccessRef:
+    """The index graph the app serves with, swapped whole (a reload builds and validates a new one first)."""
+
+    def __init__(self, access: Access) -> None:
+        self.current = access
+
+    def __call__(self) -> Access:
+        return self.current

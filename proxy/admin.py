@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 
 import aiohttp
 
+from proxy.access.model import ROOT
+from proxy.audit import audit_entry, operator
 from proxy.auth import generate_token, hash_token
 from proxy.backends import Backends, open_backends
 from proxy.config import Config
@@ -51,22 +53,26 @@ async def token_list(config: Config, user: str | None, out: Print) -> int:
 
 
 async def token_revoke(config: Config, token_id: int, out: Print) -> int:
-    async with open_data(config) as (backends, _private):
-        revoked = await backends.meta.revoke_token(token_id)
+    async with open_data(config) as (backends, _private), backends.meta.transaction() as tx:
+        revoked = await tx.revoke_token(token_id)
+        if revoked:
+            await tx.add_audit(audit_entry(operator(), "token-revoke", None, None, str(token_id)))
     out(f"Revoked token {token_id}." if revoked else f"No active token with id {token_id}.")
     return 0 if revoked else 1
 
 
-async def change_files(config: Config, action: str, project: str, target: str, reason: str, out: Print) -> int:
+async def change_files(
+    config: Config, action: str, project: str, target: str, reason: str, out: Print, *, index: str = ROOT
+) -> int:
     """yank / unyank / delete private files: `target` is a filename or a version (all of its files)."""
     async with open_data(config) as (_backends, private):
-        selection = await private.select(parse_project_name(project), target)
+        selection = await private.select(parse_project_name(project), target, index)
         if action == "yank":
-            await private.yank(selection, reason)
+            await private.yank(selection, reason, operator())
         elif action == "unyank":
-            await private.unyank(selection)
+            await private.unyank(selection, operator())
         else:
-            await private.delete(selection)
+            await private.delete(selection, operator())
     for record in selection.files:
         out(f"{action}: {record.filename}")
     return 0

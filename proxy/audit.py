@@ -4,6 +4,7 @@ did not happen)."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import time
 from collections.abc import Mapping
@@ -27,3 +28,12 @@ def audit_entry(
 ) -> AuditEntry:
     text = json.dumps(detail, sort_keys=True) if detail else ""
     return AuditEntry(time.time(), actor.user, actor.via, actor.address, action, index, project, target, text)
+
+
+def operator() -> Actor:
+    """The operator at the shell (the CLI commands): "cli:<login>"."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        login = "unknown"
+    return Actor(f"cli:{login}", "cli")

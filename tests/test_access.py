@@ -197,3 +197,14 @@ def test_a_token_never_grants_more_than_its_user():
 def test_root_without_a_table_keeps_todays_rule(who: Who, act: Act, allowed: bool):
     """Root without [indexes.root]: anyone reads, any user uploads to and manages any project (as before)."""
     assert decide(act, who, ROOT_OPEN, project=P, exists=True, members=OWNED).allowed is allowed
+
+
+def test_the_commented_two_team_example_in_config_example_toml_is_valid():
+    """config.example.toml's commented two-team example, uncommented, loads: it cannot rot."""
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "config.example.toml").read_text().split("A two-team example")[1]
+    lines = [line[2:] if line.startswith("# ") else "" for line in text.splitlines()[1:] if line.startswith("#")]
+    access = build_config(tomllib.loads("\n".join(lines))).access()
+    assert [i.name for i in access.chain("ml")] == ["ml", "root"]
+    assert access.indexes[ROOT].admin == frozenset({"alice"})

@@ -332,7 +332,9 @@ class BundleReads(Protocol):
         ...
 
 
-class MetadataStore(PageStore, PrivateStore, BlobIndex, TokenStore, BundleReads, AccessReads, Protocol):
+class MetadataStore(
+    PageStore, PrivateStore, BlobIndex, TokenStore, BundleReads, AccessReads, AccessWrites, Protocol
+):
     """Everything above, plus the write path and the store's lifetime (opened and closed by open_backends)."""
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:

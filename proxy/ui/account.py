@@ -9,8 +9,8 @@ from aiohttp import web
 
 from proxy.auth import generate_token, hash_token
 from proxy.errors import AuthenticationRequired, BadRequest, Forbidden
-from proxy.keys import AUTH
-from proxy.ui.access import audit
+from proxy.keys import AUTH, BACKENDS
+from proxy.ui.access import actor, audit, record
 from proxy.ui.context import UI, Viewer
 from proxy.ui.respond import checked_form, field, render, see_other, sign_in_required, ui_page
 from proxy.ui.session import SESSION_COOKIE, Session
@@ -92,6 +92,7 @@ async def create_token(request: web.Request, viewer: Viewer) -> web.StreamRespon
     token = generate_token()
     token_id = await request.app[UI].tokens.add_token(viewer.identity.user, hash_token(token), description)
     audit(viewer.identity, "created token", str(token_id), description or "")
+    await record(request.app[BACKENDS].meta, actor(viewer.identity, request.remote), "token-create", str(token_id))
     return await _tokens_page(request, viewer, created=token, done=None)
 
 
@@ -108,4 +109,5 @@ async def revoke_token(request: web.Request, viewer: Viewer) -> web.StreamRespon
         raise BadRequest(f"You have no active token with id {token_id!r}.")
     await store.revoke_token(int(token_id))
     audit(viewer.identity, "revoked token", token_id)
+    await record(request.app[BACKENDS].meta, actor(viewer.identity, request.remote), "token-revoke", token_id)
     return see_other(viewer.urls.tokens() + f"?revoked={token_id}")

@@ -142,6 +142,7 @@ class Config:
     data_dir_source: str = field(default="default", compare=False)
     # The [groups] and [indexes.*] tables as written (validated): access() turns them into the index graph.
     access_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    source: Path | None = field(default=None, compare=False)  # the config file (SIGHUP reads it again)
 
     @property
     def data_dir(self) -> Path:
@@ -413,7 +414,7 @@ def load_config(
     if source == "default":
         data_dir, source = default_data_dir(environ, cwd)
     absolute = data_dir if data_dir.is_absolute() else cwd / data_dir
-    return replace(config, server=replace(config.server, data_dir=absolute), data_dir_source=source)
+    return replace(config, server=replace(config.server, data_dir=absolute), data_dir_source=source, source=path)
 
 
 def _data_dir_source(

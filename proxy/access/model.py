@@ -34,10 +34,11 @@ class IndexDef:
     private_patterns: tuple[str, ...] = ()
     merge_upstream: frozenset[NormalizedName] = frozenset()
     owners: bool = True
+    # Built once: every project lookup through this index asks it (no allocation on the warm path).
+    policy: ShadowPolicy = field(init=False, compare=False, repr=False)
 
-    @property
-    def policy(self) -> ShadowPolicy:
-        return ShadowPolicy(self.merge_upstream, self.private_patterns)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "policy", ShadowPolicy(self.merge_upstream, self.private_patterns))
 
     @property
     def world_readable(self) -> bool:

@@ -277,3 +277,14 @@ async def test_root_is_unchanged_by_named_indexes(teams: Teams):
     assert await teams.upload("carol", build_wheel("root-lib", "2.0"), None) == 200
     assert (await teams.post("carol", "/api/projects/root-lib/1.0/yank")).status == 200
     assert (await teams.get(None, "/simple/root-lib/")).status == 200
+
+
+async def test_a_pushed_file_keeps_its_bytes_when_deleted_from_the_source(teams: Teams):
+    """Push shares the blob: deleting the release from ml leaves ml-release's copy serving the same bytes."""
+    body = {"project": "ml-tool", "version": "1.0", "to": "ml-release"}
+    assert (await teams.post("bob", "/api/indexes/ml/push", body)).status == 200
+    async with teams.client.delete("/api/indexes/ml/projects/ml-tool/1.0", headers=teams.auth("bob")) as resp:
+        assert resp.status == 200
+    assert (await teams.get("bob", _file(ML_TOOL))).status == 404
+    got = await teams.client.get(_file(ML_TOOL, "ml-release"))
+    assert (got.status, await got.read()) == (200, ML_TOOL.data)

@@ -17,7 +17,7 @@ from proxy.config import Config
 from proxy.errors import UpstreamUnavailable
 from proxy.private import PrivateIndex
 from proxy.reaper import BlobReaper
-from proxy.simple.names import parse_project_name
+from proxy.simple.names import NormalizedName, parse_project_name
 from proxy.upstream import USER_AGENT, Missing, UpstreamClient
 
 Print = Callable[[str], None]
@@ -111,8 +111,10 @@ async def audit(config: Config, out: Print) -> int:
     if config.upstream.offline:
         out("audit needs upstream, but upstream.offline is true")
         return 2
-    async with open_data(config) as (_backends, private):
+    async with open_data(config) as (backends, private):
         names = await private.names()
+        held = await backends.meta.private_project_indexes()
+    _shadowed_bases(config, held, out)
     if not names:
         out("No private projects.")
         return 0
@@ -126,6 +128,20 @@ async def audit(config: Config, out: Print) -> int:
         out(f"{name:<40} {state}{merged}")
     out(f"{len(shadowed)} of {len(names)} private project(s) also exist upstream.")
     return 0
+
+
+def _shadowed_bases(config: Config, held: list[tuple[str, NormalizedName]], out: Print) -> None:
+    """Names a named index holds that a later index of its chain holds too: its readers get its own (issue 14)."""
+    access = config.access()
+    holders: dict[NormalizedName, set[str]] = {}
+    for holder, name in held:
+        holders.setdefault(name, set()).add(holder)
+    for index in access.indexes.values():
+        chain = access.chain(index.name)
+        for name in sorted(n for i, n in held if i == index.name):
+            hidden = [base.name for base in chain[1:] if base.name in holders[name]]
+            if hidden:
+                out(f"{name:<40} in index {index.name} SHADOWS its base(s) {', '.join(hidden)}")
 
 
 async def _exists_upstream(client: UpstreamClient, name: str) -> bool | None:

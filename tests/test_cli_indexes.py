@@ -102,3 +102,17 @@ async def test_scoped_tokens_owners_push_and_log(tmp_path: Path, make_proxy: Pro
     assert actions == ["upload", "owner-add", "upload", "push"]
     everything = await shadowpi(config, data_dir, "log")
     assert [line.split()[3] for line in everything.stdout.splitlines()][:2] == ["token-create", "token-create"]
+
+
+async def test_audit_lists_names_that_shadow_a_base(tmp_path: Path, make_proxy: ProxyFactory, upstream: Upstream):
+    """A project of ml whose name root holds too: audit says ml's shadows root's (upstream is only asked about
+    root's names, as before)."""
+    config, data_dir = _config(tmp_path), make_proxy.data_dir
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", {"bob": "pw"})
+    proxy = await make_proxy(auth={"htpasswd": str(htpasswd)}, **_sections())
+    assert (await twine_upload(proxy, TOOL, auth=("bob", "pw"), path="/")).status == 200
+    assert (await twine_upload(proxy, TOOL_2, auth=("bob", "pw"), path="/index/ml/")).status == 200
+    audit = await run(sys.executable, "-m", "proxy", "audit", "--config", str(config), "--data-dir", str(data_dir),
+                      "--upstream", upstream.url, timeout=60)
+    assert audit.returncode == 0, audit.stderr
+    assert "ml-tool                                  in index ml SHADOWS its base(s) root" in audit.stdout

@@ -288,3 +288,22 @@ async def test_a_pushed_file_keeps_its_bytes_when_deleted_from_the_source(teams:
     assert (await teams.get("bob", _file(ML_TOOL))).status == 404
     got = await teams.client.get(_file(ML_TOOL, "ml-release"))
     assert (got.status, await got.read()) == (200, ML_TOOL.data)
+
+
+async def test_under_auth_read_a_token_scoped_to_ml_does_not_read_root(make_proxy: ProxyFactory,
+                                                                      populated_upstream: Upstream, tmp_path: Path):
+    """[auth] read = true: bob's token limited to index ml gets 403 on root's pages and files; his unscoped
+    token and his password read root."""
+    htpasswd = write_htpasswd(tmp_path / "htpasswd", {"bob": "pw"})
+    scoped, plain = generate_token(), generate_token()
+    async with data_dir_meta(make_proxy.data_dir) as meta:
+        await meta.add_token("bob", hash_token(scoped), None, TokenScope(indexes=frozenset({"ml"})))
+        await meta.add_token("bob", hash_token(plain))
+    client = await make_proxy(auth={"htpasswd": str(htpasswd), "read": True}, **CONFIG)
+    for token, status in ((scoped, 403), (plain, 200)):
+        headers = {"Authorization": aiohttp.encode_basic_auth("__token__", token)}
+        async with client.get("/simple/tinylib/", headers=headers) as resp:
+            assert resp.status == status
+    async with client.get("/index/ml/simple/", headers={"Authorization": aiohttp.encode_basic_auth(
+            "__token__", scoped)}) as resp:
+        assert resp.status == 200

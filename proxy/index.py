@@ -40,6 +40,18 @@ class Resolved:
     outcome: Outcome
 
 
+def _first_holder(
+    access: Access, index: str, name: NormalizedName, held: frozenset[str]
+) -> tuple[str | None, bool, bool]:
+    """locate() when no index has private_patterns: (holder, upstream allowed, reserved)."""
+    requested = access.indexes[index]
+    if held:
+        for member in access.chain(index):
+            if member.name in held:
+                return member.name, requested.upstream and name in member.merge_upstream, True
+    return None, requested.upstream, False
+
+
 class ProjectIndex:
     """Resolves a project name to the page clients may see (the only path to upstream pages and files).
 
@@ -66,14 +78,17 @@ class ProjectIndex:
     async def project(self, name: NormalizedName, index: str = ROOT) -> Resolved:
         """Raises ProjectNotFound, or UpstreamUnavailable when upstream fails with nothing cached."""
         access = self._access()
-        chain = access.chain(index)
         held = await self._holders(name)
-        others = access.all_patterns if len(access.indexes) > 1 else None
-        where = locate(name, chain, held.__contains__, reserved_anywhere=others)
-        private = await self._private(name, where.holder) if where.holder is not None else None
-        if not where.upstream:
+        if access.all_patterns.private_patterns:  # the general rule (proxy/access/resolve.py)
+            others = access.all_patterns if len(access.indexes) > 1 else None
+            where = locate(name, access.chain(index), held.__contains__, reserved_anywhere=others)
+            holder, upstream, reserved = where.holder, where.upstream, where.reserved
+        else:  # no index reserves names: the same rule without patterns, cheaper (every page request asks)
+            holder, upstream, reserved = _first_holder(access, index, name, held)
+        private = await self._private(name, holder) if holder is not None else None
+        if not upstream:
             if private is None:
-                if where.reserved:
+                if reserved:
                     raise ProjectNotFound(f"{name} is reserved for private packages and has none")
                 raise ProjectNotFound(f"no project named {name} in index {index!r}")
             if not private.files:

@@ -67,11 +67,11 @@ class PrivateIndex:
     async def page(self, name: NormalizedName, index: str = ROOT) -> ProjectPage | None:
         """The private page for a project in an index, or None when nothing was uploaded under that name there."""
         stamp = self._current()
+        page = self._pages.get((index, name))
+        if page is not None:  # held pages were dropped by _current() if anything changed
+            return page
         if name not in (await self._private_names(stamp)).get(index, ()):
             return None
-        page = self._pages.get((index, name))
-        if page is not None:
-            return page
         rows = await self._db.private_files(name, index)
         page = ProjectPage(  # no rows: every file was deleted, but the name stays private
             name=name,

@@ -208,3 +208,17 @@ def test_the_commented_two_team_example_in_config_example_toml_is_valid():
     access = build_config(tomllib.loads("\n".join(lines))).access()
     assert [i.name for i in access.chain("ml")] == ["ml", "root"]
     assert access.indexes[ROOT].admin == frozenset({"alice"})
+
+
+@pytest.mark.parametrize("holders", [(), ("root",), ("ml",), ("ml", "root"), ("web",), ("web", "root")])
+@pytest.mark.parametrize("index", ["root", "ml", "web", "ml-dev"])
+@pytest.mark.parametrize("name", ["tool", "merged"])
+def test_the_fast_path_without_patterns_agrees_with_locate(index: str, holders: tuple[str, ...], name: str):
+    """ProjectIndex's shortcut for configs without private_patterns gives locate()'s answer in every case."""
+    from proxy.index import _first_holder
+
+    text = TWO_TEAMS.replace('private_patterns = ["acme-ml-*"]\n', 'merge_upstream = ["merged"]\n')
+    access = _access(text)
+    got = locate(NormalizedName(name), access.chain(index), _held(*holders), reserved_anywhere=access.all_patterns)
+    fast = _first_holder(access, index, NormalizedName(name), frozenset(holders))
+    assert fast == (got.holder, got.upstream, got.reserved)

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import aiohttp
 
 from proxy.access.model import ROOT
+from proxy.admin_data import Print, open_data
 from proxy.audit import audit_entry, operator
 from proxy.auth import generate_token, hash_token
-from proxy.backends import Backends, open_backends
 from proxy.config import Config
 from proxy.errors import UpstreamUnavailable
-from proxy.private import PrivateIndex
 from proxy.reaper import BlobReaper
 from proxy.simple.names import NormalizedName, parse_project_name
 from proxy.upstream import USER_AGENT, Missing, UpstreamClient
-
-Print = Callable[[str], None]
-
-
-@asynccontextmanager
-async def open_data(config: Config) -> AsyncIterator[tuple[Backends, PrivateIndex]]:
-    """The backends and private index of the configured data dir (safe beside a running server: the metadata
-    store serialises writers across processes)."""
-    async with open_backends(config, migrate=True) as backends:
-        yield backends, PrivateIndex(backends.meta, backends.changes, BlobReaper(backends.meta, backends.blobs))
 
 
 async def token_create(config: Config, user: str, description: str | None, out: Print) -> int:

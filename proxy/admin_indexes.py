@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from proxy import members
 from proxy.access import Act, Who, decide
 from proxy.access.model import Access, IndexDef, Member, Role, TokenScope
-from proxy.admin import Print, open_data
+from proxy.admin_data import Print, open_data
 from proxy.audit import Actor, audit_entry, operator
 from proxy.auth import generate_token, hash_token
 from proxy.config import Config

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -195,7 +196,8 @@ async def test_a_cancelled_commit_is_announced_and_the_pool_keeps_working(pg: Ba
     assert NormalizedName("after") in await pg.meta.private_projects()
 
 
-async def test_private_projects_belong_to_root_after_the_indexes_migration(postgres_server: PostgresServer):
+async def test_private_projects_belong_to_root_after_the_indexes_migration(postgres_server: PostgresServer,
+                                                                           tmp_path: Path):
     """A schema-2 database (before indexes) migrates with every private file, name and deleted filename in root,
     its first uploader owning each project, and its tokens unscoped."""
     db = postgres_server.create_database()
@@ -218,7 +220,7 @@ async def test_private_projects_belong_to_root_after_the_indexes_migration(postg
                                "1" * 64)
         finally:
             await conn.close()
-        config = build_config({"database": {"url": db.url}})
+        config = build_config({"database": {"url": db.url}, "storage": {"url": f"file://{tmp_path / 'store'}"}})
         async with open_backends(config, migrate=True) as backends:
             meta = backends.meta
             assert await meta.private_project_indexes() == [("root", NormalizedName("acme")),

@@ -7,6 +7,7 @@ import pytest
 
 from tests.conftest import Upstream
 from tests.proxy_fixtures import ProxyFactory
+from tests.publishing import twine_upload
 from tests.stores import data_dir_meta
 from tests.ui_helpers import Ui, acme_wheel, csrf_of, start_ui
 
@@ -41,3 +42,22 @@ async def test_the_owner_yanks_and_the_audit_log_records_it(ui: Ui):
         entries = await meta.audit_entries(project="acme-utils")
     assert [(e.action, e.actor, e.via) for e in entries] == [
         ("yank", "alice", "web:password"), ("upload", "alice", f"token:{ui.token_id}")]
+
+
+async def test_the_tokens_page_creates_a_read_only_token_scoped_to_an_index(ui: Ui):
+    """The form's scope: a read-only token limited to root with an expiry reads but cannot upload; the table shows
+    the scope; an unknown index or a bad expiry is a 400 naming the field, and creates nothing."""
+    assert (await ui.sign_in("bob")).status == 303
+    fields = {"description": "CI", "indexes": "root", "expires_days": "30", "read_only": "1"}
+    resp = await ui.submit("/account/tokens", "/account/tokens", fields)
+    html = await resp.text()
+    assert resp.status == 200
+    token = html.split('aria-label="new token"><code>')[1].split("</code>")[0]
+    assert "read-only; root; expires " in html
+    upload = await twine_upload(ui.client, acme_wheel("3.0"), auth=("__token__", token))
+    assert upload.status == 403 and upload.reason == "This API token is read-only: it may not upload to index 'root'."
+    for bad, message in (({"indexes": "nope"}, "No index named 'nope'"), ({"expires_days": "-1"}, "Expires in")):
+        refused = await ui.submit("/account/tokens", "/account/tokens", {"description": "x", **bad})
+        assert refused.status == 400 and message in (refused.reason or "")
+    async with data_dir_meta(ui.data_dir) as meta:
+        assert [t.description for t in await meta.list_tokens("bob")] == ["CI"]

@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import aiohttp
 
+from proxy.access.model import ROOT
+from proxy.admin_data import Print, open_data
+from proxy.audit import audit_entry, operator
 from proxy.auth import generate_token, hash_token
-from proxy.backends import Backends, open_backends
 from proxy.config import Config
 from proxy.errors import UpstreamUnavailable
-from proxy.private import PrivateIndex
 from proxy.reaper import BlobReaper
-from proxy.simple.names import parse_project_name
+from proxy.simple.names import NormalizedName, parse_project_name
 from proxy.upstream import USER_AGENT, Missing, UpstreamClient
-
-Print = Callable[[str], None]
-
-
-@asynccontextmanager
-async def open_data(config: Config) -> AsyncIterator[tuple[Backends, PrivateIndex]]:
-    """The backends and private index of the configured data dir (safe beside a running server: the metadata
-    store serialises writers across processes)."""
-    async with open_backends(config, migrate=True) as backends:
-        yield backends, PrivateIndex(backends.meta, backends.changes, BlobReaper(backends.meta, backends.blobs))
 
 
 async def token_create(config: Config, user: str, description: str | None, out: Print) -> int:
@@ -51,22 +40,26 @@ async def token_list(config: Config, user: str | None, out: Print) -> int:
 
 
 async def token_revoke(config: Config, token_id: int, out: Print) -> int:
-    async with open_data(config) as (backends, _private):
-        revoked = await backends.meta.revoke_token(token_id)
+    async with open_data(config) as (backends, _private), backends.meta.transaction() as tx:
+        revoked = await tx.revoke_token(token_id)
+        if revoked:
+            await tx.add_audit(audit_entry(operator(), "token-revoke", None, None, str(token_id)))
     out(f"Revoked token {token_id}." if revoked else f"No active token with id {token_id}.")
     return 0 if revoked else 1
 
 
-async def change_files(config: Config, action: str, project: str, target: str, reason: str, out: Print) -> int:
+async def change_files(
+    config: Config, action: str, project: str, target: str, reason: str, out: Print, *, index: str = ROOT
+) -> int:
     """yank / unyank / delete private files: `target` is a filename or a version (all of its files)."""
     async with open_data(config) as (_backends, private):
-        selection = await private.select(parse_project_name(project), target)
+        selection = await private.select(parse_project_name(project), target, index)
         if action == "yank":
-            await private.yank(selection, reason)
+            await private.yank(selection, reason, operator())
         elif action == "unyank":
-            await private.unyank(selection)
+            await private.unyank(selection, operator())
         else:
-            await private.delete(selection)
+            await private.delete(selection, operator())
     for record in selection.files:
         out(f"{action}: {record.filename}")
     return 0
@@ -105,8 +98,10 @@ async def audit(config: Config, out: Print) -> int:
     if config.upstream.offline:
         out("audit needs upstream, but upstream.offline is true")
         return 2
-    async with open_data(config) as (_backends, private):
+    async with open_data(config) as (backends, private):
         names = await private.names()
+        held = await backends.meta.private_project_indexes()
+    _shadowed_bases(config, held, out)
     if not names:
         out("No private projects.")
         return 0
@@ -120,6 +115,20 @@ async def audit(config: Config, out: Print) -> int:
         out(f"{name:<40} {state}{merged}")
     out(f"{len(shadowed)} of {len(names)} private project(s) also exist upstream.")
     return 0
+
+
+def _shadowed_bases(config: Config, held: list[tuple[str, NormalizedName]], out: Print) -> None:
+    """Names a named index holds that a later index of its chain holds too: its readers get its own (issue 14)."""
+    access = config.access()
+    holders: dict[NormalizedName, set[str]] = {}
+    for holder, name in held:
+        holders.setdefault(name, set()).add(holder)
+    for index in access.indexes.values():
+        chain = access.chain(index.name)
+        for name in sorted(n for i, n in held if i == index.name):
+            hidden = [base.name for base in chain[1:] if base.name in holders[name]]
+            if hidden:
+                out(f"{name:<40} in index {index.name} SHADOWS its base(s) {', '.join(hidden)}")
 
 
 async def _exists_upstream(client: UpstreamClient, name: str) -> bool | None:

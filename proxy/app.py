@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from proxy import ui
+from proxy.access.model import AccessRef
 from proxy.auth import Authenticator, FailureLimiter, Htpasswd
 from proxy.backends import open_backends
 from proxy.config import Config
@@ -21,6 +22,7 @@ from proxy.filecache import FileCache
 from proxy.index import ProjectIndex
 from proxy.janitor import CacheJanitor
 from proxy.keys import (
+    ACCESS,
     AUTH,
     BACKENDS,
     BACKGROUND,
@@ -46,10 +48,9 @@ from proxy.private import PrivateIndex
 from proxy.publish import Publisher
 from proxy.reaper import BlobReaper
 from proxy.rendered import RenderCache
-from proxy.simple.policy import ShadowPolicy
 from proxy.upstream import USER_AGENT, UpstreamClient
 from proxy.upstream_check import UpstreamChecker
-from proxy.web import files, manage, ops, publish, simple
+from proxy.web import files, manage, ops, owners, publish, simple
 from proxy.web.middleware import edge_middleware, read_auth_middleware
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def create_app(
         middlewares.append(read_auth_middleware)
     app = web.Application(middlewares=middlewares)
     app[CONFIG] = config
+    app[ACCESS] = AccessRef(config.access())
     app[CLOCK] = clock
     app[BACKGROUND] = background
     app[CHECK_UPSTREAM] = check_upstream
@@ -80,6 +82,7 @@ def create_app(
     app.add_routes(simple.routes)
     app.add_routes(files.routes)
     app.add_routes(publish.routes)
+    app.add_routes(owners.routes)  # before manage: .../projects/<project>/owners is not a file or version
     app.add_routes(manage.routes)
     app.add_routes(ops.routes)
     if config.metrics.enabled:
@@ -150,13 +153,13 @@ async def _caches(app: web.Application) -> AsyncIterator[None]:
     file_cache = FileCache(backends.blobs, backends.fills, backends.spools, meta, app[UPSTREAM], janitor, limits,
                            clock=app[CLOCK])
     app[METRICS].track_fills(lambda: file_cache.in_flight)
-    policy = ShadowPolicy(config.policy.merge_upstream, config.policy.private_patterns)
     private = PrivateIndex(meta, changes, reaper)
     app[PAGES] = pages
     app[FILES] = file_cache
     app[PRIVATE] = private
     app[PUBLISHER] = Publisher(meta, backends.blobs, backends.spools, reaper, config.upload)
-    app[INDEX] = ProjectIndex(pages, policy, private=private.page, private_names=private.names)
+    app[INDEX] = ProjectIndex(pages, app[ACCESS], private=private.page, private_names=private.names,
+                              holders=private.holders)
     app[RENDERED] = RenderCache(memory, executor=app[PAGE_POOL])
     app[JANITOR] = janitor
     sweeper = asyncio.create_task(janitor.run(), name="cache-janitor") if app[BACKGROUND] else None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from proxy import __version__
+from proxy.access.model import Role
 from proxy.backends.urls import mask_password
 from proxy.bundle.command import add_bundle_parsers, run_export, run_import
 from proxy.cli_common import add_common, announce_data_dir, config_from_args, run
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_warm_parser(commands)
     _add_token_commands(commands)
     _add_file_commands(commands)
+    _add_index_commands(commands)
     add_bundle_parsers(commands)
     audit = commands.add_parser("audit", help="list private projects whose names also exist upstream")
     add_common(audit)
@@ -66,6 +68,11 @@ def _add_token_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     create = actions.add_parser("create", help="create a token; it is printed once, on the last line")
     create.add_argument("--user", required=True, help="who the token acts as")
     create.add_argument("--description", help="a note, e.g. 'CI for acme-utils'")
+    create.add_argument("--index", action="append", default=[], dest="indexes", metavar="NAME",
+                        help="valid in this index only (repeat for several; default: every index the user may use)")
+    create.add_argument("--project", help="uploads, yanks and deletes of this project only")
+    create.add_argument("--read-only", action="store_true", help="reads only: what CI installs with")
+    create.add_argument("--expires", type=float, metavar="DAYS", help="expires after this many days")
     listing = actions.add_parser("list", help="list tokens (never the tokens themselves)")
     listing.add_argument("--user", help="only this user's tokens")
     revoke = actions.add_parser("revoke", help="revoke a token by id")
@@ -84,9 +91,42 @@ def _add_file_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         sub = commands.add_parser(name, help=text)
         sub.add_argument("project")
         sub.add_argument("target", metavar="VERSION_OR_FILENAME")
+        sub.add_argument("--index", default="root", help="the index holding the project (default root)")
         if name == "yank":
             sub.add_argument("--reason", default="", help="shown to pip and uv users")
         add_common(sub)
+
+
+def _add_index_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    index = commands.add_parser("index", help="list the indexes, or show one (chain, permissions, projects)")
+    actions = index.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_common(actions.add_parser("list", help="every index with its chain"))
+    show = actions.add_parser("show", help="one index: chain, who may read/upload/administer, projects")
+    show.add_argument("name")
+    add_common(show)
+    owner = commands.add_parser("owner", help="owners and maintainers of a private project in an index")
+    owner_actions = owner.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name in ("add", "remove", "list"):
+        sub = owner_actions.add_parser(name, help=f"{name} owners/maintainers (a user or group:NAME)")
+        sub.add_argument("project")
+        if name != "list":
+            sub.add_argument("principal", metavar="USER_OR_GROUP")
+        sub.add_argument("--index", default="root")
+        if name == "add":
+            sub.add_argument("--role", choices=["owner", "maintainer"], default="maintainer")
+        add_common(sub)
+    push = commands.add_parser("push", help="make a release of one index visible in another (same files)")
+    push.add_argument("project")
+    push.add_argument("version")
+    push.add_argument("--from", dest="source", required=True, metavar="INDEX")
+    push.add_argument("--to", dest="target", required=True, metavar="INDEX")
+    push.add_argument("--as", dest="as_user", metavar="USER", help="only if USER may upload it to the target")
+    add_common(push)
+    log = commands.add_parser("log", help="the audit log: uploads, yanks, deletes, pushes, owner and token changes")
+    log.add_argument("--index")
+    log.add_argument("--project")
+    log.add_argument("--since", help="a date (2026-11-01) or a Unix time")
+    add_common(log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,20 +149,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _admin(args: argparse.Namespace, config: Config) -> int:
-    from proxy import admin
+    from proxy import admin, admin_indexes
 
     if args.command == "import":  # verifies the bundle before it creates anything
         return run_import(args, config)
     prepare_data_dir(config)
     if args.command == "token":
         if args.action == "create":
-            return run(admin.token_create(config, args.user, args.description, print))
+            return run(admin_indexes.token_create(config, args.user, args.description, args.indexes, args.project,
+                                                  args.read_only, args.expires, print))
         if args.action == "list":
             return run(admin.token_list(config, args.user, print))
         return run(admin.token_revoke(config, args.id, print))
     if args.command in {"yank", "unyank", "delete"}:
         reason = getattr(args, "reason", "")
-        return run(admin.change_files(config, args.command, args.project, args.target, reason, print))
+        return run(admin.change_files(config, args.command, args.project, args.target, reason, print,
+                                      index=args.index))
+    if args.command in {"index", "owner", "push", "log"}:
+        return _index_admin(args, config)
     if args.command == "audit":
         return run(admin.audit(config, print))
     if args.command == "export":
@@ -134,6 +178,23 @@ def _admin(args: argparse.Namespace, config: Config) -> int:
     if args.command == "db":
         return run(_db_upgrade(config, print))
     raise AssertionError(args.command)  # argparse only accepts the commands above
+
+
+def _index_admin(args: argparse.Namespace, config: Config) -> int:
+    from proxy import admin_indexes
+
+    if args.command == "index":
+        if args.action == "list":
+            return admin_indexes.index_list(config, print)
+        return run(admin_indexes.index_show(config, args.name, print))
+    if args.command == "owner":
+        principal = getattr(args, "principal", "")
+        role: Role = "owner" if getattr(args, "role", "maintainer") == "owner" else "maintainer"
+        return run(admin_indexes.owner_change(config, args.action, args.project, principal, args.index, role, print))
+    if args.command == "push":
+        return run(admin_indexes.push(config, args.project, args.version, args.source, args.target, args.as_user,
+                                      print))
+    return run(admin_indexes.log(config, args.index, args.project, args.since, print))
 
 
 async def _db_upgrade(config: Config, out: Callable[[str], None]) -> int:

@@ -11,10 +11,13 @@ from typing import Any
 
 from yarl import URL
 
+from proxy.access.graph import build_access, root_index
+from proxy.access.model import Access
 from proxy.backends.urls import mask_password, parse_database_url, parse_storage_url
 from proxy.config_env import LEGACY_DATA_DIR, Warn, default_data_dir, env_name, env_settings
 from proxy.errors import ConfigError, InvalidProjectName
 from proxy.simple.names import NormalizedName, parse_project_name
+from proxy.simple.policy import ShadowPolicy
 
 DEFAULT_UPSTREAM = "https://pypi.org/simple/"
 
@@ -137,10 +140,19 @@ class Config:
     ui: UiConfig = field(default_factory=UiConfig)
     # Where server.data_dir came from, for the one line every command prints ("--data-dir", "default", …).
     data_dir_source: str = field(default="default", compare=False)
+    # The [groups] and [indexes.*] tables as written (validated): access() turns them into the index graph.
+    access_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    source: Path | None = field(default=None, compare=False)  # the config file (SIGHUP reads it again)
 
     @property
     def data_dir(self) -> Path:
         return self.server.data_dir
+
+    def access(self) -> Access:
+        """Every index (root from [upstream], [policy], [auth]; the others from [indexes.*]) and the groups."""
+        policy = ShadowPolicy(self.policy.merge_upstream, self.policy.private_patterns)
+        root = root_index(read_requires_auth=self.auth.read, policy=policy)
+        return build_access(self.access_tables.get("groups", {}), self.access_tables.get("indexes", {}), root)
 
 
 def mask_url(url: str) -> str:
@@ -264,6 +276,7 @@ def _as_networks(key: str, value: object) -> tuple[str, ...]:
 
 
 Parser = Callable[[str, object], object]
+ACCESS_SECTIONS = ("groups", "indexes")  # parsed by proxy.access.graph (index names and groups are the keys)
 
 # Every accepted key, with its parser. Unknown keys are errors: a typo must not silently do nothing.
 _SCHEMA: dict[str, dict[str, Parser]] = {
@@ -331,10 +344,13 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
 def build_config(raw: Mapping[str, Any], *, base: Config | None = None) -> Config:
     """Validate a TOML-shaped mapping into a Config layered over `base` (defaults when None)."""
     config = base or Config()
+    access = {s: v for s, v in raw.items() if s in ACCESS_SECTIONS}
     for section, values in raw.items():
+        if section in ACCESS_SECTIONS:
+            continue
         schema = _SCHEMA.get(section)
         if schema is None:
-            raise ConfigError(f"{section}: unknown section (known: {', '.join(_SCHEMA)})")
+            raise ConfigError(f"{section}: unknown section (known: {', '.join((*_SCHEMA, *ACCESS_SECTIONS))})")
         if not isinstance(values, dict):
             raise ConfigError(f"{section}: must be a table")
         updates: dict[str, object] = {}
@@ -344,6 +360,12 @@ def build_config(raw: Mapping[str, Any], *, base: Config | None = None) -> Confi
                 raise ConfigError(f"{section}.{key}: unknown key (known: {', '.join(schema)})")
             updates[key] = parse(f"{section}.{key}", value)
         config = replace(config, **{section: replace(getattr(config, section), **updates)})
+    if access:
+        for section, values in access.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"{section}: must be a table")
+        config = replace(config, access_tables={**config.access_tables, **access})
+        config.access()  # raises ConfigError naming the key: an unknown base, a cycle, an unknown group, ...
     return config
 
 
@@ -392,7 +414,7 @@ def load_config(
     if source == "default":
         data_dir, source = default_data_dir(environ, cwd)
     absolute = data_dir if data_dir.is_absolute() else cwd / data_dir
-    return replace(config, server=replace(config.server, data_dir=absolute), data_dir_source=source)
+    return replace(config, server=replace(config.server, data_dir=absolute), data_dir_source=source, source=path)
 
 
 def _data_dir_source(

@@ -91,3 +91,7 @@ class TooManyRequests(ProxyError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class IndexNotFound(ProjectNotFound):
+    """No index of that name (a 404, like a missing project: index names are not secrets, but URLs are guessed)."""

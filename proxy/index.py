@@ -1,4 +1,5 @@
-"""The project index clients see: private pages and allowed upstream pages, resolved by the shadow policy."""
+"""The project index clients see: private pages and allowed upstream pages, resolved through an index's chain by
+the shadow policy (proxy/access/resolve.py: the first index that holds or reserves a name hides the rest)."""
 
 from __future__ import annotations
 
@@ -6,23 +7,29 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from proxy.access import ROOT, Access, locate
 from proxy.errors import ProjectNotFound, UpstreamUnavailable
 from proxy.pages import Outcome, PageCache
 from proxy.simple.model import ProjectList, ProjectPage
 from proxy.simple.names import NormalizedName
-from proxy.simple.policy import ShadowPolicy, resolve_project, upstream_allowed
+from proxy.simple.policy import resolve_project
 
 log = logging.getLogger(__name__)
-PrivateLookup = Callable[[NormalizedName], Awaitable[ProjectPage | None]]
-PrivateNames = Callable[[], Awaitable[list[NormalizedName]]]
+PrivateLookup = Callable[[NormalizedName, str], Awaitable[ProjectPage | None]]
+PrivateNames = Callable[[str], Awaitable[list[NormalizedName]]]
+Holders = Callable[[NormalizedName], Awaitable[frozenset[str]]]
 
 
-async def _no_private(_name: NormalizedName) -> ProjectPage | None:
+async def _no_private(_name: NormalizedName, _index: str) -> ProjectPage | None:
     return None
 
 
-async def _no_private_names() -> list[NormalizedName]:
+async def _no_private_names(_index: str) -> list[NormalizedName]:
     return []
+
+
+async def _no_holders(_name: NormalizedName) -> frozenset[str]:
+    return frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,30 +40,57 @@ class Resolved:
     outcome: Outcome
 
 
+def _first_holder(
+    access: Access, index: str, name: NormalizedName, held: frozenset[str]
+) -> tuple[str | None, bool, bool]:
+    """locate() when no index has private_patterns: (holder, upstream allowed, reserved)."""
+    requested = access.indexes[index]
+    if held:
+        for member in access.chain(index):
+            if member.name in held:
+                return member.name, requested.upstream and name in member.merge_upstream, True
+    return None, requested.upstream, False
+
+
 class ProjectIndex:
-    """Resolves a project name to the page clients may see (the only path to upstream pages and files)."""
+    """Resolves a project name to the page clients may see (the only path to upstream pages and files).
+
+    `access` returns the current index graph (swapped on SIGHUP); `holders` says which indexes hold a name.
+    """
 
     def __init__(
         self,
         pages: PageCache,
-        policy: ShadowPolicy,
+        access: Callable[[], Access],
         private: PrivateLookup = _no_private,
         private_names: PrivateNames = _no_private_names,
+        holders: Holders = _no_holders,
     ) -> None:
         self._pages = pages
-        self._policy = policy
+        self._access = access
         self._private = private
         self._private_names = private_names
+        self._holders = holders
         # Merged pages by the identity of their inputs: unchanged inputs give the same object, so the
         # render cache (keyed on page identity) keeps serving bytes from memory.
         self._merged: dict[NormalizedName, tuple[ProjectPage, ProjectPage, ProjectPage]] = {}
 
-    async def project(self, name: NormalizedName) -> Resolved:
+    async def project(self, name: NormalizedName, index: str = ROOT) -> Resolved:
         """Raises ProjectNotFound, or UpstreamUnavailable when upstream fails with nothing cached."""
-        private = await self._private(name)
-        if not upstream_allowed(name, has_private=private is not None, policy=self._policy):
+        access = self._access()
+        held = await self._holders(name)
+        if access.all_patterns.private_patterns:  # the general rule (proxy/access/resolve.py)
+            others = access.all_patterns if len(access.indexes) > 1 else None
+            where = locate(name, access.chain(index), held.__contains__, reserved_anywhere=others)
+            holder, upstream, reserved = where.holder, where.upstream, where.reserved
+        else:  # no index reserves names: the same rule without patterns, cheaper (every page request asks)
+            holder, upstream, reserved = _first_holder(access, index, name, held)
+        private = await self._private(name, holder) if holder is not None else None
+        if not upstream:
             if private is None:
-                raise ProjectNotFound(f"{name} is reserved for private packages and has none")
+                if reserved:
+                    raise ProjectNotFound(f"{name} is reserved for private packages and has none")
+                raise ProjectNotFound(f"no project named {name} in index {index!r}")
             if not private.files:
                 raise ProjectNotFound(f"{name} is a private project whose files were all deleted")
             return Resolved(private, Outcome.PRIVATE)
@@ -87,7 +121,13 @@ class ProjectIndex:
         self._merged[name] = (private, upstream, merged)
         return merged
 
-    async def project_list(self) -> ProjectList:
-        """Private projects and upstream projects already in the cache (never the whole upstream list)."""
-        names = set(await self._private_names()) | set(await self._pages.cached_names())
+    async def project_list(self, index: str = ROOT) -> ProjectList:
+        """Private projects of the chain, and (when the index reaches upstream) upstream projects already in the
+        cache (never the whole upstream list)."""
+        chain = self._access().chain(index)
+        names: set[NormalizedName] = set()
+        for member in chain:
+            names.update(await self._private_names(member.name))
+        if chain[0].upstream:
+            names.update(await self._pages.cached_names())
         return ProjectList(tuple(sorted(names)))

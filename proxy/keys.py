@@ -7,6 +7,7 @@ from concurrent.futures import Executor
 
 from aiohttp import web
 
+from proxy.access.model import AccessRef
 from proxy.auth import Authenticator
 from proxy.backends import Backends
 from proxy.config import Config
@@ -22,6 +23,7 @@ from proxy.upstream import UpstreamClient
 from proxy.upstream_check import UpstreamChecker
 
 CONFIG = web.AppKey("config", Config)
+ACCESS = web.AppKey("access", AccessRef)  # the index graph: indexes, chains, groups (issue 14)
 BACKENDS = web.AppKey("backends", Backends)  # metadata, change feed, blobs: typed to their Protocols
 UPSTREAM = web.AppKey("upstream", UpstreamClient)
 UPSTREAM_CHECK = web.AppKey("upstream_check", UpstreamChecker)  # is upstream.url a simple index? (/ready)

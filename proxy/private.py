@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
+from proxy.access.model import ROOT
+from proxy.audit import Actor, audit_entry
 from proxy.backends.changes import ChangeFeed, Topic
 from proxy.backends.metadata import MetadataStore
 from proxy.backends.records import PrivateFile
@@ -37,6 +39,11 @@ class Selection:
 
     project: NormalizedName
     files: tuple[PrivateFile, ...]
+    index: str = ROOT
+
+    @property
+    def filenames(self) -> list[str]:
+        return [f.filename for f in self.files]
 
 
 class PrivateIndex:
@@ -51,20 +58,21 @@ class PrivateIndex:
         self._changes = changes
         self._reaper = reaper
         self._stamp: bytes | None = None
-        self._names: frozenset[NormalizedName] | None = None
+        self._names: dict[str, frozenset[NormalizedName]] | None = None  # index -> its private names
+        self._holders: dict[NormalizedName, frozenset[str]] = {}  # name -> the indexes holding it (memoized)
         # Kept until the next private change: the same page object keeps rendered bytes cached.
-        self._pages: dict[NormalizedName, ProjectPage] = {}
+        self._pages: dict[tuple[str, NormalizedName], ProjectPage] = {}
         self._files: tuple[PrivateFile, ...] | None = None
 
-    async def page(self, name: NormalizedName) -> ProjectPage | None:
-        """The private page for a project, or None when nothing was uploaded under that name."""
+    async def page(self, name: NormalizedName, index: str = ROOT) -> ProjectPage | None:
+        """The private page for a project in an index, or None when nothing was uploaded under that name there."""
         stamp = self._current()
-        if name not in await self._private_names(stamp):
-            return None
-        page = self._pages.get(name)
-        if page is not None:
+        page = self._pages.get((index, name))
+        if page is not None:  # held pages were dropped by _current() if anything changed
             return page
-        rows = await self._db.private_files(name)
+        if name not in (await self._private_names(stamp)).get(index, ()):
+            return None
+        rows = await self._db.private_files(name, index)
         page = ProjectPage(  # no rows: every file was deleted, but the name stays private
             name=name,
             files=tuple(to_dist(r) for r in rows),
@@ -72,11 +80,22 @@ class PrivateIndex:
             origin=Origin.PRIVATE,
         )
         if stamp == self._stamp:  # nothing changed while reading: safe to keep
-            self._pages[name] = page
+            self._pages[(index, name)] = page
         return page
 
-    async def names(self) -> list[NormalizedName]:
-        return sorted(await self._private_names(self._current()))
+    async def names(self, index: str = ROOT) -> list[NormalizedName]:
+        return sorted((await self._private_names(self._current())).get(index, ()))
+
+    async def holders(self, name: NormalizedName) -> frozenset[str]:
+        """The indexes that hold a private project of this name (a memory read while nothing changes)."""
+        stamp = self._current()
+        held = self._holders.get(name)
+        if held is None:
+            names = await self._private_names(stamp)
+            held = frozenset(index for index, there in names.items() if name in there)
+            if stamp == self._stamp:
+                self._holders[name] = held
+        return held
 
     async def files(self) -> tuple[PrivateFile, ...]:
         """Every private file, by project and filename (listings, recent uploads): one query, then held until the
@@ -95,47 +114,64 @@ class PrivateIndex:
         if stamp != self._stamp:
             self._stamp = stamp
             self._names = None
+            self._holders = {}
             self._files = None
             self._pages.clear()
         return stamp
 
-    async def _private_names(self, stamp: bytes) -> frozenset[NormalizedName]:
+    async def _private_names(self, stamp: bytes) -> dict[str, frozenset[NormalizedName]]:
         names = self._names
         if names is None:
-            names = frozenset(await self._db.private_projects())
+            grouped: dict[str, set[NormalizedName]] = {}
+            for index, name in await self._db.private_project_indexes():
+                grouped.setdefault(index, set()).add(name)
+            names = {index: frozenset(found) for index, found in grouped.items()}
             if stamp == self._stamp:  # a change during the query makes the result suspect for later requests
                 self._names = names
         return names
 
-    async def select(self, project: NormalizedName, target: str) -> Selection:
-        """Files named by `target`: a filename of the project, or a version (all its files).
+    async def select(self, project: NormalizedName, target: str, index: str = ROOT) -> Selection:
+        """Files of a project in an index named by `target`: a filename, or a version (all its files).
 
         Raises ProjectNotFound / FileNotFound.
         """
-        files = await self._db.private_files(project)
+        files = await self._db.private_files(project, index)
         if not files:
-            raise ProjectNotFound(f"{project} has no private files")
+            where = "" if index == ROOT else f" in index {index!r}"
+            raise ProjectNotFound(f"{project} has no private files{where}")
         chosen = tuple(f for f in files if f.filename == target) or tuple(
             f for f in files if _same_version(f.version, target)
         )
         if not chosen:
             raise FileNotFound(f"{project} has no private file or version {target!r}")
-        return Selection(project, chosen)
+        return Selection(project, chosen, index)
 
-    async def yank(self, selection: Selection, reason: str) -> int:
+    async def yank(self, selection: Selection, reason: str, actor: Actor | None = None) -> int:
         """PEP 592: yanked files stay installable by exact pin, but resolvers skip them."""
-        return await self._db.set_yanked([f.filename for f in selection.files], reason)
+        return await self._mark(selection, reason, actor, "yank")
 
-    async def unyank(self, selection: Selection) -> int:
-        return await self._db.set_yanked([f.filename for f in selection.files], None)
+    async def unyank(self, selection: Selection, actor: Actor | None = None) -> int:
+        return await self._mark(selection, None, actor, "unyank")
 
-    async def delete(self, selection: Selection) -> None:
+    async def _mark(self, selection: Selection, reason: str | None, actor: Actor | None, action: str) -> int:
+        async with self._db.transaction() as tx:
+            changed = await tx.set_yanked(selection.filenames, reason, selection.index)
+            if actor is not None:
+                detail = {"files": selection.filenames} | ({"reason": reason} if reason else {})
+                await tx.add_audit(audit_entry(actor, action, selection.index, selection.project, detail=detail))
+        return changed
+
+    async def delete(self, selection: Selection, actor: Actor | None = None) -> None:
         """Remove files from the index and storage; their filenames stay reserved for the same bytes.
 
-        Blobs are content-addressed and may be shared (sibling wheels often have identical METADATA), so a
-        blob is deleted only when no remaining private file refers to it.
+        Blobs are content-addressed and may be shared (sibling wheels often have identical METADATA, and a pushed
+        file is the same blob in two indexes), so a blob is deleted only when no remaining private file refers to it.
         """
-        await self._db.delete_private_files(list(selection.files))
+        async with self._db.transaction() as tx:
+            await tx.delete_private_files(list(selection.files))
+            if actor is not None:
+                detail = {"files": selection.filenames}
+                await tx.add_audit(audit_entry(actor, "delete", selection.index, selection.project, detail=detail))
         # Rows first: a crash in between leaves unused bytes, never a listed file without its bytes.
         blobs = [sha256 for f in selection.files for sha256 in (f.sha256, f.metadata_sha256)]
         await self._reaper.reclaim(blobs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -17,7 +18,9 @@ from typing import Protocol
 from aiohttp import MultipartReader
 from packaging.version import Version
 
+from proxy.access.model import ROOT, Member
 from proxy.archives import ArchiveLimits, DistMetadata, inspect_distribution
+from proxy.audit import Actor, audit_entry
 from proxy.backends.blobs import BlobInfo, BlobStore
 from proxy.backends.metadata import MetadataStore
 from proxy.backends.records import PrivateFile
@@ -61,19 +64,26 @@ class Publisher:
         self._reaper = reaper
         self._config = config
 
-    async def receive(self, reader: MultipartReader, user: str) -> Published:
-        """Read, validate and commit one upload. Raises InvalidUpload (and its subclasses)."""
+    async def receive(
+        self, reader: MultipartReader, user: str, *, index: str = ROOT, gate: Gate | None = None,
+        actor: Actor | None = None,
+    ) -> Published:
+        """Read, validate and commit one upload into `index`. Raises InvalidUpload (and its subclasses), and
+        whatever `gate` raises (Forbidden) when the uploader may not upload to the project.
+
+        The first uploader of a new project in an index becomes its owner; `actor` gets an audit entry."""
         async with self._spools.new(UPLOAD_DIGESTS) as spool:  # discarded on the way out unless committed
             received = await read_form(reader, spool, FormLimits.of(self._config))
-            return await self._accept(received, user)
+            return await self._accept(received, _Uploader(user, index, gate or _open_gate, actor))
 
-    async def _accept(self, received: ReceivedForm, user: str) -> Published:
+    async def _accept(self, received: ReceivedForm, uploader: _Uploader) -> Published:
         request, filename = parse_publish_form(received.fields), received.filename
         check_filename(request, filename)
         digests = received.spool.digests()
         check_digests(request, digests)
         # Refuse early what is bound to be refused, before unpacking anything; decided again in the transaction.
-        slot = await _slot(self._db, request, filename)
+        slot = await _slot(self._db, request, filename, uploader.index)
+        uploader.gate(request.name, bool(slot.siblings or slot.members), slot.members)
         existing = _claim_slot(request, filename, digests["sha256"], slot, allow_overwrite=self._config.allow_overwrite)
         if existing is not None:
             return _result(existing, created=False)
@@ -82,19 +92,23 @@ class Publisher:
         check_metadata_matches(request, meta.name, meta.version)
         await received.spool.sync()  # the transaction below only renames
         if not filename.endswith(".whl"):  # PEP 658 is defined for wheels only
-            return await self._commit(request, received, _Stored(meta, None), user)
+            return await self._commit(request, received, _Stored(meta, None), uploader)
         async with self._spools.new() as metadata:
             await metadata.write(meta.metadata)
             await metadata.sync()
-            return await self._commit(request, received, _Stored(meta, metadata), user)
+            return await self._commit(request, received, _Stored(meta, metadata), uploader)
 
-    async def _commit(self, request: PublishRequest, received: ReceivedForm, stored: _Stored, user: str) -> Published:
+    async def _commit(
+        self, request: PublishRequest, received: ReceivedForm, stored: _Stored, uploader: _Uploader
+    ) -> Published:
         """Check the slot, move the blobs into place and insert the row: one transaction, so racing uploads (in any
         process) cannot both pass the check; the blobs are renamed inside it so no reclaim removes them meanwhile."""
         filename, committed = received.filename, list[str]()
         try:
             async with self._db.transaction() as tx:
-                slot = await _slot(tx, request, filename)
+                slot = await _slot(tx, request, filename, uploader.index)
+                created = await tx.add_private_project(request.name, uploader.index, created_by=uploader.user)
+                uploader.gate(request.name, not created, slot.members)  # decided again, with what is committed
                 sha256 = received.spool.digests()["sha256"]
                 existing = _claim_slot(request, filename, sha256, slot, allow_overwrite=self._config.allow_overwrite)
                 if existing is not None:
@@ -103,9 +117,14 @@ class Publisher:
                 committed.append(blob.sha256)
                 metadata = await self._blobs.commit(stored.metadata) if stored.metadata is not None else None
                 committed.extend([metadata.sha256] if metadata is not None else [])
-                record = _record(request, received, stored.meta, blob, metadata, user)
+                record = _record(request, received, stored.meta, blob, metadata, uploader)
                 await tx.add_private_file(record, replace=slot.current is not None)
                 await tx.record_blob(blob.sha256, blob.size)
+                if created:  # the first uploader of a project owns it
+                    await tx.add_member(uploader.index, request.name, uploader.user, "owner")
+                if uploader.actor is not None:
+                    await tx.add_audit(audit_entry(uploader.actor, "upload", uploader.index, request.name, filename,
+                                                   {"sha256": blob.sha256, "version": record.version}))
         except BaseException:
             await self._reclaim_after_failure(committed)
             raise
@@ -136,18 +155,36 @@ class _Slot:
     current: PrivateFile | None  # the file under this very filename
     deleted_sha256: str | None  # the bytes this filename had, if it was deleted
     siblings: list[PrivateFile]  # the project's files
+    members: tuple[Member, ...]  # the project's owners and maintainers
+
+
+# Raises Forbidden unless the uploader may upload to the project (which exists or not, with these members).
+Gate = Callable[[NormalizedName, bool, tuple[Member, ...]], None]
+
+
+def _open_gate(_project: NormalizedName, _exists: bool, _members: tuple[Member, ...]) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Uploader:
+    user: str
+    index: str
+    gate: Gate
+    actor: Actor | None
 
 
 class _SlotQueries(Protocol):
-    async def private_file(self, filename: str) -> PrivateFile | None: ...
-    async def deleted_sha256(self, filename: str) -> str | None: ...
-    async def private_files(self, project: NormalizedName) -> list[PrivateFile]: ...
+    async def private_file(self, filename: str, index: str = ROOT) -> PrivateFile | None: ...
+    async def deleted_sha256(self, filename: str, index: str = ROOT) -> str | None: ...
+    async def private_files(self, project: NormalizedName, index: str = ROOT) -> list[PrivateFile]: ...
+    async def project_members(self, index: str, project: str) -> list[Member]: ...
 
 
-async def _slot(queries: _SlotQueries, request: PublishRequest, filename: str) -> _Slot:
+async def _slot(queries: _SlotQueries, request: PublishRequest, filename: str, index: str) -> _Slot:
     return _Slot(
-        await queries.private_file(filename), await queries.deleted_sha256(filename),
-        await queries.private_files(request.name),
+        await queries.private_file(filename, index), await queries.deleted_sha256(filename, index),
+        await queries.private_files(request.name, index), tuple(await queries.project_members(index, request.name)),
     )
 
 
@@ -186,7 +223,7 @@ def _claim_slot(
 
 def _record(
     request: PublishRequest, received: ReceivedForm, meta: DistMetadata, blob: BlobInfo, metadata: BlobInfo | None,
-    user: str,
+    uploader: _Uploader,
 ) -> PrivateFile:
     return PrivateFile(
         filename=received.filename,
@@ -199,7 +236,8 @@ def _record(
         metadata_sha256=metadata.sha256 if metadata is not None else None,
         yanked=None,
         upload_time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        uploaded_by=user,
+        uploaded_by=uploader.user,
+        index=uploader.index,
     )
 
 

@@ -75,6 +75,7 @@ async def _serve(
     config: Config, limits: Limits, stop: StopFlag, on_listening: Callable[[int], None], reuse_port: bool
 ) -> int:
     from proxy.app import create_app  # the server's imports are only paid for by `serve`
+    from proxy.reload import reload_access
 
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(AcceptErrorLog())
@@ -83,7 +84,9 @@ async def _serve(
         loop.add_signal_handler(sig, stopping.set)
     if stop.requested is not None:  # a signal that arrived before the loop took over
         stopping.set()
-    runner = new_runner(create_app(config, check_upstream=True), config)
+    app = create_app(config, check_upstream=True)
+    loop.add_signal_handler(signal.SIGHUP, reload_access, app)  # indexes, groups, users: no connection dropped
+    runner = new_runner(app, config)
     try:
         await runner.setup()  # the app's start-up: on failure, cleanup below closes what was opened
         if stopping.is_set():

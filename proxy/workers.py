@@ -71,6 +71,7 @@ class Supervisor:
         signal.signal(signal.SIGCHLD, lambda _s, _f: None)
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
         self._missing = self._config.server.workers
         self._restart_at = time.monotonic()
         try:
@@ -110,6 +111,12 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
 
+    def _on_reload(self, _signum: int, _frame: FrameType | None) -> None:
+        """SIGHUP: every worker reloads its indexes, groups and users (proxy/reload.py)."""
+        for pid in self._workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+
     def _stop_all(self, reason: str) -> None:
         self._failed = self._failed or reason
         for pid in self._workers:
@@ -144,6 +151,7 @@ class Supervisor:
         try:
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the worker's loop reloads on it (server.py)
             stop = StopFlag().install()
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             os.close(self._reports)

@@ -82,7 +82,7 @@ def bcrypt_calls(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
 
 
 class NoTokens:
-    async def token_user(self, token_hash: str) -> str | None:
+    async def token_record(self, token_hash: str) -> None:
         return None
 
 

@@ -396,3 +396,22 @@ def test_pick_hash_requirement_names_all_alternatives() -> None:
     assert verify_hashes(result, ({"sha256": "1"}, {"sha256": "2"})) == (
         f"hash mismatch: got sha256:{result.digests['sha256']}, expected sha256:1 or sha256:2")
     assert verify_hashes(result, ({"sha256": result.digests["sha256"]},)) is None
+
+
+@pytest.mark.parametrize(("upstream_flag", "status"), [(True, 0), (False, 1)])
+async def test_in_process_warm_through_a_named_index(upstream: Upstream, tmp_path: Path, upstream_flag: bool,
+                                                     status: int, capsys: pytest.CaptureFixture[str]) -> None:
+    """--index NAME warms through that index's chain (issue 14): with upstream = true it fills the data dir; with
+    upstream = false upstream names are missing there (1), and upstream is never asked; an unknown index is 2."""
+    publish(upstream.fake)
+    data = tmp_path / "data"
+    config = build_config({"server": {"data_dir": str(data)}, "upstream": {"url": upstream.url},
+                           "indexes": {"ml": {"bases": ["root"], "upstream": upstream_flag, "read": ["alice"]}}})
+    args = parse_args("app", "--python", "3.11", "--platform", "manylinux_2_28_x86_64", "--index", "ml")
+    assert await asyncio.to_thread(run_warm, args, config, make_app=create_app) == status
+    blobs = {p.name for p in (data / "blobs").rglob("*") if p.is_file()} if (data / "blobs").exists() else set()
+    assert (APP.sha256 in blobs) is upstream_flag
+    assert bool(upstream.fake.requests) is upstream_flag
+    unknown = parse_args("app", "--index", "nope")
+    assert await asyncio.to_thread(run_warm, unknown, config, make_app=create_app) == 2
+    assert "--index: no index named 'nope'" in capsys.readouterr().err

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from proxy.access.model import TokenScope
+from proxy.access.rules import token_expired
 from proxy.auth.credentials import TOKEN_PREFIX, CredentialCache, hash_token, is_basic, parse_basic_auth
 from proxy.auth.htpasswd import TOKEN_USER, Htpasswd
 from proxy.auth.throttle import FailureLimiter
+from proxy.backends.records import TokenRecord
 from proxy.errors import AuthenticationRequired, Forbidden
 
 BAD_CREDENTIALS = "Invalid or non-existent authentication information."
@@ -35,10 +39,11 @@ class Action(enum.Enum):
 class Identity:
     user: str
     via: Literal["password", "token"]
+    token: TokenScope | None = field(default=None, compare=False)  # what the token used may do (issue 14)
 
 
 class TokenLookup(Protocol):
-    async def token_user(self, token_hash: str) -> str | None: ...
+    async def token_record(self, token_hash: str) -> TokenRecord | None: ...
 
 
 def permits(action: Action, identity: Identity | None, *, read_requires_auth: bool) -> bool:
@@ -121,12 +126,14 @@ class Authenticator:
     async def _authenticate(self, user: str, password: str, client: str) -> Identity | None:
         # Tokens are checked by their sha256 in the database: never bcrypt, never throttled.
         if user == TOKEN_USER:
-            owner = await self._tokens.token_user(hash_token(password)) if password else None
-            return Identity(owner, "token") if owner is not None else None
+            record = await self._tokens.token_record(hash_token(password)) if password else None
+            return _token_identity(record) if record is not None else None
         # A token also works with its owner's name as username (handy in pip URLs: https://alice:spi_…@host/).
         # A password may start with the prefix too, so fall through to htpasswd when the token does not match.
-        if password.startswith(TOKEN_PREFIX) and await self._tokens.token_user(hash_token(password)) == user:
-            return Identity(user, "token")
+        if password.startswith(TOKEN_PREFIX):
+            record = await self._tokens.token_record(hash_token(password))
+            if record is not None and record.user == user:
+                return _token_identity(record)
         if self._htpasswd is not None and await self._verify_password(self._htpasswd, user, password, client):
             return Identity(user, "password")
         return None
@@ -156,3 +163,11 @@ class Authenticator:
         # Cache successes only, and only if the file was not reloaded while bcrypt ran.
         if matched and htpasswd is self._htpasswd:
             self._cache.add(key)
+
+
+def _token_identity(record: TokenRecord) -> Identity:
+    """The identity a live token proves; an expired one is a failed login that says so (401, or 403 on uploads)."""
+    expired = token_expired(record.scope, time.time())
+    if expired is not None:
+        raise AuthenticationRequired(expired)
+    return Identity(record.user, "token", record.scope)

@@ -26,7 +26,9 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from proxy.access.model import ROOT, Member, Role, TokenScope
 from proxy.backends.records import (
+    AuditEntry,
     BlobRecord,
     CacheUsage,
     DeletedFile,
@@ -38,6 +40,8 @@ from proxy.backends.records import (
 from proxy.simple.names import NormalizedName
 
 __all__ = [
+    "AccessReads",
+    "AccessWrites",
     "BlobIndex",
     "BundleReads",
     "DuplicateFilename",
@@ -97,19 +101,21 @@ class PageWrites(Protocol):
 
 
 class PrivateReads(Protocol):
-    async def private_file(self, filename: str) -> PrivateFile | None: ...
+    """Every private row belongs to an index (issue 14); `index` defaults to the root index."""
 
-    async def private_files(self, project: NormalizedName) -> list[PrivateFile]:
-        """A private project's files, by filename (empty when it has none, or is not private)."""
+    async def private_file(self, filename: str, index: str = ROOT) -> PrivateFile | None: ...
+
+    async def private_files(self, project: NormalizedName, index: str = ROOT) -> list[PrivateFile]:
+        """A private project's files in an index, by filename (empty when it has none, or is not private)."""
         ...
 
-    async def deleted_sha256(self, filename: str) -> str | None:
+    async def deleted_sha256(self, filename: str, index: str = ROOT) -> str | None:
         """The sha256 a deleted private file had, if that filename was ever deleted (it may only come back with
         the same bytes)."""
         ...
 
     async def is_private_blob(self, sha256: str) -> bool:
-        """Whether a private file, or a private file's PEP 658 metadata file, is this blob."""
+        """Whether a private file (in any index), or a private file's PEP 658 metadata file, is this blob."""
         ...
 
 
@@ -119,11 +125,13 @@ class PrivateWrites(Protocol):
         good. Raises DuplicateFilename when the filename exists and `replace` is false. Topic: PRIVATE."""
         ...
 
-    async def add_private_project(self, name: NormalizedName) -> bool:
-        """Make a name private for good, with or without files; True when it was not private. Topic: PRIVATE."""
+    async def add_private_project(
+        self, name: NormalizedName, index: str = ROOT, *, created_by: str | None = None
+    ) -> bool:
+        """Make a name private in an index for good, with or without files; True when it was not. Topic: PRIVATE."""
         ...
 
-    async def set_yanked(self, filenames: list[str], reason: str | None) -> int:
+    async def set_yanked(self, filenames: list[str], reason: str | None, index: str = ROOT) -> int:
         """Yank (`reason` may be empty) or unyank (None) files; returns how many rows changed. Topic: PRIVATE."""
         ...
 
@@ -131,7 +139,7 @@ class PrivateWrites(Protocol):
         """Delete files and remember their names with their sha256 (see deleted_sha256). Topic: PRIVATE."""
         ...
 
-    async def remove_private_file(self, filename: str) -> None:
+    async def remove_private_file(self, filename: str, index: str = ROOT) -> None:
         """Delete a file's row without remembering it (an import applies the source's deletions and deleted
         names separately). Topic: PRIVATE."""
         ...
@@ -171,8 +179,11 @@ class BlobWrites(Protocol):
 
 
 class TokenWrites(Protocol):
-    async def add_token(self, user: str, token_hash: str, description: str | None = None) -> int:
-        """Store a new token's hash (never the token); returns its id. No topic."""
+    async def add_token(
+        self, user: str, token_hash: str, description: str | None = None, scope: TokenScope | None = None
+    ) -> int:
+        """Store a new token's hash (never the token) and its scope (None: everything its user may do); returns its
+        id. No topic."""
         ...
 
     async def revoke_token(self, token_id: int) -> bool:
@@ -180,8 +191,35 @@ class TokenWrites(Protocol):
         ...
 
 
+class AccessReads(Protocol):
+    async def project_members(self, index: str, project: str) -> list[Member]:
+        """Owners and maintainers of a project in an index, by principal."""
+        ...
+
+    async def audit_entries(
+        self, *, index: str | None = None, project: str | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[AuditEntry]:
+        """Recorded changes, newest first, optionally of one index, one project, since a time."""
+        ...
+
+
+class AccessWrites(Protocol):
+    async def add_member(self, index: str, project: str, principal: str, role: Role) -> bool:
+        """Make a user or "group:NAME" an owner or maintainer (or change its role); True when anything changed.
+        Topic: PRIVATE."""
+        ...
+
+    async def remove_member(self, index: str, project: str, principal: str) -> bool:
+        """True when the principal was a member. Topic: PRIVATE."""
+        ...
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        """Record a change, in the transaction of the change it records. No topic."""
+        ...
+
+
 class Transaction(
-    PageReads, PageWrites, PrivateReads, PrivateWrites, BlobWrites, TokenWrites, Protocol
+    PageReads, PageWrites, PrivateReads, PrivateWrites, BlobWrites, TokenWrites, AccessReads, AccessWrites, Protocol
 ):
     """The statements of one open write transaction: its reads see the latest commits and its own writes, and
     nothing changes under them until it ends; its writes are visible to nobody else until it commits."""
@@ -211,8 +249,12 @@ class PageStore(PageReads, PageWrites, Protocol):
 class PrivateStore(PrivateReads, PrivateWrites, Protocol):
     """Private files, private names and deleted filenames."""
 
-    async def private_projects(self) -> list[NormalizedName]:
-        """Every name that is or was private (with or without files now), sorted."""
+    async def private_projects(self, index: str = ROOT) -> list[NormalizedName]:
+        """Every name that is or was private in an index (with or without files now), sorted."""
+        ...
+
+    async def private_project_indexes(self) -> list[tuple[str, NormalizedName]]:
+        """Every (index, name) that is or was private, sorted."""
         ...
 
 
@@ -253,6 +295,14 @@ class TokenStore(TokenWrites, Protocol):
         per token (a full disk leaves the use unrecorded; the token still works)."""
         ...
 
+    async def live_token(self, token_hash: str) -> TokenRecord | None:
+        """The live (not revoked) token with this hash, with its scope (expired ones too: the caller says so)."""
+        ...
+
+    async def token_record(self, token_hash: str) -> TokenRecord | None:
+        """live_token(), recording its use like token_user()."""
+        ...
+
     async def list_tokens(self, user: str | None = None) -> list[TokenRecord]:
         """Tokens (optionally of one user), oldest first."""
         ...
@@ -282,7 +332,9 @@ class BundleReads(Protocol):
         ...
 
 
-class MetadataStore(PageStore, PrivateStore, BlobIndex, TokenStore, BundleReads, Protocol):
+class MetadataStore(
+    PageStore, PrivateStore, BlobIndex, TokenStore, BundleReads, AccessReads, AccessWrites, Protocol
+):
     """Everything above, plus the write path and the store's lifetime (opened and closed by open_backends)."""
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:

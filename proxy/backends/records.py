@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from proxy.access.model import ROOT, TokenScope
 from proxy.simple.model import ProjectPage
 from proxy.simple.names import NormalizedName
 
@@ -66,6 +68,33 @@ class TokenRecord:
     created_at: float
     last_used: float | None
     revoked_at: float | None
+    # Scopes (issue 14): indexes (empty: all the user may reach), one project (writes), actions, expiry (epoch).
+    indexes: tuple[str, ...] = ()
+    project: str | None = None
+    actions: tuple[str, ...] = ("read", "upload")
+    expires_at: float | None = None
+
+    @property
+    def scope(self) -> TokenScope:
+        project = NormalizedName(self.project) if self.project else None
+        return TokenScope(frozenset(self.indexes), project, frozenset(self.actions), self.expires_at, self.id)
+
+
+def token_record(row: Any) -> TokenRecord:
+    """A token row (id, user, description, created, used, revoked, indexes, project, actions, expires)."""
+    indexes, actions = row[6], row[8]
+    return TokenRecord(
+        int(row[0]), str(row[1]), row[2], float(row[3]), row[4], row[5],
+        tuple(indexes.split(",")) if indexes else (), row[7], tuple(actions.split(",")) if actions else (), row[9],
+    )
+
+
+def scope_columns(scope: TokenScope | None) -> tuple[str | None, str | None, str, float | None]:
+    """A scope as the token columns hold it: indexes, project, actions (comma-separated), expires_at."""
+    if scope is None:
+        return None, None, "read,upload", None
+    indexes = ",".join(sorted(scope.indexes)) or None
+    return indexes, scope.project, ",".join(sorted(scope.actions)), scope.expires_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +112,7 @@ class PrivateFile:
     yanked: str | None  # None: not yanked; "": yanked without a reason; else the reason
     upload_time: str
     uploaded_by: str | None
+    index: str = ROOT  # the index holding it; the same bytes may be listed in several (promotion)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +122,20 @@ class DeletedFile:
     filename: str
     sha256: str
     deleted_at: float
+    index: str = ROOT
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One recorded change: who (and via what: "password" or "token:<id>"), when, from which address, what."""
+
+    at: float
+    actor: str
+    via: str
+    address: str | None
+    action: str  # upload, yank, unyank, delete, push, owner-add, owner-remove, token-create, token-revoke
+    index: str | None
+    project: str | None
+    target: str | None  # a filename, a version, a principal, a token id
+    detail: str = ""  # JSON text (free-form detail, e.g. {"to": "release"})
+    id: int = 0  # assigned by the store

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
+from proxy.access.model import ROOT, Role, TokenScope
 from proxy.backends.changes import ChangeFeed, Topic
 from proxy.backends.metadata import Transaction
 from proxy.backends.pagerows import PageRow, page_row
-from proxy.backends.records import DeletedFile, PrivateFile, StoredPage, TokenRecord
+from proxy.backends.records import AuditEntry, DeletedFile, PrivateFile, StoredPage, TokenRecord
 from proxy.errors import StorageFull
 from proxy.simple.names import NormalizedName
 
@@ -84,6 +85,10 @@ class SingleWrites(Generic[TX]):
             return await tx.shared_secret(name, length)
 
     async def token_user(self, token_hash: str) -> str | None:
+        token = await self.token_record(token_hash)
+        return token.user if token is not None else None
+
+    async def token_record(self, token_hash: str) -> TokenRecord | None:
         token = await self.live_token(token_hash)
         if token is None:
             return None
@@ -95,7 +100,7 @@ class SingleWrites(Generic[TX]):
                     await tx.record_token_use(token.id, now, every=TOKEN_USE_EVERY)
             except unrecorded as exc:  # the use goes unrecorded, the token still works
                 log.debug("could not record the use of token %d: %s", token.id, exc)
-        return token.user
+        return token
 
     # --- pages ---
 
@@ -126,21 +131,23 @@ class SingleWrites(Generic[TX]):
         async with self.transaction() as tx:
             await tx.add_private_file(record, replace=replace)
 
-    async def add_private_project(self, name: NormalizedName) -> bool:
+    async def add_private_project(
+        self, name: NormalizedName, index: str = ROOT, *, created_by: str | None = None
+    ) -> bool:
         async with self.transaction() as tx:
-            return await tx.add_private_project(name)
+            return await tx.add_private_project(name, index, created_by=created_by)
 
-    async def set_yanked(self, filenames: list[str], reason: str | None) -> int:
+    async def set_yanked(self, filenames: list[str], reason: str | None, index: str = ROOT) -> int:
         async with self.transaction() as tx:
-            return await tx.set_yanked(filenames, reason)
+            return await tx.set_yanked(filenames, reason, index)
 
     async def delete_private_files(self, files: list[PrivateFile]) -> None:
         async with self.transaction() as tx:
             await tx.delete_private_files(files)
 
-    async def remove_private_file(self, filename: str) -> None:
+    async def remove_private_file(self, filename: str, index: str = ROOT) -> None:
         async with self.transaction() as tx:
-            await tx.remove_private_file(filename)
+            await tx.remove_private_file(filename, index)
 
     async def add_deleted_file(self, deleted: DeletedFile) -> bool:
         async with self.transaction() as tx:
@@ -176,10 +183,26 @@ class SingleWrites(Generic[TX]):
 
     # --- tokens ---
 
-    async def add_token(self, user: str, token_hash: str, description: str | None = None) -> int:
+    async def add_token(
+        self, user: str, token_hash: str, description: str | None = None, scope: TokenScope | None = None
+    ) -> int:
         async with self.transaction() as tx:
-            return await tx.add_token(user, token_hash, description)
+            return await tx.add_token(user, token_hash, description, scope)
 
     async def revoke_token(self, token_id: int) -> bool:
         async with self.transaction() as tx:
             return await tx.revoke_token(token_id)
+
+    # --- owners and the audit log ---
+
+    async def add_member(self, index: str, project: str, principal: str, role: Role) -> bool:
+        async with self.transaction() as tx:
+            return await tx.add_member(index, project, principal, role)
+
+    async def remove_member(self, index: str, project: str, principal: str) -> bool:
+        async with self.transaction() as tx:
+            return await tx.remove_member(index, project, principal)
+
+    async def add_audit(self, entry: AuditEntry) -> None:
+        async with self.transaction() as tx:
+            await tx.add_audit(entry)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 
+from proxy.access.model import TokenScope
 from proxy.auth import generate_token, hash_token
 from proxy.errors import AuthenticationRequired, BadRequest, Forbidden
-from proxy.keys import AUTH
-from proxy.ui.access import audit
+from proxy.keys import ACCESS, AUTH, BACKENDS
+from proxy.ui.access import actor, audit, record
 from proxy.ui.context import UI, Viewer
 from proxy.ui.respond import checked_form, field, render, see_other, sign_in_required, ui_page
 from proxy.ui.session import SESSION_COOKIE, Session
@@ -89,10 +92,27 @@ async def create_token(request: web.Request, viewer: Viewer) -> web.StreamRespon
     if viewer.identity.via != "password":
         raise Forbidden(TOKENS_NEED_PASSWORD)
     description = field(form, "description", 200) or None
+    scope = _scope(request, form)
     token = generate_token()
-    token_id = await request.app[UI].tokens.add_token(viewer.identity.user, hash_token(token), description)
+    token_id = await request.app[UI].tokens.add_token(viewer.identity.user, hash_token(token), description, scope)
     audit(viewer.identity, "created token", str(token_id), description or "")
+    await record(request.app[BACKENDS].meta, actor(viewer.identity, request.remote), "token-create", str(token_id))
     return await _tokens_page(request, viewer, created=token, done=None)
+
+
+def _scope(request: web.Request, form: Mapping[str, Any]) -> TokenScope:
+    """The scope chosen in the form (issue 14): indexes (comma-separated; empty: every index), read-only, expiry in
+    days (empty: none). Raises BadRequest naming the field."""
+    known = request.app[ACCESS].current.indexes
+    indexes = frozenset(name.strip() for name in field(form, "indexes", 500).split(",") if name.strip())
+    unknown = sorted(indexes - set(known))
+    if unknown:
+        raise BadRequest(f"No index named {unknown[0]!r} (known: {', '.join(known)}).")
+    days = field(form, "expires_days", 10)
+    if days and not (days.isdigit() and 0 < int(days) <= 3650):
+        raise BadRequest("Expires in: a whole number of days between 1 and 3650, or nothing.")
+    actions = frozenset({"read"} if field(form, "read_only", 10) else {"read", "upload"})
+    return TokenScope(indexes, None, actions, time.time() + int(days) * 86400 if days else None)
 
 
 @routes.post("/account/tokens/revoke", name="ui.tokens_revoke")
@@ -108,4 +128,5 @@ async def revoke_token(request: web.Request, viewer: Viewer) -> web.StreamRespon
         raise BadRequest(f"You have no active token with id {token_id!r}.")
     await store.revoke_token(int(token_id))
     audit(viewer.identity, "revoked token", token_id)
+    await record(request.app[BACKENDS].meta, actor(viewer.identity, request.remote), "token-revoke", token_id)
     return see_other(viewer.urls.tokens() + f"?revoked={token_id}")

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from proxy.access.model import TokenScope
 from proxy.auth import Authenticator, Identity
 from proxy.backends.records import TokenRecord
 from proxy.config import Config
@@ -29,7 +30,9 @@ _PREFIX = re.compile(r"(/[A-Za-z0-9._~\-]+)*")
 class TokenStore(Protocol):
     """The API tokens of users (the database's token queries; issue 12 types them as TokenStore)."""
 
-    async def add_token(self, user: str, token_hash: str, description: str | None = None) -> int: ...
+    async def add_token(
+        self, user: str, token_hash: str, description: str | None = None, scope: TokenScope | None = None
+    ) -> int: ...
     async def token_user(self, token_hash: str) -> str | None: ...
     async def revoke_token(self, token_id: int) -> bool: ...
     async def list_tokens(self, user: str | None = None) -> list[TokenRecord]: ...

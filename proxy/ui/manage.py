@@ -9,12 +9,13 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from proxy.access import ROOT
 from proxy.auth import Identity
 from proxy.errors import BadRequest, Forbidden
-from proxy.keys import CONFIG, PRIVATE
+from proxy.keys import ACCESS, BACKENDS, PRIVATE
 from proxy.private import Selection
 from proxy.simple.names import NormalizedName, parse_project_name
-from proxy.ui.access import audit, may_manage
+from proxy.ui.access import actor, audit, may_manage
 from proxy.ui.context import Viewer
 from proxy.ui.respond import checked_form, field, render, see_other, sign_in_required, ui_page
 
@@ -23,10 +24,13 @@ NOT_ALLOWED = "You may not manage {name}. Sign in as one of its maintainers."
 MAX_REASON = 1000
 
 
-def _allowed(request: web.Request, viewer: Viewer, name: NormalizedName) -> Identity:
-    """The viewer's identity when they may manage `name`; raises Forbidden otherwise."""
+async def _allowed(request: web.Request, viewer: Viewer, name: NormalizedName) -> Identity:
+    """The viewer's identity when they may manage `name` (in the root index); raises Forbidden otherwise."""
     identity = viewer.identity
-    if identity is None or not may_manage(identity, name, read_requires_auth=request.app[CONFIG].auth.read):
+    access = request.app[ACCESS].current
+    members = tuple(await request.app[BACKENDS].meta.project_members(ROOT, name))
+    if identity is None or not may_manage(identity, name, access=access, index=access.indexes[ROOT],
+                                          members=members):
         raise Forbidden(NOT_ALLOWED.format(name=name))
     return identity
 
@@ -46,10 +50,10 @@ def _back(viewer: Viewer, name: NormalizedName, done: str, target: str) -> web.R
 async def yank(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     name = parse_project_name(request.match_info["name"])
     form = await checked_form(request, viewer)
-    identity = _allowed(request, viewer, name)
+    identity = await _allowed(request, viewer, name)
     target, reason = field(form, "target"), field(form, "reason", MAX_REASON)
     selection = await _select(request, name, target)
-    await request.app[PRIVATE].yank(selection, reason)
+    await request.app[PRIVATE].yank(selection, reason, actor(identity, request.remote))
     audit(identity, "yanked", _files(selection), reason)
     return _back(viewer, name, "yanked", target)
 
@@ -59,10 +63,10 @@ async def yank(request: web.Request, viewer: Viewer) -> web.StreamResponse:
 async def unyank(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     name = parse_project_name(request.match_info["name"])
     form = await checked_form(request, viewer)
-    identity = _allowed(request, viewer, name)
+    identity = await _allowed(request, viewer, name)
     target = field(form, "target")
     selection = await _select(request, name, target)
-    await request.app[PRIVATE].unyank(selection)
+    await request.app[PRIVATE].unyank(selection, actor(identity, request.remote))
     audit(identity, "unyanked", _files(selection))
     return _back(viewer, name, "unyanked", target)
 
@@ -73,7 +77,7 @@ async def confirm_delete(request: web.Request, viewer: Viewer) -> web.StreamResp
     name = parse_project_name(request.match_info["name"])
     if viewer.identity is None:
         return sign_in_required(request, viewer)
-    _allowed(request, viewer, name)
+    await _allowed(request, viewer, name)
     target = request.query.get("target", "")[:500]
     selection = await _select(request, name, target)
     context = {"name": name, "target": target, "files": selection.files, "error": None}
@@ -86,14 +90,14 @@ async def delete(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     """Deletes only when the form's `confirm` repeats the target: a stray click cannot delete anything."""
     name = parse_project_name(request.match_info["name"])
     form = await checked_form(request, viewer)
-    identity = _allowed(request, viewer, name)
+    identity = await _allowed(request, viewer, name)
     target = field(form, "target")
     selection = await _select(request, name, target)
     if field(form, "confirm") != target:
         context = {"name": name, "target": target, "files": selection.files,
                    "error": f"Type {target} exactly to confirm; nothing was deleted."}
         return render(request, viewer, "delete.html", context, status=400, forms=True)
-    await request.app[PRIVATE].delete(selection)
+    await request.app[PRIVATE].delete(selection, actor(identity, request.remote))
     audit(identity, "deleted", _files(selection))
     return _back(viewer, name, "deleted", target)
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from proxy.keys import CONFIG, INDEX
+from proxy.access import ROOT
+from proxy.keys import ACCESS, BACKENDS, INDEX
 from proxy.pages import Outcome
 from proxy.rendered import file_path
 from proxy.simple.model import Origin
@@ -57,9 +58,16 @@ async def gather(request: web.Request, viewer: Viewer, name: NormalizedName, pag
         releases=paginate(releases, page, RELEASES_PER_PAGE), release_count=len(releases),
         file_count=len(project.files), install=install_lines(viewer.endpoints, name, latest),
         readme=await _readme(request, found), readme_origin=found.origin, readme_version=found.version,
-        can_manage=is_private and may_manage(viewer.identity, name,
-                                             read_requires_auth=request.app[CONFIG].auth.read),
+        can_manage=is_private and await _may_manage(request, viewer, name),
     )  # fmt: skip
+
+
+async def _may_manage(request: web.Request, viewer: Viewer, name: NormalizedName) -> bool:
+    if viewer.identity is None:
+        return False
+    access = request.app[ACCESS].current
+    members = tuple(await request.app[BACKENDS].meta.project_members(ROOT, name))
+    return may_manage(viewer.identity, name, access=access, index=access.indexes[ROOT], members=members)
 
 
 async def _readme(request: web.Request, found: Found) -> Readme | None:

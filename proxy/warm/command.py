@@ -73,17 +73,22 @@ def add_warm_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     warm.add_argument("--server", metavar="URL",
                       help="warm through this running shadowpi (base or /simple/ URL) instead of an in-process one")
     warm.add_argument("--jobs", type=_jobs, default=8, help="parallel downloads (default 8)")
+    warm.add_argument("--index", metavar="NAME",
+                      help="resolve through this index's chain (/index/NAME/simple/) instead of root's")
     warm.add_argument("--pin", action="store_true",
                       help="exempt the warmed files from cache eviction (needs the data dir: not with --server)")
     add_common(warm)
 
 
-def simple_url_of(server: str) -> str:
-    """A shadowpi base URL or its /simple/ URL -> the /simple/ URL. Raises ConfigError for a non-http URL."""
+def simple_url_of(server: str, index: str | None = None) -> str:
+    """A shadowpi base URL or its /simple/ URL -> the /simple/ URL (of `index` when given: /index/NAME/simple/).
+    Raises ConfigError for a non-http URL."""
     parts = urlsplit(server)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ConfigError(f"--server: expected an http(s) URL, not {server!r}")
     path = parts.path.rstrip("/")
+    if index is not None:
+        path = path.removesuffix("/simple") + f"/index/{index}"
     if not path.endswith("/simple"):
         path += "/simple"
     return urlunsplit((parts.scheme, parts.netloc, path + "/", "", ""))
@@ -132,7 +137,9 @@ def run_warm(args: argparse.Namespace, config: Config, *, make_app: AppFactory) 
         inputs = load_inputs(args.specifiers, args.requirement_files, args.constraint_files, args.lock_files,
                              pre=args.pre)
         targets = build_targets(args.pythons, args.platforms)
-        server = simple_url_of(args.server) if args.server else None
+        server = simple_url_of(args.server, args.index) if args.server else None
+        if args.index is not None and args.index not in config.access().indexes:
+            raise ConfigError(f"--index: no index named {args.index!r} (known: {', '.join(config.access().indexes)})")
     except (RequirementsError, LockError, TargetError, ConfigError) as exc:
         print(f"shadowpi warm: {exc}", file=sys.stderr)
         return 2
@@ -147,7 +154,8 @@ def run_warm(args: argparse.Namespace, config: Config, *, make_app: AppFactory) 
         from proxy.config_env import prepare_data_dir
 
         prepare_data_dir(config)
-        report = asyncio.run(warm_in_process(config, make_app, inputs, targets, jobs=args.jobs, progress=progress))
+        report = asyncio.run(warm_in_process(config, make_app, inputs, targets, jobs=args.jobs, progress=progress,
+                                             index=args.index))
     else:
         from proxy.warm.core import warm
 
@@ -180,11 +188,18 @@ async def pin_warmed(config: Config, report: WarmReport) -> int:
 
 
 async def warm_in_process(config: Config, make_app: AppFactory, inputs: WarmInputs, targets: Sequence[Target], *,
-                          jobs: int = 8, progress: Progress | None = None) -> WarmReport:
-    """Start shadowpi on the config's data dir (127.0.0.1, a free port) and warm through it over HTTP."""
+                          jobs: int = 8, progress: Progress | None = None, index: str | None = None) -> WarmReport:
+    """Start shadowpi on the config's data dir (127.0.0.1, a free port) and warm through it over HTTP (through
+    `index`'s chain when given: that index is readable by this run's guarded server, like root)."""
     from proxy.warm.core import warm
 
+    if index is not None and index != "root":
+        tables = {section: dict(values) for section, values in config.access_tables.items()}
+        tables["indexes"][index] = {**tables["indexes"][index], "read": ["*"]}
+        config = replace(config, access_tables=tables)
     async with in_process_server(config, make_app) as (simple_url, headers):
+        if index is not None:
+            simple_url = simple_url.removesuffix("simple/") + f"index/{index}/simple/"
         return await warm(simple_url, inputs, targets, jobs=jobs, headers=headers, progress=progress)
 
 

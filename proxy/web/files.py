@@ -15,6 +15,7 @@ from proxy.keys import CONFIG, FILES, INDEX, METRICS
 from proxy.rendered import file_key
 from proxy.simple.model import METADATA_SUFFIX, DistFile, Origin, ProjectPage
 from proxy.simple.names import is_canonical, parse_project_name
+from proxy.web.access import index_of, readable_index
 from proxy.web.ranges import refused
 from proxy.web.sending import Sent, send_blob, send_range
 
@@ -28,12 +29,16 @@ IMMUTABLE_PRIVATE = "private, max-age=31536000, immutable"
 
 
 @routes.get("/files/{name}/{key}/{filename}", name="file")
+@routes.get("/index/{index}/files/{name}/{key}/{filename}", name="named_file")
 async def download(request: web.Request) -> web.StreamResponse:
+    # Read permission covers files: the project is resolved through the requested index's chain, so a private
+    # file of an index outside that chain is a 404 (never a 403: its existence is not confirmed) even by exact URL.
+    index = await readable_index(request)
     raw = request.match_info["name"]
     name = parse_project_name(raw)
     if not is_canonical(raw):
         raise FileNotFound("file URLs use the normalized project name")
-    resolved = await request.app[INDEX].project(name)
+    resolved = await request.app[INDEX].project(name, index.name)
     dist = find_file(resolved.page, request.match_info["filename"], request.match_info["key"])
     offline = request.app[CONFIG].upstream.offline
     if dist.origin is Origin.PRIVATE or offline or request.method == "HEAD" or _refused_range(request):
@@ -95,11 +100,18 @@ def metadata_file(dist: DistFile) -> DistFile:
     )
 
 
+def _private(request: web.Request) -> bool:
+    """Whether the bytes are behind authentication (shared caches must not keep them)."""
+    if request.app[CONFIG].auth.read:
+        return True
+    return "index" in request.match_info and not index_of(request).world_readable
+
+
 def _file_headers(request: web.Request, dist: DistFile, outcome: str) -> dict[str, str]:
     # Explicit type, never a Content-Encoding: clients must get the archive bytes as they are.
     headers = {"Content-Type": "application/octet-stream", "X-Shadowpi-Cache": outcome}
     if dist.sha256:
-        headers["Cache-Control"] = IMMUTABLE_PRIVATE if request.app[CONFIG].auth.read else IMMUTABLE
+        headers["Cache-Control"] = IMMUTABLE_PRIVATE if _private(request) else IMMUTABLE
     return headers
 
 

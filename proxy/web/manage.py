@@ -1,4 +1,6 @@
-"""Managing private files over HTTP: yank, unyank and delete (`/api/projects/<project>/<version-or-file>`)."""
+"""Managing private files over HTTP: yank, unyank and delete (`/api/projects/<project>/<version-or-file>` for the
+root index, `/api/indexes/<name>/projects/<project>/<version-or-file>` for any index). Owners, maintainers and
+index admins only (root without an [indexes.root] table: any user, as before indexes)."""
 
 from __future__ import annotations
 
@@ -6,49 +8,57 @@ import logging
 
 from aiohttp import web
 
-from proxy.auth import Action, Identity
+from proxy.access import Act
+from proxy.audit import Actor
 from proxy.errors import BadRequest
-from proxy.keys import PRIVATE
+from proxy.keys import BACKENDS, PRIVATE
 from proxy.private import Selection
 from proxy.simple.names import parse_project_name
-from proxy.web.publish import require
+from proxy.web.access import actor, allow, index_of, writer
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
-async def _selected(request: web.Request) -> tuple[Identity, Selection]:
+async def _selected(request: web.Request) -> tuple[Actor, Selection]:
     """The authorized caller and the private files the URL names (a filename or a version)."""
-    identity = await require(request, Action.DELETE)
+    index = index_of(request)
+    identity = await writer(request)
     project = parse_project_name(request.match_info["project"])
-    return identity, await request.app[PRIVATE].select(project, request.match_info["target"])
+    members = tuple(await request.app[BACKENDS].meta.project_members(index.name, project))
+    allow(request, Act.MANAGE, identity, index, project=project, members=members)
+    return actor(request, identity), await request.app[PRIVATE].select(project, request.match_info["target"],
+                                                                        index.name)
 
 
-def _changed(identity: Identity, verb: str, selection: Selection) -> list[str]:
-    filenames = [f.filename for f in selection.files]
-    log.info("%s %s %s", identity.user, verb, ", ".join(filenames))
+def _changed(who: Actor, verb: str, selection: Selection) -> list[str]:
+    filenames = selection.filenames
+    log.info("%s %s %s", who.user, verb, ", ".join(filenames))
     return filenames
 
 
 @routes.post("/api/projects/{project}/{target}/yank")
+@routes.post("/api/indexes/{index}/projects/{project}/{target}/yank")
 async def yank(request: web.Request) -> web.Response:
-    identity, selection = await _selected(request)
-    changed = await request.app[PRIVATE].yank(selection, await _yank_reason(request))
-    return web.json_response({"yanked": _changed(identity, "yanked", selection), "changed": changed})
+    who, selection = await _selected(request)
+    changed = await request.app[PRIVATE].yank(selection, await _yank_reason(request), who)
+    return web.json_response({"yanked": _changed(who, "yanked", selection), "changed": changed})
 
 
 @routes.post("/api/projects/{project}/{target}/unyank")
+@routes.post("/api/indexes/{index}/projects/{project}/{target}/unyank")
 async def unyank(request: web.Request) -> web.Response:
-    identity, selection = await _selected(request)
-    changed = await request.app[PRIVATE].unyank(selection)
-    return web.json_response({"unyanked": _changed(identity, "unyanked", selection), "changed": changed})
+    who, selection = await _selected(request)
+    changed = await request.app[PRIVATE].unyank(selection, who)
+    return web.json_response({"unyanked": _changed(who, "unyanked", selection), "changed": changed})
 
 
 @routes.delete("/api/projects/{project}/{target}")
+@routes.delete("/api/indexes/{index}/projects/{project}/{target}")
 async def delete(request: web.Request) -> web.Response:
-    identity, selection = await _selected(request)
-    await request.app[PRIVATE].delete(selection)
-    return web.json_response({"deleted": _changed(identity, "deleted", selection)})
+    who, selection = await _selected(request)
+    await request.app[PRIVATE].delete(selection, who)
+    return web.json_response({"deleted": _changed(who, "deleted", selection)})
 
 
 async def _yank_reason(request: web.Request) -> str:

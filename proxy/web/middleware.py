@@ -8,6 +8,7 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from proxy.access.model import ROOT
 from proxy.auth import Action
 from proxy.errors import (
     AuthenticationRequired,
@@ -124,7 +125,13 @@ async def read_auth_middleware(request: web.Request, handler: Handler) -> web.St
     even a 404. Only /health stays open (liveness probes carry no credentials), and /metrics when it has its
     own bearer token ([metrics] token, checked by its handler). Writes check credentials in their handlers."""
     if request.method in {"GET", "HEAD"} and not _open_to_anonymous(request):
-        await request.app[AUTH].authorize(Action.READ, request.headers.get("Authorization"), request.remote)
+        identity = await request.app[AUTH].authorize(Action.READ, request.headers.get("Authorization"),
+                                                     request.remote)
+        token = identity.token if identity is not None else None
+        # A token scoped to named indexes does not read root's pages and files (named indexes check their own).
+        if token is not None and token.indexes and ROOT not in token.indexes and "index" not in request.match_info:
+            allowed = ", ".join(sorted(token.indexes))
+            raise Forbidden(f"This API token is not valid for index {ROOT!r} (only {allowed}).")
     return await handler(request)
 
 

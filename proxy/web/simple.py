@@ -1,50 +1,61 @@
-"""The simple repository API: /simple/ and /simple/<project>/ (PEP 503 HTML, PEP 691 JSON)."""
+"""The simple repository API: /simple/ and /simple/<project>/ (PEP 503 HTML, PEP 691 JSON), the root index's; the
+same for every named index under /index/<name>/simple/."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from proxy.access import ROOT, IndexDef
 from proxy.keys import CONFIG, INDEX, METRICS, RENDERED
 from proxy.rendered import Rendered, render_index
 from proxy.simple.names import is_canonical, parse_project_name
 from proxy.simple.negotiate import Format, choose_format
+from proxy.web.access import prefix, readable_index
 
 routes = web.RouteTableDef()
 PAGE_MAX_AGE = 60  # seconds an HTTP cache may reuse a page; shadowpi itself revalidates upstream per page_ttl
 
 
 @routes.get("/simple/", name="index")
+@routes.get("/index/{index}/simple/", name="named_index")
 async def index_page(request: web.Request) -> web.StreamResponse:
+    index = await readable_index(request)
     fmt = _format(request)
-    projects = await request.app[INDEX].project_list()
-    return _respond(request, render_index(projects, fmt), None)
+    projects = await request.app[INDEX].project_list(index.name)
+    return _respond(request, render_index(projects, fmt), index, None)
 
 
 @routes.get("/simple", name="index_noslash")
+@routes.get("/index/{index}/simple", name="named_index_noslash")
 async def index_redirect(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPMovedPermanently(_moved(request, "/simple/"))
+    index = await readable_index(request)
+    raise web.HTTPMovedPermanently(_moved(request, f"{prefix(index)}/simple/"))
 
 
 @routes.get("/simple/{name}", name="project_noslash")
+@routes.get("/index/{index}/simple/{name}", name="named_project_noslash")
 async def project_redirect(request: web.Request) -> web.StreamResponse:
+    index = await readable_index(request)
     name = parse_project_name(request.match_info["name"])
-    raise web.HTTPMovedPermanently(_moved(request, f"/simple/{name}/"))
+    raise web.HTTPMovedPermanently(_moved(request, f"{prefix(index)}/simple/{name}/"))
 
 
 @routes.get("/simple/{name}/", name="project")
+@routes.get("/index/{index}/simple/{name}/", name="named_project")
 async def project_page(request: web.Request) -> web.StreamResponse:
+    index = await readable_index(request)
     raw = request.match_info["name"]
     name = parse_project_name(raw)
     if not is_canonical(raw):  # PEP 503: one canonical URL per project (as PyPI does)
-        raise web.HTTPMovedPermanently(_moved(request, f"/simple/{name}/"))
+        raise web.HTTPMovedPermanently(_moved(request, f"{prefix(index)}/simple/{name}/"))
     fmt = _format(request)
     app = request.app
-    resolved = await app[INDEX].project(name)
+    resolved = await app[INDEX].project(name, index.name)
     renders = app[RENDERED]
     rendered = renders.get(resolved.page, fmt) or await renders.render(resolved.page, fmt)
     outcome = resolved.outcome.value
     app[METRICS].page_lookup(outcome)
-    return _respond(request, rendered, outcome)
+    return _respond(request, rendered, index, outcome)
 
 
 def _moved(request: web.Request, path: str) -> str:
@@ -67,12 +78,12 @@ def _format(request: web.Request) -> Format:
     return fmt
 
 
-def _respond(request: web.Request, rendered: Rendered, outcome: str | None) -> web.Response:
+def _respond(request: web.Request, rendered: Rendered, index: IndexDef, outcome: str | None) -> web.Response:
     """The rendering as a response (gzip when accepted, 304 when the client has it); `outcome`: the page's cache
     outcome for X-Shadowpi-Cache (None for the project list)."""
     request_headers = request.headers
     gzipped = rendered.gzipped if "gzip" in request_headers.get("Accept-Encoding", "") else None
-    headers = rendered.headers(gzipped is not None, _cache_control(request), outcome)
+    headers = rendered.headers(gzipped is not None, _cache_control(request, index), outcome)
     if "If-None-Match" in request_headers and headers["ETag"] in _if_none_match(request):
         # RFC 9110 15.4.5: the validators and caching fields, no representation metadata.
         return web.Response(status=304, headers={k: headers[k] for k in _NOT_MODIFIED})
@@ -84,8 +95,10 @@ _PUBLIC = f"public, max-age={PAGE_MAX_AGE}"
 _PRIVATE = f"private, max-age={PAGE_MAX_AGE}"  # reads need credentials: shared caches must not keep pages
 
 
-def _cache_control(request: web.Request) -> str:
-    return _PRIVATE if request.app[CONFIG].auth.read else _PUBLIC
+def _cache_control(request: web.Request, index: IndexDef) -> str:
+    if index.name == ROOT:
+        return _PRIVATE if request.app[CONFIG].auth.read else _PUBLIC
+    return _PUBLIC if index.world_readable else _PRIVATE
 
 
 def _if_none_match(request: web.Request) -> set[str]:

@@ -8,10 +8,12 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import asyncpg
 import pytest
 
+from proxy.access.model import Member
 from proxy.backends import Backends, open_backends
 from proxy.backends.changes import ChangeFeed, Topic
 from proxy.backends.metadata import SchemaMismatch
@@ -192,3 +194,42 @@ async def test_a_cancelled_commit_is_announced_and_the_pool_keeps_working(pg: Ba
             assert pg.changes.stamp(Topic.PRIVATE) != before
     await pg.meta.add_private_project(NormalizedName("after"))
     assert NormalizedName("after") in await pg.meta.private_projects()
+
+
+async def test_private_projects_belong_to_root_after_the_indexes_migration(postgres_server: PostgresServer,
+                                                                           tmp_path: Path):
+    """A schema-2 database (before indexes) migrates with every private file, name and deleted filename in root,
+    its first uploader owning each project, and its tokens unscoped."""
+    db = postgres_server.create_database()
+    try:
+        conn = await asyncpg.connect(db.url)
+        try:
+            await conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY,"
+                               " applied_at timestamptz NOT NULL DEFAULT now())")
+            for version, script in enumerate(MIGRATIONS[:2], start=1):
+                await conn.execute(script)
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+            columns = "filename, project, version, sha256, size, upload_time, uploaded_by"
+            await conn.execute(
+                f"INSERT INTO private_files ({columns}) VALUES ('acme-1.0.tar.gz', 'acme', '1.0', $1, 1,"  # noqa: S608
+                " '2025-01-01T00:00:00Z', 'alice'), ('acme-2.0.tar.gz', 'acme', '2.0', $2, 1,"
+                " '2025-02-01T00:00:00Z', 'bob')", "a" * 64, "b" * 64)
+            await conn.execute("INSERT INTO private_projects (name, created_at) VALUES ('acme', 1.0), ('gone', 1.0)")
+            await conn.execute("INSERT INTO deleted_files VALUES ('gone-1.0.tar.gz', $1, 2.0)", "c" * 64)
+            await conn.execute("INSERT INTO tokens (user_name, token_hash, created_at) VALUES ('alice', $1, 1.0)",
+                               "1" * 64)
+        finally:
+            await conn.close()
+        config = build_config({"database": {"url": db.url}, "storage": {"url": f"file://{tmp_path / 'store'}"}})
+        async with open_backends(config, migrate=True) as backends:
+            meta = backends.meta
+            assert await meta.private_project_indexes() == [("root", NormalizedName("acme")),
+                                                            ("root", NormalizedName("gone"))]
+            assert [f.index for f in await meta.private_files(NormalizedName("acme"))] == ["root", "root"]
+            assert await meta.deleted_sha256("gone-1.0.tar.gz") == "c" * 64
+            assert await meta.project_members("root", "acme") == [Member("alice", "owner")]
+            token = await meta.live_token("1" * 64)
+            assert token is not None and (token.indexes, token.actions, token.expires_at) == (
+                (), ("read", "upload"), None)
+    finally:
+        postgres_server.drop_database(db.name)

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from proxy.access.model import Member
 from proxy.backends.changes import Topic
 from proxy.backends.metadata import SchemaMismatch
 from proxy.backends.sqlite import MmapChangeFeed, SqliteMetadata, open_sqlite
 from proxy.backends.sqlite.schema import MIGRATIONS, statements
+from proxy.simple.names import NormalizedName
 
 
 @contextlib.asynccontextmanager
@@ -32,11 +34,11 @@ async def test_a_new_database_needs_migrate_and_a_newer_one_is_refused(tmp_path:
     """Opening without migrating is refused for an empty database (schema 0) and for one newer than this
     shadowpi, with a message saying which; migrating an empty one applies every migration."""
     path = tmp_path / "db.sqlite3"
-    with pytest.raises(SchemaMismatch, match=r"has schema version 0, older than this shadowpi's \(7\)"):
+    with pytest.raises(SchemaMismatch, match=r"has schema version 0, older than this shadowpi's \(8\)"):
         async with opened(path, migrate=False):
             pass
     async with opened(path) as meta:
-        assert await meta.schema_version() == len(MIGRATIONS) == 7
+        assert await meta.schema_version() == len(MIGRATIONS) == 8
     with contextlib.closing(raw(path)) as conn:
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     for migrate in (True, False):
@@ -50,7 +52,7 @@ async def test_processes_migrating_at_once_apply_each_migration_once(tmp_path: P
     path = tmp_path / "db.sqlite3"
     async with contextlib.AsyncExitStack() as stack:
         both = await asyncio.gather(*(stack.enter_async_context(opened(path)) for _ in range(2)))
-        assert [await meta.schema_version() for meta in both] == [7, 7]
+        assert [await meta.schema_version() for meta in both] == [8, 8]
 
 
 async def test_the_tokens_user_column_is_renamed_keeping_every_token(tmp_path: Path) -> None:
@@ -136,3 +138,30 @@ def test_a_stamp_file_of_an_older_version_is_grown_keeping_its_stamps(tmp_path: 
         assert path.stat().st_size == 8 * len(Topic)
     finally:
         feed.close()
+
+
+async def test_private_projects_belong_to_root_after_the_indexes_migration(tmp_path: Path) -> None:
+    """A schema-7 database (before indexes) migrates with every private file, name and deleted filename in root,
+    its first uploader owning each project, and its tokens unscoped."""
+    path = tmp_path / "db.sqlite3"
+    with contextlib.closing(raw(path)) as conn:
+        for script in MIGRATIONS[:7]:
+            for statement in statements(script):
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 7")
+        columns = "filename, project, version, sha256, size, upload_time, uploaded_by"
+        conn.execute(f"INSERT INTO private_files ({columns}) VALUES ('acme-1.0.tar.gz', 'acme', '1.0', ?, 1,"  # noqa: S608
+                     " '2025-01-01T00:00:00Z', 'alice')", ("a" * 64,))
+        conn.execute(f"INSERT INTO private_files ({columns}) VALUES ('acme-2.0.tar.gz', 'acme', '2.0', ?, 1,"  # noqa: S608
+                     " '2025-02-01T00:00:00Z', 'bob')", ("b" * 64,))
+        conn.execute("INSERT INTO private_projects (name, created_at) VALUES ('acme', 1.0), ('gone', 1.0)")
+        conn.execute("INSERT INTO deleted_files VALUES ('gone-1.0.tar.gz', ?, 2.0)", ("c" * 64,))
+        conn.execute("INSERT INTO tokens (user_name, token_hash, created_at) VALUES ('alice', ?, 1.0)", ("1" * 64,))
+    async with opened(path) as meta:
+        assert await meta.private_project_indexes() == [
+            ("root", NormalizedName("acme")), ("root", NormalizedName("gone"))]
+        assert [f.index for f in await meta.private_files(NormalizedName("acme"))] == ["root", "root"]
+        assert await meta.deleted_sha256("gone-1.0.tar.gz") == "c" * 64
+        assert await meta.project_members("root", "acme") == [Member("alice", "owner")]
+        token = await meta.live_token("1" * 64)
+        assert token is not None and (token.indexes, token.actions, token.expires_at) == ((), ("read", "upload"), None)

@@ -126,6 +126,36 @@ def _metrics_drafts(method: bytes, _budget: Budget) -> st.SearchStrategy[Draft]:
     return bearer.map(lambda a: Draft(method, b"/metrics", authorization=(a,), accept=None))
 
 
+def _index_segment() -> st.SearchStrategy[bytes]:
+    return st.one_of(st.sampled_from([b"root", b"nope", b"ROOT"]), url_segment())
+
+
+def _named_drafts(method: bytes, _budget: Budget, *, template: str) -> st.SearchStrategy[Draft]:
+    """Issue 14's routes under /index/<name>/... and /api/indexes/<name>/...: every {placeholder} filled with a
+    known or fuzzed segment (no fixed answer: the index may not exist), JSON or junk bodies for writes."""
+    def build(index: bytes, segments: list[bytes], body: tuple[bytes, bytes | None], q: bytes) -> Draft:
+        path = template.encode().replace(b"{index}", index)
+        for segment in segments:
+            start, end = path.find(b"{"), path.find(b"}")
+            if start >= 0:
+                path = path[:start] + segment + path[end + 1:]
+        write = method not in {b"GET", b"HEAD"}
+        return Draft(method, path + q, body=body[0] if write else b"", content_type=body[1] if write else None,
+                     write=write, accept=None)
+
+    names = st.one_of(st.sampled_from([PRIVATE_PROJECT.encode(), b"tinylib", b"1.0"]), _target_segment())
+    return st.builds(build, _index_segment(), st.lists(names, min_size=4, max_size=4), _json_body(), query())
+
+
+def _named(method: str, *templates: str) -> dict[tuple[str, str], DraftStrategy]:
+    return {(method, t): (lambda m, b, t=t: _named_drafts(m, b, template=t)) for t in templates}
+
+
+def _named_uploads(*paths: str) -> dict[tuple[str, str], DraftStrategy]:
+    return {("POST", p): (lambda m, b, p=p: _upload_drafts(m, b, path=p.replace("{index}", "root").encode()))
+            for p in paths}
+
+
 def _reads(path: str, make: DraftStrategy) -> dict[tuple[str, str], DraftStrategy]:
     return {("GET", path): make, ("HEAD", path): make}
 
@@ -148,6 +178,20 @@ ROUTES: dict[tuple[str, str], DraftStrategy] = {
     **_reads("/ready", lambda m, b: _ops_drafts(m, b, path=b"/ready", expect=200)),
     **_reads("/", lambda m, b: _ops_drafts(m, b, path=b"/", expect=200)),
     **_reads("/metrics", _metrics_drafts),
+    **_named("GET", "/index/{index}/simple/", "/index/{index}/simple", "/index/{index}/simple/{name}",
+             "/index/{index}/simple/{name}/", "/index/{index}/files/{name}/{key}/{filename}",
+             "/api/projects/{project}/owners", "/api/indexes/{index}/projects/{project}/owners",
+             "/api/indexes/{index}/log"),
+    **_named("HEAD", "/index/{index}/simple/", "/index/{index}/simple", "/index/{index}/simple/{name}",
+             "/index/{index}/simple/{name}/", "/index/{index}/files/{name}/{key}/{filename}",
+             "/api/projects/{project}/owners", "/api/indexes/{index}/projects/{project}/owners",
+             "/api/indexes/{index}/log"),
+    **_named("POST", "/api/projects/{project}/owners", "/api/indexes/{index}/projects/{project}/owners",
+             "/api/indexes/{index}/push", "/api/indexes/{index}/projects/{project}/{target}/yank",
+             "/api/indexes/{index}/projects/{project}/{target}/unyank"),
+    **_named("DELETE", "/api/projects/{project}/owners", "/api/indexes/{index}/projects/{project}/owners",
+             "/api/indexes/{index}/projects/{project}/{target}"),
+    **_named_uploads("/index/{index}/", "/index/{index}/legacy/", "/index/{index}/legacy"),
     **UI_ROUTES,  # the web interface (tests/fuzzkit/ui_routes.py)
 }
 

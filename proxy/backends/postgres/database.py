@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import asyncpg
 
 from proxy.backends.metadata import SchemaMismatch
+from proxy.backends.postgres.access import AccessReads
 from proxy.backends.postgres.blob_index import BlobReads, UsageReads
 from proxy.backends.postgres.bundles import BundleReads
 from proxy.backends.postgres.changes import PgChangeFeed
@@ -31,7 +32,9 @@ __all__ = ["PgMetadata"]
 log = logging.getLogger(__name__)
 
 
-class PgMetadata(SingleWrites[PgTransaction], BundleReads, PrivateReads, BlobReads, UsageReads, TokenReads):
+class PgMetadata(
+    SingleWrites[PgTransaction], BundleReads, PrivateReads, BlobReads, UsageReads, TokenReads, AccessReads
+):
     """A MetadataStore on one PostgreSQL database (opened by proxy.backends.postgres.open_postgres)."""
 
     _token_use_errors = DATABASE_ERRORS  # type: ignore[assignment]  # all Exceptions; TimeoutError is OSError

@@ -94,6 +94,54 @@ MIGRATIONS: tuple[str, ...] = (
         created_at double precision NOT NULL
     );
     """,
+    """
+    -- Indexes, owners and permissions (issue 14). A private project, its files and its deleted filenames belong to
+    -- an index now: the same name (and filename) may exist in several indexes. Everything there was is root's.
+    ALTER TABLE private_files ADD COLUMN index_name text COLLATE "C" NOT NULL DEFAULT 'root';
+    ALTER TABLE private_files ALTER COLUMN index_name DROP DEFAULT;
+    ALTER TABLE private_files DROP CONSTRAINT private_files_pkey;
+    ALTER TABLE private_files ADD PRIMARY KEY (index_name, filename);
+    DROP INDEX private_files_project;
+    CREATE INDEX private_files_project ON private_files (index_name, project);
+    ALTER TABLE private_projects ADD COLUMN index_name text COLLATE "C" NOT NULL DEFAULT 'root';
+    ALTER TABLE private_projects ALTER COLUMN index_name DROP DEFAULT;
+    ALTER TABLE private_projects ADD COLUMN created_by text;
+    ALTER TABLE private_projects DROP CONSTRAINT private_projects_pkey;
+    ALTER TABLE private_projects ADD PRIMARY KEY (index_name, name);
+    ALTER TABLE deleted_files ADD COLUMN index_name text COLLATE "C" NOT NULL DEFAULT 'root';
+    ALTER TABLE deleted_files ALTER COLUMN index_name DROP DEFAULT;
+    ALTER TABLE deleted_files DROP CONSTRAINT deleted_files_pkey;
+    ALTER TABLE deleted_files ADD PRIMARY KEY (index_name, filename);
+    -- Owners and maintainers: a user name or "group:NAME". The first uploader of a project owns it.
+    CREATE TABLE project_members (
+        index_name text COLLATE "C" NOT NULL,
+        project    text COLLATE "C" NOT NULL,
+        principal  text COLLATE "C" NOT NULL,
+        role       text NOT NULL,                    -- owner | maintainer
+        added_at   double precision NOT NULL,
+        PRIMARY KEY (index_name, project, principal)
+    );
+    INSERT INTO project_members (index_name, project, principal, role, added_at)
+        SELECT DISTINCT ON (project) 'root', project, uploaded_by, 'owner', extract(epoch FROM now())
+        FROM private_files WHERE uploaded_by IS NOT NULL ORDER BY project, upload_time;
+    ALTER TABLE tokens ADD COLUMN scope_indexes text;  -- comma-separated index names; NULL: every index
+    ALTER TABLE tokens ADD COLUMN scope_project text;  -- writes only to this project
+    ALTER TABLE tokens ADD COLUMN scope_actions text NOT NULL DEFAULT 'read,upload';
+    ALTER TABLE tokens ADD COLUMN expires_at double precision;
+    CREATE TABLE audit_log (
+        id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at         double precision NOT NULL,
+        actor      text NOT NULL,
+        via        text NOT NULL,                    -- password | token:<id> | cli
+        address    text,
+        action     text NOT NULL,
+        index_name text COLLATE "C",
+        project    text COLLATE "C",
+        target     text,
+        detail     text NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_log_at ON audit_log (at);
+    """,
 )
 
 

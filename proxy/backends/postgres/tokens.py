@@ -5,10 +5,14 @@ from __future__ import annotations
 import secrets
 import time
 
+from proxy.access.model import TokenScope
 from proxy.backends.postgres.base import Queries, Statements
-from proxy.backends.records import TokenRecord
+from proxy.backends.records import TokenRecord, scope_columns, token_record
 
-_COLUMNS = "id, user_name, description, created_at, last_used, revoked_at"
+_COLUMNS = (
+    "id, user_name, description, created_at, last_used, revoked_at, scope_indexes, scope_project, scope_actions,"
+    " expires_at"
+)
 
 
 class TokenReads(Queries):
@@ -17,7 +21,7 @@ class TokenReads(Queries):
         """The live (not revoked) token with this hash."""
         query = f"SELECT {_COLUMNS} FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL"  # noqa: S608 constant
         row = await self._one(query, token_hash)
-        return TokenRecord(*row) if row is not None else None
+        return token_record(row) if row is not None else None
 
     async def list_tokens(self, user: str | None = None) -> list[TokenRecord]:
         if user is None:
@@ -25,15 +29,18 @@ class TokenReads(Queries):
         else:
             query = f"SELECT {_COLUMNS} FROM tokens WHERE user_name = $1 ORDER BY id"  # noqa: S608 constant columns
             rows = await self._all(query, user)
-        return [TokenRecord(*row) for row in rows]
+        return [token_record(row) for row in rows]
 
 
 class TokenWrites(TokenReads, Statements):
 
-    async def add_token(self, user: str, token_hash: str, description: str | None = None) -> int:
+    async def add_token(
+        self, user: str, token_hash: str, description: str | None = None, scope: TokenScope | None = None
+    ) -> int:
         token_id = await self._db.fetchval(
-            "INSERT INTO tokens (user_name, token_hash, description, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-            user, token_hash, description, time.time(),
+            "INSERT INTO tokens (user_name, token_hash, description, created_at, scope_indexes, scope_project,"
+            " scope_actions, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            user, token_hash, description, time.time(), *scope_columns(scope),
         )
         return int(token_id)
 

@@ -28,6 +28,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from proxy.backends.changes import Topic
+from proxy.backends.postgres.access import AccessWrites
 from proxy.backends.postgres.base import Conn
 from proxy.backends.postgres.blob_index import BlobWrites
 from proxy.backends.postgres.changes import PgChangeFeed
@@ -41,7 +42,7 @@ from proxy.errors import StorageFull
 __all__ = ["PgTransaction", "WritePath"]
 
 
-class PgTransaction(PageWrites, PrivateWrites, BlobWrites, TokenWrites):
+class PgTransaction(PageWrites, PrivateWrites, BlobWrites, TokenWrites, AccessWrites):
     """The statements of one open transaction (a Transaction), all on its connection."""
 
     def __init__(self, conn: Conn) -> None:

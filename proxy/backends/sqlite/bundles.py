@@ -22,9 +22,10 @@ class BundleReads(PageReads):
         return {str(row[0]): str(row[1]) for row in await self._all("SELECT url, sha256 FROM upstream_files")}
 
     async def bundle_private_files(self) -> list[PrivateFile]:
-        query = f"SELECT {PRIVATE_COLUMNS} FROM private_files ORDER BY project, filename"  # noqa: S608 constant columns
+        query = f"SELECT {PRIVATE_COLUMNS} FROM private_files WHERE index_name = 'root' ORDER BY project, filename"  # noqa: S608 constant columns
         return [PrivateFile(*row) for row in await self._all(query)]
 
     async def bundle_deleted_files(self) -> list[DeletedFile]:
-        rows = await self._all("SELECT filename, sha256, deleted_at FROM deleted_files ORDER BY filename")
+        query = "SELECT filename, sha256, deleted_at FROM deleted_files WHERE index_name = 'root' ORDER BY filename"
+        rows = await self._all(query)
         return [DeletedFile(str(r[0]), str(r[1]), float(r[2])) for r in rows]

@@ -23,6 +23,7 @@ from proxy.backends.keyed import KeyedLocks
 from proxy.backends.metadata import SchemaMismatch
 from proxy.backends.records import BlobRecord, CacheUsage, DeletedFile, PrivateFile, StoredPage
 from proxy.backends.shortcuts import SingleWrites
+from proxy.backends.sqlite.access import AccessReads
 from proxy.backends.sqlite.blob_index import BlobReads, UsageReads
 from proxy.backends.sqlite.bundles import BundleReads
 from proxy.backends.sqlite.pages import PageReads
@@ -45,7 +46,9 @@ class _Background(UsageReads, BundleReads):
         self._conn = conn
 
 
-class SqliteMetadata(SingleWrites[SqliteTransaction], PageReads, PrivateReads, BlobReads, TokenReads):
+class SqliteMetadata(
+    SingleWrites[SqliteTransaction], PageReads, PrivateReads, BlobReads, TokenReads, AccessReads
+):
     """A MetadataStore on one SQLite file. Open with SqliteMetadata.open(), close with close()."""
 
     _token_use_errors = (sqlite3.OperationalError,)

@@ -100,6 +100,83 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     );
     """,
+    """
+    -- Indexes, owners and permissions (issue 14). A private project, its files and its deleted filenames belong to
+    -- an index now: the same name (and filename) may exist in several indexes. Everything there was is root's.
+    -- SQLite cannot change a primary key in place: the three tables are rebuilt.
+    CREATE TABLE private_files_v8 (
+        index_name      TEXT NOT NULL,
+        filename        TEXT NOT NULL,
+        project         TEXT NOT NULL,
+        version         TEXT NOT NULL,
+        sha256          TEXT NOT NULL,
+        blake2_256      TEXT,
+        size            INTEGER NOT NULL,
+        requires_python TEXT,
+        metadata_sha256 TEXT,
+        yanked          TEXT,
+        upload_time     TEXT NOT NULL,
+        uploaded_by     TEXT,
+        PRIMARY KEY (index_name, filename)
+    );
+    INSERT INTO private_files_v8 SELECT 'root', filename, project, version, sha256, blake2_256, size,
+        requires_python, metadata_sha256, yanked, upload_time, uploaded_by FROM private_files;
+    DROP TABLE private_files;
+    ALTER TABLE private_files_v8 RENAME TO private_files;
+    CREATE INDEX private_files_project ON private_files (index_name, project);
+    CREATE INDEX private_files_sha256 ON private_files (sha256);
+    CREATE INDEX private_files_metadata_sha256 ON private_files (metadata_sha256);
+    CREATE TABLE private_projects_v8 (
+        index_name TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        created_by TEXT,
+        PRIMARY KEY (index_name, name)
+    );
+    INSERT INTO private_projects_v8 SELECT 'root', name, created_at, NULL FROM private_projects;
+    DROP TABLE private_projects;
+    ALTER TABLE private_projects_v8 RENAME TO private_projects;
+    CREATE TABLE deleted_files_v8 (
+        index_name TEXT NOT NULL,
+        filename   TEXT NOT NULL,
+        sha256     TEXT NOT NULL,
+        deleted_at REAL NOT NULL,
+        PRIMARY KEY (index_name, filename)
+    );
+    INSERT INTO deleted_files_v8 SELECT 'root', filename, sha256, deleted_at FROM deleted_files;
+    DROP TABLE deleted_files;
+    ALTER TABLE deleted_files_v8 RENAME TO deleted_files;
+    -- Owners and maintainers: a user name or "group:NAME". The first uploader of a project owns it.
+    CREATE TABLE project_members (
+        index_name TEXT NOT NULL,
+        project    TEXT NOT NULL,
+        principal  TEXT NOT NULL,
+        role       TEXT NOT NULL,           -- owner | maintainer
+        added_at   REAL NOT NULL,
+        PRIMARY KEY (index_name, project, principal)
+    );
+    INSERT OR IGNORE INTO project_members (index_name, project, principal, role, added_at)
+        SELECT 'root', f.project, f.uploaded_by, 'owner', CAST(strftime('%s', 'now') AS REAL) FROM private_files f
+        WHERE f.uploaded_by IS NOT NULL AND f.upload_time = (
+            SELECT min(g.upload_time) FROM private_files g WHERE g.project = f.project);
+    ALTER TABLE tokens ADD COLUMN scope_indexes TEXT;   -- comma-separated index names; NULL: every index
+    ALTER TABLE tokens ADD COLUMN scope_project TEXT;   -- writes only to this project
+    ALTER TABLE tokens ADD COLUMN scope_actions TEXT NOT NULL DEFAULT 'read,upload';
+    ALTER TABLE tokens ADD COLUMN expires_at REAL;
+    CREATE TABLE audit_log (
+        id         INTEGER PRIMARY KEY,
+        at         REAL NOT NULL,
+        actor      TEXT NOT NULL,
+        via        TEXT NOT NULL,           -- password | token:<id> | cli
+        address    TEXT,
+        action     TEXT NOT NULL,
+        index_name TEXT,
+        project    TEXT,
+        target     TEXT,
+        detail     TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_log_at ON audit_log (at);
+    """,
 )
 
 

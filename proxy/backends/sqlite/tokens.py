@@ -5,10 +5,14 @@ from __future__ import annotations
 import secrets
 import time
 
-from proxy.backends.records import TokenRecord
+from proxy.access.model import TokenScope
+from proxy.backends.records import TokenRecord, scope_columns, token_record
 from proxy.backends.sqlite.base import Queries, Statements
 
-_COLUMNS = "id, user_name, description, created_at, last_used, revoked_at"
+_COLUMNS = (
+    "id, user_name, description, created_at, last_used, revoked_at, scope_indexes, scope_project, scope_actions,"
+    " expires_at"
+)
 
 
 class TokenReads(Queries):
@@ -17,21 +21,24 @@ class TokenReads(Queries):
         """The live (not revoked) token with this hash."""
         query = f"SELECT {_COLUMNS} FROM tokens WHERE token_hash = ? AND revoked_at IS NULL"  # noqa: S608 constant columns
         row = await self._one(query, (token_hash,))
-        return TokenRecord(*row) if row else None
+        return token_record(row) if row else None
 
     async def list_tokens(self, user: str | None = None) -> list[TokenRecord]:
         query, params = f"SELECT {_COLUMNS} FROM tokens", tuple[str, ...]()  # noqa: S608 constant columns
         if user is not None:
             query, params = query + " WHERE user_name = ?", (user,)
-        return [TokenRecord(*row) for row in await self._all(query + " ORDER BY id", params)]
+        return [token_record(row) for row in await self._all(query + " ORDER BY id", params)]
 
 
 class TokenWrites(TokenReads, Statements):
 
-    async def add_token(self, user: str, token_hash: str, description: str | None = None) -> int:
+    async def add_token(
+        self, user: str, token_hash: str, description: str | None = None, scope: TokenScope | None = None
+    ) -> int:
         cursor = await self._conn.execute(
-            "INSERT INTO tokens (user_name, token_hash, description, created_at) VALUES (?, ?, ?, ?)",
-            (user, token_hash, description, time.time()),
+            "INSERT INTO tokens (user_name, token_hash, description, created_at, scope_indexes, scope_project,"
+            " scope_actions, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (user, token_hash, description, time.time(), *scope_columns(scope)),
         )
         return int(cursor.lastrowid or 0)
 

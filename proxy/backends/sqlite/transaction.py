@@ -26,6 +26,7 @@ from typing import TypeVar
 import aiosqlite
 
 from proxy.backends.changes import ChangeFeed, Topic
+from proxy.backends.sqlite.access import AccessWrites
 from proxy.backends.sqlite.blob_index import BlobWrites
 from proxy.backends.sqlite.pages import PageWrites
 from proxy.backends.sqlite.private import PrivateWrites
@@ -38,7 +39,7 @@ __all__ = ["SqliteTransaction", "WritePath"]
 T = TypeVar("T")
 
 
-class SqliteTransaction(PageWrites, PrivateWrites, BlobWrites, TokenWrites):
+class SqliteTransaction(PageWrites, PrivateWrites, BlobWrites, TokenWrites, AccessWrites):
     """The statements of one open transaction (a Transaction): they all run on the writer connection."""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:

@@ -64,6 +64,11 @@ class StorageFull(ProxyError):
         super().__init__(message)
 
 
+class StorageUnavailable(ProxyError, OSError):
+    """Blob storage elsewhere (an object store) failed or could not be reached (503). An OSError too: the blob
+    store interface reports storage failures as OSError (proxy/backends/blobs.py)."""
+
+
 class UploadTooLarge(InvalidUpload):
     """The upload exceeds [upload] max_size."""
 

@@ -10,19 +10,25 @@ implementation they got:
 - `spools`: SpoolDir (proxy/backends/spools.py): the local temporary files every blob is written through (local to
   every backend: an object store is committed to from a spool too).
 
-This module is the only one that looks at URL schemes and imports implementations (tests/test_layering.py).
-Only `sqlite:` and `file:` exist so far (proxy/backends/urls.py).
+This module is the only one that looks at URL schemes and imports implementations (tests/test_layering.py):
+- `sqlite:` metadata (proxy/backends/sqlite/);
+- `file:` blobs in a directory, with fills coordinated between the processes sharing it (proxy/backends/local/);
+- `s3://` blobs in a bucket (proxy/backends/s3/), optionally behind a local read cache on this host
+  (local/readcache.py, `[storage] local_cache`); spools stay in the data dir, and fills are coordinated between
+  the processes of this host (local/hostfills.py). The coordinator is chosen apart from the blob store: a
+  cluster-wide one on the shared database slots in there.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from proxy.backends.urls import parse_database_url, parse_storage_url
+from proxy.backends.urls import S3URL, FileURL, parse_database_url, parse_storage_url
+from proxy.errors import ConfigError
 
 if TYPE_CHECKING:  # importing this package (proxy.config does, for urls.py) must not load any implementation
     from proxy.backends.blobs import BlobStore
@@ -57,17 +63,82 @@ async def open_backends(config: Config, *, migrate: bool = False) -> AsyncIterat
     """
     database = parse_database_url("database.url", config.database.url)
     storage = parse_storage_url("storage.url", config.storage.url)
+    _check_storage_keys(config, storage)
     # Implementations are imported here, on first use: only this module chooses them.
     from proxy.backends.changes import Topic
-    from proxy.backends.local.backend import open_local
     from proxy.backends.sqlite import DB_FILENAME, open_sqlite
 
     path = Path(database.path) if database.path is not None else config.data_dir / DB_FILENAME
-    root = Path(storage.root) if storage.root is not None else config.data_dir
     async with open_sqlite(path, migrate=migrate) as (meta, changes):
-        # The blob store empties its cache of open blobs whenever a deletion is announced (BLOBS).
-        local = await open_local(root, changed=lambda: changes.stamp(Topic.BLOBS), open_files=config.cache.open_files)
+        # Blob stores forget what they believe about blobs whenever a deletion is announced (BLOBS).
+        def blobs_changed() -> bytes:
+            return changes.stamp(Topic.BLOBS)
+
+        if isinstance(storage, FileURL):
+            async with _local_storage(config, storage, blobs_changed) as (blobs, local_fills, spools):
+                yield Backends(meta=meta, changes=changes, blobs=blobs, fills=local_fills, spools=spools)
+        else:
+            async with _s3_storage(config, storage, blobs_changed) as (blobs, spools):
+                from proxy.backends.local.hostfills import HostFills
+
+                # One download per file per host; a cluster-wide coordinator would be chosen here.
+                host_fills = HostFills(blobs, spools)
+                yield Backends(meta=meta, changes=changes, blobs=blobs, fills=host_fills, spools=spools)
+
+
+@contextlib.asynccontextmanager
+async def _local_storage(
+    config: Config, storage: FileURL, changed: Callable[[], bytes]
+) -> AsyncIterator[tuple[BlobStore, FillCoordinator, SpoolDir]]:
+    from proxy.backends.local.backend import open_local
+
+    root = Path(storage.root) if storage.root is not None else config.data_dir
+    local = await open_local(root, changed=changed, open_files=config.cache.open_files)
+    try:
+        yield local.blobs, local.fills, local.spools
+    finally:
+        await local.blobs.close()
+
+
+@contextlib.asynccontextmanager
+async def _s3_storage(
+    config: Config, storage: S3URL, changed: Callable[[], bytes]
+) -> AsyncIterator[tuple[BlobStore, SpoolDir]]:
+    from proxy.backends.local.blobs import LocalBlobStore
+    from proxy.backends.local.readcache import ReadCache
+    from proxy.backends.s3 import S3Options, open_s3
+    from proxy.backends.spools import SpoolDir
+
+    settings = config.storage
+    options = S3Options(
+        endpoint_url=settings.endpoint_url,
+        region=settings.region,
+        redirect_ttl=settings.redirect_ttl if settings.redirect else None,
+        connections=config.server.max_connections + 16,  # a streamed download holds one; room for commits
+    )
+    spools = SpoolDir(config.data_dir / "tmp")
+    await spools.open()
+    async with open_s3(storage, options, spools, changed=changed, memory_blobs=config.cache.open_files) as remote:
+        if not settings.local_cache:
+            yield remote, spools
+            return
+        root = config.data_dir / "readcache"
+        local = LocalBlobStore(root, spools, changed=changed, open_files=config.cache.open_files)
+        cached = ReadCache(remote, local, spools, root, budget=settings.local_cache, changed=changed)
+        await cached.open()
         try:
-            yield Backends(meta=meta, changes=changes, blobs=local.blobs, fills=local.fills, spools=local.spools)
+            yield cached, spools
         finally:
-            await local.blobs.close()
+            await cached.close()
+
+
+def _check_storage_keys(config: Config, storage: FileURL | S3URL) -> None:
+    """The [storage] keys of object stores are refused with a directory: they would silently do nothing."""
+    if isinstance(storage, S3URL):
+        return
+    settings = config.storage
+    given = {"endpoint_url": settings.endpoint_url is not None, "region": settings.region is not None,
+             "redirect": settings.redirect, "local_cache": settings.local_cache != 0}
+    for key, set_ in given.items():
+        if set_:
+            raise ConfigError(f"storage.{key}: only applies to s3:// storage (storage.url is {config.storage.url})")

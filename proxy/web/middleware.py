@@ -23,6 +23,7 @@ from proxy.errors import (
     ProjectNotFound,
     ProxyError,
     StorageFull,
+    StorageUnavailable,
     TooManyRequests,
     UploadTooLarge,
     UpstreamTimeout,
@@ -39,6 +40,7 @@ _STATUS: tuple[tuple[type[ProxyError], int], ...] = (
     (TooManyRequests, 429),
     (UploadTooLarge, 413),
     (StorageFull, 507),
+    (StorageUnavailable, 503),
     (FileExists, 400),  # PyPI's status; twine --skip-existing matches the "File already exists" reason
     (InvalidUpload, 400),
     (BadRequest, 400),

@@ -58,7 +58,11 @@ class Peer:
 class RemoteFill:
     """A ForeignFill (proxy/backends/fills.py) led by another replica, pumped into this host's spool (`host`)."""
 
-    def __init__(self, sha256: str, host: Lead, blobs: BlobStore, leases: FillLeases, peer: Peer) -> None:
+    def __init__(
+        self, sha256: str, host: Lead, blobs: BlobStore, leases: FillLeases, peer: Peer, *, own_url: str | None
+    ) -> None:
+        """`own_url`: this replica's advertise_url; a leader advertising it is misconfigured (every replica left
+        at the default http://127.0.0.1:port, say), and is not asked: this replica would stream its own spool."""
         self._sha256 = sha256
         self._host = host
         self._spool = host.spool
@@ -66,6 +70,7 @@ class RemoteFill:
         self._blobs = blobs
         self._leases = leases
         self._peer = peer
+        self._own_url = own_url
         self.size = 0  # as of the last grown()
         self._outcome = FillOutcome.WRITING
         self.done = asyncio.create_task(self._run(), name=f"follow-peer:{sha256[:12]}")
@@ -117,6 +122,12 @@ class RemoteFill:
             leader = await self._leases.leader(self._sha256)
             if leader is None:  # nobody leads: committed meanwhile, or given up
                 return await self._from_store()
+            if leader.url is not None and leader.url == self._own_url:
+                if not attempts:
+                    log.warning("the replica leading %s advertises this replica's own URL %s: set [server] "
+                                "advertise_url on every replica; waiting for it to be stored", self._sha256,
+                                leader.url)
+                attempts = PEER_ATTEMPTS
             if leader.url is not None and attempts < PEER_ATTEMPTS:
                 attempts += 1
                 if await self._stream(leader):

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 PEER_PATH = "/_shadowpi/fills/"  # + sha256 (proxy/web/peers.py)
 CHUNK = 256 * 1024
-PEER_ATTEMPTS = 5  # streams tried per fill (a leader restarting its stream, a new leader) before waiting on the store
+PEER_ATTEMPTS = 5  # streams tried per leader before waiting for the commit (a new leader is tried afresh)
 WAIT_MIN, WAIT_MAX = 0.05, 1.0  # seconds between looks at the store and the lease while no leader is reachable
 
 
@@ -117,11 +117,13 @@ class RemoteFill:
 
     async def _fill(self) -> FillOutcome:
         """Stream from whoever leads until the fill ends; then how it ended."""
-        attempts, delay = 0, WAIT_MIN
+        attempts, delay, asked = 0, WAIT_MIN, None
         while True:
             leader = await self._leases.leader(self._sha256)
             if leader is None:  # nobody leads: committed meanwhile, or given up
                 return await self._from_store()
+            if leader.url != asked:  # a new leader (the last one died): stream from it, from what is here
+                attempts, asked = 0, leader.url
             if leader.url is not None and leader.url == self._own_url:
                 if not attempts:
                     log.warning("the replica leading %s advertises this replica's own URL %s: set [server] "

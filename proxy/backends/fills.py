@@ -63,6 +63,11 @@ class ForeignFill(ByteSource, Protocol):
         """How the leader's fill stands now."""
         ...
 
+    async def wait(self, seconds: float) -> None:
+        """Until the fill may have moved on (more bytes, an outcome), at most `seconds`: a fill written by another
+        process is polled (it just sleeps), one written by this process wakes its followers at once."""
+        ...
+
 
 class FillCoordinator(Protocol):
     """Hands out fills. Raises OSError (StorageFull when out of space) when no spool can be made."""

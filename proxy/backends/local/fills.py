@@ -99,6 +99,9 @@ class ForeignSpool:
         committed = same_file(self._blob, fd) if self._blob is not None else is_sealed(fd)
         return FillOutcome.COMMITTED if committed else FillOutcome.FAILED
 
+    async def wait(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)  # another process writes the spool: only polling sees it grow
+
     def sendfile_source(self) -> io.FileIO:
         return self._file
 

@@ -31,7 +31,6 @@ __all__ = ["PEER_PATH", "Peer", "RemoteFill"]
 log = logging.getLogger(__name__)
 
 PEER_PATH = "/_shadowpi/fills/"  # + sha256 (proxy/web/peers.py)
-CHUNK = 256 * 1024
 PEER_ATTEMPTS = 5  # streams tried per leader before waiting for the commit (a new leader is tried afresh)
 WAIT_MIN, WAIT_MAX = 0.05, 1.0  # seconds between looks at the store and the lease while no leader is reachable
 
@@ -51,7 +50,7 @@ class Peer:
         target = f"{url.rstrip('/')}{PEER_PATH}{sha256}"
         async with self._session.get(target, params={"offset": str(offset)}, headers=headers) as response:
             response.raise_for_status()
-            async for chunk in response.content.iter_chunked(CHUNK):
+            async for chunk in response.content.iter_any():  # as it arrives: the first bytes are awaited
                 yield chunk
 
 
@@ -73,6 +72,7 @@ class RemoteFill:
         self._own_url = own_url
         self.size = 0  # as of the last grown()
         self._outcome = FillOutcome.WRITING
+        self._moved = asyncio.Event()  # set on every write and at the end: wakes wait()
         self.done = asyncio.create_task(self._run(), name=f"follow-peer:{sha256[:12]}")
 
     @property
@@ -86,6 +86,12 @@ class RemoteFill:
 
     async def outcome(self) -> FillOutcome:
         return self._outcome
+
+    async def wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._moved.wait()
+        self._moved.clear()
 
     def sendfile_source(self) -> BinaryIO | None:
         return self._reader.sendfile_source()
@@ -114,6 +120,7 @@ class RemoteFill:
             finally:
                 await asyncio.shield(self._host.finish())
                 self._outcome = outcome  # only now: a follower told COMMITTED may find the spool name gone
+                self._moved.set()
 
     async def _fill(self) -> FillOutcome:
         """Stream from whoever leads until the fill ends; then how it ended."""
@@ -148,6 +155,7 @@ class RemoteFill:
             async with contextlib.aclosing(stream):
                 async for chunk in stream:
                     await self._spool.write(chunk)
+                    self._moved.set()
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.info("streaming %s from %s stopped at %d bytes: %s", self._sha256, leader.url, self._spool.size, exc)
             return False
@@ -165,6 +173,7 @@ class RemoteFill:
             async with contextlib.aclosing(stream):
                 async for chunk in stream:
                     await self._spool.write(chunk)
+                    self._moved.set()
         finally:
             reader.close()
         return await self._confirm()

@@ -9,7 +9,6 @@ connection, so the follower can never take a partial body for a complete one (it
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 
@@ -39,10 +38,14 @@ async def peer_fill(request: web.Request) -> web.StreamResponse:
     foreign = await request.app[BACKENDS].fills.follow_local(sha256)
     if foreign is None:
         raise FileNotFound(f"no download of {sha256} is running here")
+    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream", "Cache-Control": "no-store"})
     try:
-        return await _stream(request, foreign, offset)
+        await _stream(request, response, foreign, offset)
+    except ConnectionError:  # the follower went away (it stopped, or will ask again from where it got to)
+        pass
     finally:
         foreign.close()
+    return response
 
 
 def _offset(text: str) -> int:
@@ -51,8 +54,7 @@ def _offset(text: str) -> int:
     return int(text)
 
 
-async def _stream(request: web.Request, foreign: ForeignFill, offset: int) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream", "Cache-Control": "no-store"})
+async def _stream(request: web.Request, response: web.StreamResponse, foreign: ForeignFill, offset: int) -> None:
     await response.prepare(request)
     delay = POLL_MIN
     while True:
@@ -69,10 +71,10 @@ async def _stream(request: web.Request, foreign: ForeignFill, offset: int) -> we
             if foreign.grown():  # the commit came after the last write we saw: send the rest first
                 continue
             await response.write_eof()
-            return response
+            return
         if outcome is not FillOutcome.WRITING:  # failed or abandoned: cut the body short, never end it cleanly
             if request.transport is not None:
                 request.transport.abort()
-            return response
-        await asyncio.sleep(delay)  # another process writes the spool: nothing to wait on but its size
+            return
+        await foreign.wait(delay)  # another process writes the spool: polled
         delay = min(2 * delay, POLL_MAX)

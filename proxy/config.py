@@ -32,6 +32,17 @@ class ServerConfig:
     header_timeout: float = 15.0  # seconds a new connection gets to send its first request's complete headers
     max_connections: int = 1000  # open client connections per process; more are answered 503 and closed
     max_connections_per_client: int = 100  # per client address; more are answered 429 and closed
+    advertise_url: str | None = None  # where other replicas reach this one (peer_url() derives a default)
+
+    def peer_url(self) -> str | None:
+        """Where other replicas reach this one: advertise_url, else http://host:port when the host is one address
+        (not a wildcard such as 0.0.0.0, which names no address another machine could use); None without one."""
+        if self.advertise_url is not None:
+            return self.advertise_url.rstrip("/")
+        if self.host in {"", "0.0.0.0", "::", "*"} or self.port == 0:  # noqa: S104 recognising it, not binding
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +78,12 @@ class DatabaseConfig:
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
     url: str = "file:"  # the blob backend; "file:" is the data dir (blobs/, with spools in tmp/)
+    # The rest is for s3:// storage only (proxy/backends/s3/).
+    endpoint_url: str | None = None  # else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL / ~/.aws/config, else AWS itself
+    region: str | None = None  # else AWS_REGION / the profile's region
+    redirect: bool = False  # cached files: 302 to a presigned URL of the object instead of streaming it
+    redirect_ttl: float = 300.0  # seconds a presigned URL stays valid
+    local_cache: int = 0  # bytes of recently read objects each host keeps on local disk (data dir); 0 = off
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +243,43 @@ def _as_storage_url(key: str, value: object) -> str:
     return text
 
 
+def _as_endpoint_url(key: str, value: object) -> str:
+    """An S3 endpoint (http or https, host, optional port); credentials in it are refused without echoing it."""
+    text = _as_str(key, value)
+    try:
+        url = URL(text)
+    except ValueError:
+        url = None
+    if url is not None and (url.user or url.password):
+        raise ConfigError(f"{key}: credentials do not belong in the URL (use AWS_ACCESS_KEY_ID and "
+                          "AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or a profile)")
+    if url is None or url.scheme not in {"http", "https"} or not url.host or url.query_string or url.fragment:
+        raise ConfigError(f"{key}: must be the http(s) URL of an S3 endpoint such as https://s3.example.com:9000, "
+                          f"not {text!r}")
+    return text
+
+
+def _as_advertise_url(key: str, value: object) -> str:
+    """The URL other replicas reach this one at: http(s), a host, no credentials, query or fragment."""
+    text = _as_str(key, value)
+    try:
+        url = URL(text)
+    except ValueError:
+        url = None
+    if url is None or url.scheme not in {"http", "https"} or not url.host or url.user or url.password \
+            or url.query_string or url.fragment:
+        raise ConfigError(f"{key}: must be the http(s) URL other replicas reach this one at, such as "
+                          f"http://10.0.0.5:8080, not {text!r}")
+    return text
+
+
+def _as_region(key: str, value: object) -> str:
+    text = _as_str(key, value)
+    if not text.replace("-", "").isalnum() or not text.isascii():
+        raise ConfigError(f"{key}: {text!r} is not a region name such as us-east-1")
+    return text
+
+
 def _as_hosts(key: str, value: object) -> tuple[str, ...]:
     """Host names, or host:port, lower-cased; never a scheme, path or credentials."""
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -275,6 +329,13 @@ def _as_networks(key: str, value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _as_presign_ttl(key: str, value: object) -> float:
+    seconds = _as_number(key, value, minimum=1)
+    if seconds > 604800:
+        raise ConfigError(f"{key}: must be at most 604800 (7 days: the longest a presigned URL may live)")
+    return seconds
+
+
 Parser = Callable[[str, object], object]
 ACCESS_SECTIONS = ("groups", "indexes")  # parsed by proxy.access.graph (index names and groups are the keys)
 
@@ -288,6 +349,7 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "header_timeout": lambda k, v: _as_number(k, v, minimum=0.1),
         "max_connections": lambda k, v: _as_int(k, v, minimum=1),
         "max_connections_per_client": lambda k, v: _as_int(k, v, minimum=1),
+        "advertise_url": _as_advertise_url,
     },
     "upstream": {
         "url": _as_upstream_url,
@@ -305,7 +367,14 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "max_page_files": lambda k, v: _as_int(k, v, minimum=1),
     },
     "database": {"url": _as_database_url, "pool_size": lambda k, v: _as_int(k, v, minimum=1, maximum=1000)},
-    "storage": {"url": _as_storage_url},
+    "storage": {
+        "url": _as_storage_url,
+        "endpoint_url": _as_endpoint_url,
+        "region": _as_region,
+        "redirect": _as_bool,
+        "redirect_ttl": _as_presign_ttl,
+        "local_cache": lambda k, v: _as_int(k, v, minimum=0),
+    },
     "auth": {
         "htpasswd": _as_path,
         "read": _as_bool,

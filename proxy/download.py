@@ -234,7 +234,7 @@ async def follow(fill: Fill, foreign: ForeignFill) -> None:
                 if outcome is FillOutcome.ABANDONED:
                     raise UpstreamUnavailable(f"the worker downloading {dist.filename} died")
                 delay = min(2 * delay, POLL_MAX)
-            await asyncio.sleep(delay)
+            await foreign.wait(delay)
         foreign.grown()  # the final size: the commit happened after the last write
         if dist.size is not None and foreign.size != dist.size:
             raise IntegrityError(

@@ -64,6 +64,11 @@ class StorageFull(ProxyError):
         super().__init__(message)
 
 
+class StorageUnavailable(ProxyError, OSError):
+    """Blob storage elsewhere (an object store) failed or could not be reached (503). An OSError too: the blob
+    store interface reports storage failures as OSError (proxy/backends/blobs.py)."""
+
+
 class BackendUnavailable(ProxyError):
     """The metadata database cannot be reached or refuses the connection (wrong password, no such database); the
     message names the key and the URL, never the password."""

@@ -93,6 +93,17 @@ class FileCache:
         reader = await self._blobs.reader(sha256)
         return None if reader is None else await self._hit(reader)
 
+    async def redirect_url(self, dist: DistFile, method: str) -> str | None:
+        """A short-lived URL of the committed blob in the object store for `method` (GET, HEAD), when the store
+        hands them out ([storage] redirect); None: send the file from here (absent, small, or no such URLs)."""
+        sha256 = dist.sha256 or await self._db.upstream_file_sha256(dist.url)
+        if sha256 is None or not is_sha256(sha256):
+            return None
+        url = await self._blobs.redirect_url(sha256, dist.filename, method)
+        if url is not None:
+            await self._janitor.touch(sha256)  # a hit like any other: eviction keeps it
+        return url
+
     async def open(self, dist: DistFile) -> Cached | Following:
         """The committed blob, or a hold on the fill that brings it (started now when none is running).
 

@@ -71,7 +71,8 @@ class Metrics:
         self.hot = HotCounts(_LATENCY_BUCKETS)
         r.register(self.hot)
         self.file_requests = Counter(
-            "shadowpi_file_requests", "File downloads by cache outcome (hit, miss, private)", ["outcome"], registry=r
+            "shadowpi_file_requests", "File downloads by cache outcome (hit, miss, private, redirect)", ["outcome"],
+            registry=r,
         )
         self.bytes_served = Counter(
             "shadowpi_file_bytes_served", "File bytes sent to clients, by where they came from", ["source"],

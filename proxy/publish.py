@@ -90,12 +90,12 @@ class Publisher:
         loop = asyncio.get_running_loop()
         meta = await loop.run_in_executor(None, inspect_distribution, received.spool.path, filename, ArchiveLimits())
         check_metadata_matches(request, meta.name, meta.version)
-        await received.spool.sync()  # the transaction below only renames
+        await self._blobs.prepare(received.spool)  # the slow part (fsync, upload): the transaction stays short
         if not filename.endswith(".whl"):  # PEP 658 is defined for wheels only
             return await self._commit(request, received, _Stored(meta, None), uploader)
         async with self._spools.new() as metadata:
             await metadata.write(meta.metadata)
-            await metadata.sync()
+            await self._blobs.prepare(metadata)
             return await self._commit(request, received, _Stored(meta, metadata), uploader)
 
     async def _commit(

@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from proxy.backends import open_backends
-from proxy.backends.urls import FileURL, PostgresURL, SqliteURL, parse_database_url, parse_storage_url
+from proxy.backends.urls import S3URL, FileURL, PostgresURL, SqliteURL, parse_database_url, parse_storage_url
 from proxy.cli import build_parser
 from proxy.cli_common import config_from_args
 from proxy.config import build_config, load_config
@@ -67,17 +67,34 @@ def test_database_urls(text: str, expected: SqliteURL | PostgresURL | str) -> No
     [
         ("file:", FileURL(None)),
         ("file:///srv/shadowpi-files", FileURL(PurePosixPath("/srv/shadowpi-files"))),
-        ("s3://bucket/prefix", "storage.url: unsupported scheme 's3' (supported: file)"),
         ("file:files", "storage.url: 'file:files' must be file: or an absolute path"),
         ("file:///", "storage.url: 'file:///' must name a path without '..'"),
+        ("gs://bucket/prefix", "storage.url: unsupported scheme 'gs' (supported: file, s3)"),
+        ("s3://my-bucket", S3URL("my-bucket", "")),
+        ("S3://my-bucket/", S3URL("my-bucket", "")),
+        ("s3://my.bucket-2/shadowpi", S3URL("my.bucket-2", "shadowpi")),
+        ("s3://b0b/team/pypi+cache/", S3URL("b0b", "team/pypi+cache")),
+        ("s3://", "storage.url: '' is not a bucket name"),
+        ("s3://My_Bucket/x", "storage.url: 'My_Bucket' is not a bucket name"),
+        ("s3://ab/x", "storage.url: 'ab' is not a bucket name"),
+        ("s3://a..b/x", "storage.url: 'a..b' is not a bucket name"),
+        ("s3://bucket:9000/x", "storage.url: 's3://bucket:9000/x' names a port; the endpoint goes in"),
+        ("s3://bucket/x?versionId=1", "storage.url: 's3://bucket/x?versionId=1' takes no query or fragment"),
+        ("s3://bucket/a//b", "storage.url: the prefix 'a//b' must be path segments"),
+        ("s3://bucket/a/../b", "storage.url: the prefix 'a/../b' must be path segments"),
+        ("s3://bucket/a b", "storage.url: the prefix 'a b' must be path segments"),
+        ("s3://AKIAEXAMPLE:wJalrXUtnFEMI@bucket/x", "storage.url: credentials do not belong in the URL"),
     ],
 )
-def test_storage_urls(text: str, expected: FileURL | str) -> None:
-    """Only file: (the data dir) and file:///absolute/dir store blobs."""
+def test_storage_urls(text: str, expected: FileURL | S3URL | str) -> None:
+    """file: (the data dir), file:///absolute/dir and s3://bucket/prefix store blobs; a bad S3 URL is one line
+    naming the key, and credentials in the URL are refused without being echoed."""
     if isinstance(expected, str):
         with pytest.raises(ConfigError) as info:
             parse_storage_url("storage.url", text)
         assert str(info.value).startswith(expected)
+        assert "wJalr" not in str(info.value)
+        assert "\n" not in str(info.value)
     else:
         assert parse_storage_url("storage.url", text) == expected
 
@@ -95,8 +112,9 @@ def test_the_urls_come_from_the_file_the_environment_and_the_flags(tmp_path: Pat
                                       "--storage", "file:///flag"])
     config = config_from_args(args)
     assert (config.database.url, config.storage.url) == ("sqlite:///flag.db", "file:///flag")
-    with pytest.raises(ConfigError, match=r"^SHADOWPI_STORAGE_URL: unsupported scheme 's3' \(supported: file\)$"):
-        load_config(None, environ={"SHADOWPI_STORAGE_URL": "s3://bucket"})
+    with pytest.raises(ConfigError, match=r"^SHADOWPI_STORAGE_URL: unsupported scheme 'gs' \(supported: file, s3\)$"):
+        load_config(None, environ={"SHADOWPI_STORAGE_URL": "gs://bucket"})
+    assert load_config(None, environ={"SHADOWPI_STORAGE_URL": "s3://bucket/p"}).storage.url == "s3://bucket/p"
     path.write_text('[database]\nurl = "mysql://x"\n')
     refused = r"^database.url: unsupported scheme 'mysql' \(supported: sqlite, postgresql,"
     with pytest.raises(ConfigError, match=refused):

@@ -11,19 +11,23 @@ implementation they got:
   every backend: an object store is committed to from a spool too).
 
 This module is the only one that looks at URL schemes and imports implementations (tests/test_layering.py):
-`sqlite:` (proxy/backends/sqlite/) or `postgresql://` (proxy/backends/postgres/) for the metadata and its change
-feed, `file:` for blobs (proxy/backends/urls.py).
+- `sqlite:` (proxy/backends/sqlite/) or `postgresql://` (proxy/backends/postgres/) metadata and its change feed;
+- `file:` blobs in a directory, with fills coordinated between the processes sharing it (proxy/backends/local/);
+- `s3://` blobs in a bucket (proxy/backends/s3/), optionally behind a local read cache on this host
+  (local/readcache.py, `[storage] local_cache`); spools stay in the data dir, and fills are coordinated between
+  the processes of this host (local/hostfills.py) and, with `postgresql://` metadata, between the replicas
+  sharing the database and the bucket (postgres/fills.py: one download per file per cluster).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from proxy.backends.urls import PostgresURL, SqliteURL, parse_database_url, parse_storage_url
+from proxy.backends.urls import S3URL, FileURL, PostgresURL, SqliteURL, parse_database_url, parse_storage_url
 from proxy.errors import ConfigError
 
 if TYPE_CHECKING:  # importing this package (proxy.config does, for urls.py) must not load any implementation
@@ -63,18 +67,92 @@ async def open_backends(
     """
     database = parse_database_url("database.url", config.database.url)
     storage = parse_storage_url("storage.url", config.storage.url)
+    _check_storage_keys(config, storage)
     # Implementations are imported here, on first use: only this module chooses them.
     from proxy.backends.changes import Topic
+
+    async with _metadata(config, database, migrate=migrate, check_schema=check_schema) as (meta, changes):
+        # Blob stores forget what they believe about blobs whenever a deletion is announced (BLOBS).
+        def blobs_changed() -> bytes:
+            return changes.stamp(Topic.BLOBS)
+
+        if isinstance(storage, FileURL):
+            async with _local_storage(config, storage, blobs_changed) as (blobs, local_fills, spools):
+                yield Backends(meta=meta, changes=changes, blobs=blobs, fills=local_fills, spools=spools)
+        else:
+            async with _s3_storage(config, storage, blobs_changed) as (blobs, spools):
+                from proxy.backends.local.hostfills import HostFills
+
+                host_fills = HostFills(blobs, spools)  # one download per file per host
+                if not isinstance(database, PostgresURL):
+                    yield Backends(meta=meta, changes=changes, blobs=blobs, fills=host_fills, spools=spools)
+                    return
+                # Replicas share the database and the bucket: one download per file per cluster.
+                from proxy.backends.postgres.fills import open_cluster_fills
+
+                peer_url, read_timeout = config.server.peer_url(), config.upstream.read_timeout
+                async with open_cluster_fills(
+                    meta, blobs, host_fills, advertise_url=peer_url, read_timeout=read_timeout
+                ) as cluster_fills:
+                    yield Backends(meta=meta, changes=changes, blobs=blobs, fills=cluster_fills, spools=spools)
+
+
+@contextlib.asynccontextmanager
+async def _local_storage(
+    config: Config, storage: FileURL, changed: Callable[[], bytes]
+) -> AsyncIterator[tuple[BlobStore, FillCoordinator, SpoolDir]]:
     from proxy.backends.local.backend import open_local
 
     root = Path(storage.root) if storage.root is not None else config.data_dir
-    async with _metadata(config, database, migrate=migrate, check_schema=check_schema) as (meta, changes):
-        # The blob store empties its cache of open blobs whenever a deletion is announced (BLOBS).
-        local = await open_local(root, changed=lambda: changes.stamp(Topic.BLOBS), open_files=config.cache.open_files)
+    local = await open_local(root, changed=changed, open_files=config.cache.open_files)
+    try:
+        yield local.blobs, local.fills, local.spools
+    finally:
+        await local.blobs.close()
+
+
+@contextlib.asynccontextmanager
+async def _s3_storage(
+    config: Config, storage: S3URL, changed: Callable[[], bytes]
+) -> AsyncIterator[tuple[BlobStore, SpoolDir]]:
+    from proxy.backends.local.blobs import LocalBlobStore
+    from proxy.backends.local.readcache import ReadCache
+    from proxy.backends.s3 import S3Options, open_s3
+    from proxy.backends.spools import SpoolDir
+
+    settings = config.storage
+    options = S3Options(
+        endpoint_url=settings.endpoint_url,
+        region=settings.region,
+        redirect_ttl=settings.redirect_ttl if settings.redirect else None,
+        connections=config.server.max_connections + 16,  # a streamed download holds one; room for commits
+    )
+    spools = SpoolDir(config.data_dir / "tmp")
+    await spools.open()
+    async with open_s3(storage, options, spools, changed=changed, memory_blobs=config.cache.open_files) as remote:
+        if not settings.local_cache:
+            yield remote, spools
+            return
+        root = config.data_dir / "readcache"
+        local = LocalBlobStore(root, spools, changed=changed, open_files=config.cache.open_files)
+        cached = ReadCache(remote, local, spools, root, budget=settings.local_cache, changed=changed)
+        await cached.open()
         try:
-            yield Backends(meta=meta, changes=changes, blobs=local.blobs, fills=local.fills, spools=local.spools)
+            yield cached, spools
         finally:
-            await local.blobs.close()
+            await cached.close()
+
+
+def _check_storage_keys(config: Config, storage: FileURL | S3URL) -> None:
+    """The [storage] keys of object stores are refused with a directory: they would silently do nothing."""
+    if isinstance(storage, S3URL):
+        return
+    settings = config.storage
+    given = {"endpoint_url": settings.endpoint_url is not None, "region": settings.region is not None,
+             "redirect": settings.redirect, "local_cache": settings.local_cache != 0}
+    for key, set_ in given.items():
+        if set_:
+            raise ConfigError(f"storage.{key}: only applies to s3:// storage (storage.url is {config.storage.url})")
 
 
 @contextlib.asynccontextmanager

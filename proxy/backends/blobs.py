@@ -4,12 +4,14 @@ A blob is written through a local Spool (proxy/backends/spools.py) and committed
 a blob exists completely or not at all, and its bytes never change. Deleting a blob is the BlobReaper's job
 (proxy/reaper.py), which forgets its metadata row afterwards and so tells every process (the BLOBS change topic).
 
-Implementations: the local directory (proxy/backends/local/blobs.py). Services and handlers see only this module.
+Implementations: the local directory (proxy/backends/local/blobs.py); an S3-compatible bucket
+(proxy/backends/s3/store.py), optionally behind a local read cache (proxy/backends/local/readcache.py). Services and
+handlers see only this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -47,9 +49,10 @@ class ByteSource(Protocol):
         """
         ...
 
-    def chunks(self, offset: int, length: int) -> AsyncIterator[bytes]:
+    def chunks(self, offset: int, length: int) -> AsyncGenerator[bytes, None]:
         """The bytes at [offset, offset + length), in pieces, without blocking the event loop. Ends early only
-        when fewer bytes exist (a caller that expected more treats that as a cut-off)."""
+        when fewer bytes exist (a caller that expected more treats that as a cut-off). A caller that stops early
+        closes the generator (contextlib.aclosing): a remote source releases its connection then."""
         ...
 
     def close(self) -> None:
@@ -58,8 +61,9 @@ class ByteSource(Protocol):
 
 
 class BlobReader(ByteSource, Protocol):
-    """An open committed blob. It keeps reading the same bytes even when the blob is deleted meanwhile (the bytes
-    are immutable; a deletion only frees space once the last reader is closed). Close it exactly once."""
+    """An open committed blob. Close it exactly once. When the blob is deleted meanwhile, a reader of a local file
+    keeps reading the same bytes (immutable; a deletion frees the space once the last reader is closed); a reader
+    of a remote object (`sendfile_source() is None`) may fail then (OSError), but never reads other bytes."""
 
     @property
     def sha256(self) -> str: ...
@@ -104,9 +108,17 @@ class BlobStore(Protocol):
         """A small committed blob's bytes (metadata files, tests). Raises FileNotFoundError when absent."""
         ...
 
+    async def prepare(self, spool: Spool) -> None:
+        """Do the slow part of committing `spool` now (fsync; an upload), before a transaction that will commit it:
+        commit() inside the transaction is then cheap. The blob may become visible here already (an object store);
+        it is only referred to once the transaction commits, and an unreferenced blob is harmless."""
+        ...
+
     async def commit(self, spool: Spool) -> BlobInfo:
         """Make the spool's bytes the blob named by its computed sha256 (durably, atomically: readers see all of
-        it or nothing). The caller has verified the bytes. Committing bytes that exist already is harmless."""
+        it or nothing). The caller has verified the bytes. Committing bytes that exist already is harmless.
+        Afterwards the spool's file is either moved into the store or sealed (Spool.seal): either way, a process
+        following the spool can tell its bytes were committed."""
         ...
 
     async def put_bytes(self, data: bytes) -> BlobInfo:
@@ -122,8 +134,10 @@ class BlobStore(Protocol):
         """Readiness: raises (OSError, StorageFull) when a blob could not be written now."""
         ...
 
-    def redirect_url(self, sha256: str, filename: str) -> str | None:
-        """A URL clients may fetch the blob from directly (a presigned object-store URL); None to send it here."""
+    async def redirect_url(self, sha256: str, filename: str, method: str = "GET") -> str | None:
+        """A short-lived URL a client may fetch the committed blob from directly with `method` (GET or HEAD): a
+        presigned object-store URL, naming `filename` when that is safe. None: send it from here (the local store,
+        redirects not configured, a blob too small to be worth a round trip, or a blob that is absent)."""
         ...
 
     async def close(self) -> None:

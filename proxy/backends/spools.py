@@ -16,7 +16,7 @@ import io
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -24,12 +24,13 @@ from typing import BinaryIO, TypeVar
 from proxy.backends.digests import hashers
 from proxy.errors import StorageFull
 
-__all__ = ["SPOOL_SUFFIX", "Spool", "SpoolDir", "SpoolReader", "pread_chunks", "storage_full_errors"]
+__all__ = ["SPOOL_SUFFIX", "Spool", "SpoolDir", "SpoolReader", "is_sealed", "pread_chunks", "storage_full_errors"]
 
 log = logging.getLogger(__name__)
 
 SPOOL_SUFFIX = ".partial"
 READ_CHUNK = 256 * 1024
+SEALED_MODE = 0o444  # a spool's file mode once its bytes are a committed blob elsewhere (Spool.seal)
 T = TypeVar("T")
 
 
@@ -44,7 +45,7 @@ def storage_full_errors() -> Iterator[None]:
         raise
 
 
-async def pread_chunks(fd: int, offset: int, length: int) -> AsyncIterator[bytes]:
+async def pread_chunks(fd: int, offset: int, length: int) -> AsyncGenerator[bytes, None]:
     """The bytes of `fd` at [offset, offset + length) in pieces, read off the event loop; stops early at the end."""
     loop = asyncio.get_running_loop()
     end = offset + length
@@ -117,6 +118,17 @@ class Spool:
         with storage_full_errors():
             await asyncio.get_running_loop().run_in_executor(None, os.fsync, self._fd)
 
+    async def read(self, offset: int, length: int) -> bytes:
+        """Up to `length` bytes written at `offset` (fewer only at the end), read off the event loop: how a remote
+        blob store uploads a spool part by part without holding all of it in memory."""
+        return await asyncio.get_running_loop().run_in_executor(None, _pread_all, self._fd, length, offset)
+
+    async def seal(self) -> None:
+        """Mark the file as committed (read-only mode): for a blob store that copies spools elsewhere instead of
+        renaming them into place. Whoever holds the file open can tell its bytes were committed (is_sealed) after
+        its name is gone, which a fill's followers on this host rely on (local/fills.py)."""
+        await asyncio.get_running_loop().run_in_executor(None, os.fchmod, self._fd, SEALED_MODE)
+
     async def move_to(self, target: Path, then: Callable[[], T]) -> T:
         """Fsync and atomically rename the spool to `target` (replacing it), creating its directory: the blob
         store's commit; then call `then` in the same trip off the event loop. Afterwards discard() leaves the name
@@ -152,6 +164,24 @@ class Spool:
             self.close()
 
 
+def _pread_all(fd: int, length: int, offset: int) -> bytes:
+    pieces = []
+    while length > 0:
+        data = os.pread(fd, length, offset)
+        if not data:
+            break
+        pieces.append(data)
+        offset += len(data)
+        length -= len(data)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+def is_sealed(fd: int) -> bool:
+    """Whether the open spool `fd` was sealed (Spool.seal): its bytes were committed as a blob. Spools are created
+    writable by their owner (0o644 minus a umask, which never takes the owner's own write permission)."""
+    return os.fstat(fd).st_mode & 0o222 == 0
+
+
 def _fsync_and_move(fd: int, path: Path, target: Path) -> None:
     os.fsync(fd)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -172,7 +202,7 @@ class SpoolReader:
     def sendfile_source(self) -> BinaryIO:
         return self._file
 
-    def chunks(self, offset: int, length: int) -> AsyncIterator[bytes]:
+    def chunks(self, offset: int, length: int) -> AsyncGenerator[bytes, None]:
         return pread_chunks(self._file.fileno(), offset, length)
 
     def close(self) -> None:

@@ -3,7 +3,8 @@
 - database: `sqlite:` (the data dir's database file) or `sqlite:///absolute/path.sqlite3`; or PostgreSQL,
   `postgresql://user:password@host:port/dbname` (also `postgres://`; libpq-style query parameters such as
   `?sslmode=require` pass through to the driver);
-- storage: `file:` (the data dir) or `file:///absolute/dir`.
+- storage: `file:` (the data dir), `file:///absolute/dir`, or `s3://bucket/optional/prefix` (an S3-compatible
+  object store; endpoint, region and credentials come from [storage] and the standard AWS settings, never the URL).
 Anything else is refused with one line naming the key and the supported schemes. A password is never repeated in
 a message: URLs are shown with it masked.
 """
@@ -19,6 +20,7 @@ from proxy.errors import ConfigError
 
 __all__ = [
     "DATABASE_SCHEMES",
+    "S3URL",
     "STORAGE_SCHEMES",
     "FileURL",
     "PostgresURL",
@@ -29,7 +31,10 @@ __all__ = [
 ]
 
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
-STORAGE_SCHEMES = ("file",)
+STORAGE_SCHEMES = ("file", "s3")
+# S3's bucket naming rules (lower case, digits, dots, hyphens; 3-63 characters), which S3-compatible stores share.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9!_.*'()+-]+")  # S3's "safe" key characters (plus '+')
 _POSTGRES_EXAMPLE = "postgresql://user:password@host:5432/dbname"
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
@@ -58,6 +63,14 @@ class FileURL:
     root: PurePosixPath | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class S3URL:
+    """A bucket of an S3-compatible store, and the key prefix ("" or "a/b", no slashes around) blobs go under."""
+
+    bucket: str
+    prefix: str = ""
+
+
 def parse_database_url(key: str, text: str) -> SqliteURL | PostgresURL:
     """`database.url` -> where the database lives. Raises ConfigError naming `key`."""
     scheme = _scheme(key, text, DATABASE_SCHEMES, "sqlite: or " + _POSTGRES_EXAMPLE)
@@ -66,10 +79,41 @@ def parse_database_url(key: str, text: str) -> SqliteURL | PostgresURL:
     return SqliteURL(_local_path(key, text, "sqlite:///var/lib/shadowpi/shadowpi.sqlite3"))
 
 
-def parse_storage_url(key: str, text: str) -> FileURL:
+def parse_storage_url(key: str, text: str) -> FileURL | S3URL:
     """`storage.url` -> where blobs live. Raises ConfigError naming `key`."""
+    if text[:5].lower() == "s3://":
+        return _s3(key, text)
     _scheme(key, text, STORAGE_SCHEMES, "file: or file:///var/lib/shadowpi")
     return FileURL(_local_path(key, text, "file:///var/lib/shadowpi"))
+
+
+def _s3(key: str, text: str) -> S3URL:
+    example = "s3://my-bucket/shadowpi"
+    rest = text[5:]
+    location, _, _ = rest.partition("/")
+    if "@" in location:  # never echoed: it may hold a secret key
+        raise ConfigError(
+            f"{key}: credentials do not belong in the URL (use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "~/.aws/credentials or a profile)"
+        )
+    if any(c in rest for c in "?#"):
+        raise ConfigError(f"{key}: {text!r} takes no query or fragment (expected {example})")
+    bucket, _, prefix = rest.partition("/")
+    if ":" in bucket:
+        raise ConfigError(f"{key}: {text!r} names a port; the endpoint goes in storage.endpoint_url")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise ConfigError(
+            f"{key}: {bucket!r} is not a bucket name (3-63 lower-case letters, digits, dots and hyphens; "
+            f"expected {example})"
+        )
+    prefix = prefix.strip("/")
+    segments = prefix.split("/") if prefix else []
+    if any(s in {".", ".."} or not _PREFIX_SEGMENT.fullmatch(s) for s in segments):
+        raise ConfigError(
+            f"{key}: the prefix {prefix!r} must be path segments of letters, digits and !_.*'()+- "
+            f"(no empty, '.' or '..' segments; expected {example})"
+        )
+    return S3URL(bucket, prefix)
 
 
 def mask_password(text: str) -> str:

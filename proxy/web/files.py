@@ -11,7 +11,7 @@ from proxy.backends.blobs import BlobReader, ByteSource
 from proxy.errors import FileNotFound, ProxyError, UpstreamUnavailable
 from proxy.filecache import Cached
 from proxy.fill import Following
-from proxy.keys import CONFIG, FILES, INDEX, METRICS
+from proxy.keys import CONFIG, FILES, INDEX, JANITOR, METRICS
 from proxy.rendered import file_key
 from proxy.simple.model import METADATA_SUFFIX, DistFile, Origin, ProjectPage
 from proxy.simple.names import is_canonical, parse_project_name
@@ -40,6 +40,10 @@ async def download(request: web.Request) -> web.StreamResponse:
         raise FileNotFound("file URLs use the normalized project name")
     resolved = await request.app[INDEX].project(name, index.name)
     dist = find_file(resolved.page, request.match_info["filename"], request.match_info["key"])
+    if request.app[CONFIG].storage.redirect:  # the object store carries the bytes of files it has
+        location = await request.app[FILES].redirect_url(dist, request.method)
+        if location is not None:
+            return _redirect(request, location)
     offline = request.app[CONFIG].upstream.offline
     if dist.origin is Origin.PRIVATE or offline or request.method == "HEAD" or _refused_range(request):
         return await _without_download(request, dist)  # never a download
@@ -123,7 +127,16 @@ async def _send_cached(request: web.Request, dist: DistFile, reader: BlobReader,
         metrics.file_requests.labels(outcome).inc()
         if request.method == "GET" and "Range" not in request.headers:
             metrics.bytes_served.labels("cache").inc(reader.size)
-    return await send_blob(request, reader, _file_headers(request, dist, outcome))
+    with request.app[JANITOR].serving(reader.sha256):  # no replica evicts it while it is being sent
+        return await send_blob(request, reader, _file_headers(request, dist, outcome))
+
+
+def _redirect(request: web.Request, location: str) -> web.StreamResponse:
+    """302 to the object store: it carries the bytes. Never cached by anyone (the URL expires; behind read
+    authentication it is the capability to read the file)."""
+    request.app[METRICS].file_requests.labels("redirect").inc()
+    headers = {"Location": location, "Cache-Control": "private, no-store", "X-Shadowpi-Cache": "redirect"}
+    return web.Response(status=302, headers=headers)
 
 
 async def _head_only(request: web.Request, dist: DistFile) -> web.StreamResponse:

@@ -24,6 +24,7 @@ from proxy.errors import (
     ProjectNotFound,
     ProxyError,
     StorageFull,
+    StorageUnavailable,
     TooManyRequests,
     UploadTooLarge,
     UpstreamTimeout,
@@ -40,6 +41,7 @@ _STATUS: tuple[tuple[type[ProxyError], int], ...] = (
     (TooManyRequests, 429),
     (UploadTooLarge, 413),
     (StorageFull, 507),
+    (StorageUnavailable, 503),
     (FileExists, 400),  # PyPI's status; twine --skip-existing matches the "File already exists" reason
     (InvalidUpload, 400),
     (BadRequest, 400),
@@ -122,8 +124,9 @@ def _error_answer(request: web.Request, exc: ProxyError) -> web.Response:
 @web.middleware
 async def read_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Under [auth] read = true, every read needs credentials: pages, files, /ready, /metrics, the landing page,
-    even a 404. Only /health stays open (liveness probes carry no credentials), and /metrics when it has its
-    own bearer token ([metrics] token, checked by its handler). Writes check credentials in their handlers."""
+    even a 404. Only /health stays open (liveness probes carry no credentials), /metrics when it has its
+    own bearer token ([metrics] token, checked by its handler), and the peer endpoint (replicas sign their
+    requests, proxy/web/peers.py). Writes check credentials in their handlers."""
     if request.method in {"GET", "HEAD"} and not _open_to_anonymous(request):
         identity = await request.app[AUTH].authorize(Action.READ, request.headers.get("Authorization"),
                                                      request.remote)
@@ -140,5 +143,6 @@ def _open_to_anonymous(request: web.Request) -> bool:
     if path == "/health" or (path == "/metrics" and request.app[CONFIG].metrics.token is not None):
         return True
     # The web interface checks reads itself: it also accepts its session cookie, and answers with a sign-in page.
+    # Replicas' peer requests carry a token of their own, which the handler checks.
     name = request.match_info.route.name
-    return name is not None and name.startswith("ui.")
+    return name is not None and (name.startswith("ui.") or name == "peer-fill")

@@ -3,12 +3,15 @@ ByteSource, with the kernel's sendfile when the bytes are a local file and throu
 
 A cached hit costs no thread hand-off: the blob is already open (BlobStore.reader_nowait) and loop.sendfile writes
 from the event loop (aiohttp's FileResponse stat()ed, opened and closed the file in its executor: 2 hand-offs and
-about 16 thread wake-ups per file).
+about 16 thread wake-ups per file). A remote blob (an object store) is written piece by piece as its reader streams
+it (with read-ahead: proxy/backends/s3/reader.py); each write waits until the client's socket takes it, so memory
+stays bounded whatever the file's size.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -68,6 +71,11 @@ async def send_blob(request: web.Request, reader: BlobReader, headers: Mapping[s
     except ConnectionError:  # normal: pip, uv and poetry hang up on purpose
         log.info("client went away during %s", request.path)
         return response
+    except OSError as exc:  # storage failed mid-body (an object store): cut the connection, the only signal left
+        log.warning("aborting %s: %s", request.path, exc)
+        if request.transport is not None:
+            request.transport.abort()
+        return response
     await response.write_eof()
     return response
 
@@ -100,8 +108,9 @@ async def send_range(
             if sent < count:
                 raise ConnectionResetError("the file is shorter than announced")
             return
-    async for data in source.chunks(offset, count):
-        await response.write(data)
-        count -= len(data)
+    async with contextlib.aclosing(source.chunks(offset, count)) as chunks:  # closed at once if the client goes
+        async for data in chunks:
+            await response.write(data)
+            count -= len(data)
     if count > 0:
         raise ConnectionResetError("the file is shorter than announced")

@@ -16,7 +16,7 @@ import os
 import re
 import secrets
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
 from proxy.backends.blobs import BlobInfo
@@ -97,7 +97,7 @@ class LocalBlobReader:
     def sendfile_source(self) -> io.FileIO:
         return self._blob.file
 
-    def chunks(self, offset: int, length: int) -> AsyncIterator[bytes]:
+    def chunks(self, offset: int, length: int) -> AsyncGenerator[bytes, None]:
         return pread_chunks(self._blob.file.fileno(), offset, length)
 
     def close(self) -> None:
@@ -196,6 +196,9 @@ class LocalBlobStore:
     async def read_bytes(self, sha256: str) -> bytes:
         return await asyncio.get_running_loop().run_in_executor(None, self.blob_path(sha256).read_bytes)
 
+    async def prepare(self, spool: Spool) -> None:
+        await spool.sync()  # the commit is then only a rename
+
     async def commit(self, spool: Spool) -> BlobInfo:
         sha256 = spool.digests()["sha256"]
         path = self.blob_path(sha256)
@@ -228,7 +231,7 @@ class LocalBlobStore:
         with storage_full_errors():
             await asyncio.get_running_loop().run_in_executor(None, _probe, self._blobs)
 
-    def redirect_url(self, sha256: str, filename: str) -> str | None:
+    async def redirect_url(self, sha256: str, filename: str, method: str = "GET") -> str | None:
         return None  # clients get the bytes from shadowpi itself
 
     async def close(self) -> None:

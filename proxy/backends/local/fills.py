@@ -5,6 +5,9 @@ it: it locks a new spool first and then hard-links it to that name, which fails 
 leader's spool is never visible unlocked. Followers open the same file and watch it grow; its lock says whether the
 leader lives, and where its name went says how the fill ended (renamed to the blob path: committed; gone: failed).
 Every spool follows the spool directory's rule (proxy/backends/spools.py): locked until its name is gone.
+
+HostFills coordinates the same way for a blob store elsewhere (an object store): its commit copies the spool and
+then seals it (Spool.seal), so a follower learns that the fill was committed from the spool file it holds.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 import fcntl
 import io
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from pathlib import Path
 
 from proxy.backends.fills import FillOutcome
@@ -23,6 +26,7 @@ from proxy.backends.spools import (
     Spool,
     SpoolDir,
     create_locked,
+    is_sealed,
     open_existing,
     pread_chunks,
     remove_if_abandoned,
@@ -32,7 +36,7 @@ from proxy.backends.spools import (
     unlock,
 )
 
-__all__ = ["FILL_PREFIX", "ForeignSpool", "LocalFills", "LocalLead"]
+__all__ = ["FILL_PREFIX", "ForeignSpool", "LocalFills", "LocalLead", "lead_sync", "open_fill"]
 
 FILL_PREFIX = "fill-"  # + sha256 + SPOOL_SUFFIX: the one spool of a blob being fetched, shared by all workers
 # Rounds of claim before giving up; each extra round needs another process to change the spool meanwhile.
@@ -56,7 +60,8 @@ class LocalLead:
 class ForeignSpool:
     """The fill spool another process leads, followed from here (a ForeignFill, proxy/backends/fills.py)."""
 
-    def __init__(self, sha256: str, path: Path, blob: Path, fd: int) -> None:
+    def __init__(self, sha256: str, path: Path, blob: Path | None, fd: int) -> None:
+        """`blob`: where a commit renames the spool to; None when a commit copies and seals it instead."""
         self._sha256 = sha256
         self._path = path
         self._blob = blob
@@ -90,14 +95,17 @@ class ForeignSpool:
             unlock(fd)  # holding it would make others think a leader is alive
         if same_file(self._path, fd):
             return FillOutcome.WRITING if alive else FillOutcome.ABANDONED
-        if same_file(self._blob, fd):  # our inode, not just any blob: no mix of two fills' bytes
-            return FillOutcome.COMMITTED
-        return FillOutcome.FAILED
+        # Our inode, not just any blob: no mix of two fills' bytes.
+        committed = same_file(self._blob, fd) if self._blob is not None else is_sealed(fd)
+        return FillOutcome.COMMITTED if committed else FillOutcome.FAILED
+
+    async def wait(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)  # another process writes the spool: only polling sees it grow
 
     def sendfile_source(self) -> io.FileIO:
         return self._file
 
-    def chunks(self, offset: int, length: int) -> AsyncIterator[bytes]:
+    def chunks(self, offset: int, length: int) -> AsyncGenerator[bytes, None]:
         return pread_chunks(self._file.fileno(), offset, length)
 
     def close(self) -> None:
@@ -123,6 +131,10 @@ class LocalFills:
             return self._blobs.adopt(found, stamp)
         return found
 
+    async def follow_local(self, sha256: str) -> ForeignSpool | None:
+        blob = self._blobs.blob_path(sha256)  # ValueError for a malformed digest
+        return await asyncio.get_running_loop().run_in_executor(None, open_fill, self._tmp, sha256, blob)
+
     def _claim_sync(
         self, sha256: str, blob: Path, algorithms: tuple[str, ...]
     ) -> OpenedBlob | LocalLead | ForeignSpool:
@@ -130,7 +142,7 @@ class LocalFills:
         for _ in range(CLAIM_ATTEMPTS):
             if (opened := open_blob(blob, sha256)) is not None:
                 return opened
-            fd = self._lead_sync(path)
+            fd = lead_sync(self._tmp, path)
             if fd is not None:
                 if (opened := open_blob(blob, sha256)) is None:
                     return LocalLead(Spool(path, fd, algorithms))
@@ -143,17 +155,27 @@ class LocalFills:
                     return ForeignSpool(sha256, path, blob, fd)
         raise OSError(f"the spool {path.name} kept changing; giving up on this fill")
 
-    def _lead_sync(self, path: Path) -> int | None:
-        """Lock a new spool, then link it to `path`: a live leader's spool is never visible unlocked."""
-        staging, fd = create_locked(self._tmp)
-        try:
-            os.link(staging, path)  # fails if the name exists: one leader, even between processes
-        except FileExistsError:
-            os.close(fd)
-            return None
-        except BaseException:
-            os.close(fd)
-            raise
-        finally:
-            staging.unlink()
-        return fd
+
+def open_fill(tmp: Path, sha256: str, blob: Path | None) -> ForeignSpool | None:
+    """The fill spool of `sha256` in `tmp` when one is there (led by a live process or not: its outcome says),
+    followed; None when there is none."""
+    path = tmp / f"{FILL_PREFIX}{sha256}{SPOOL_SUFFIX}"
+    fd = open_existing(path)
+    return None if fd is None else ForeignSpool(sha256, path, blob, fd)
+
+
+def lead_sync(tmp: Path, path: Path) -> int | None:
+    """Lock a new spool in `tmp`, then link it to `path`: a live leader's spool is never visible unlocked. The
+    locked descriptor, or None when `path` exists (someone else leads)."""
+    staging, fd = create_locked(tmp)
+    try:
+        os.link(staging, path)  # fails if the name exists: one leader, even between processes
+    except FileExistsError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    finally:
+        staging.unlink()
+    return fd

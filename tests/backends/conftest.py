@@ -48,13 +48,19 @@ KINDS: dict[str, Callable[[pytest.FixtureRequest, Path], Urls]] = {
 # Kinds that differ from the first only in where blobs are stored run only the test modules about blobs, spools and
 # fills (the metadata modules would test the same SQLite store again, at a minute of bucket set-ups).
 STORAGE_ONLY = {"sqlite+s3", "sqlite+s3+cache"}
-STORAGE_MODULES = {"test_blobs", "test_fills", "test_spools", "test_remote_blobs"}
+STORAGE_MODULES = {"test_blobs", "test_fills", "test_spools"}
+# Kinds with an object store, the only ones that run the modules about object stores' own promises.
+REMOTE = {"sqlite+s3", "sqlite+s3+cache"}
+REMOTE_MODULES = {"test_remote_blobs"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backends" in metafunc.fixturenames:
         module = metafunc.module.__name__.rpartition(".")[2]
-        kinds = [kind for kind in KINDS if kind not in STORAGE_ONLY or module in STORAGE_MODULES]
+        if module in REMOTE_MODULES:
+            kinds = [kind for kind in KINDS if kind in REMOTE]
+        else:
+            kinds = [kind for kind in KINDS if kind not in STORAGE_ONLY or module in STORAGE_MODULES]
         metafunc.parametrize("backends", kinds, indirect=True)
 
 

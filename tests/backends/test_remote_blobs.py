@@ -8,6 +8,7 @@ import hashlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,7 @@ import pytest
 from proxy.backends import open_backends
 from proxy.backends.spools import Spool
 from proxy.errors import StorageUnavailable
+from proxy.reaper import BlobReaper
 from tests.backends.buckets import Bucket, bucket_of
 from tests.backends.committer import pattern
 from tests.backends.conftest import BackendsUnderTest
@@ -122,3 +124,31 @@ async def test_a_failed_upload_leaves_no_object_and_no_pending_upload(
     assert await bucket.keys() == []
     assert await bucket.pending_uploads() == []
     assert await backends.blobs.stat(SHA) is None
+
+
+async def test_a_blob_reaped_by_another_host_is_not_served_from_this_hosts_copies(
+    backends: BackendsUnderTest, tmp_path: Path
+):
+    """Another host (its own data dir and read cache, the same database and bucket) reaps a blob this host has
+    read: this host then says it is absent (reader_nowait, reader, stat), and its local copy is deleted, never
+    served (the BLOBS change stamp moved: every copy is checked again)."""
+    small = (await backends.blobs.put_bytes(SMALL)).sha256
+    async with backends.spools.new() as spool:
+        await spool.write(DATA)
+        await backends.blobs.commit(spool)
+    for sha in (SHA, small):
+        await backends.meta.record_blob(sha, 1)
+        held = await backends.blobs.reader(sha)
+        assert held is not None
+        held.close()
+    copies = backends.config.data_dir / "readcache"
+    if backends.config.storage.local_cache:
+        assert {path.name for path in copies.rglob("*") if len(path.name) == 64} >= {SHA}
+    other = replace(backends.config, server=replace(backends.config.server, data_dir=tmp_path / "other-host"))
+    async with open_backends(other) as elsewhere:
+        assert await BlobReaper(elsewhere.meta, elsewhere.blobs).reclaim([SHA, small]) == sorted([SHA, small])
+    for sha in (SHA, small):
+        assert backends.blobs.reader_nowait(sha) is None
+        assert await backends.blobs.reader(sha) is None
+        assert await backends.blobs.stat(sha) is None
+    assert {path.name for path in copies.rglob("*") if len(path.name) == 64} == set()

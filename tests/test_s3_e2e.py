@@ -26,6 +26,7 @@ PAYLOAD = 200 * 1024  # every wheel here is bigger than 64 KiB: the size from wh
 BIG = build_wheel("bigdep", "1.0", payload_size=PAYLOAD)
 NEEDS_BIG = build_wheel("needs-big", "1.0", requires_dist=["bigdep>=1"], payload_size=PAYLOAD)
 PRIVATE = build_wheel("acme-internal", "1.0.0", requires_dist=["bigdep>=1"], payload_size=PAYLOAD)
+TAMPERED = build_wheel("bigdep", "1.0", payload_size=PAYLOAD, module_source="raise SystemExit('tampered')\n")
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 
 
@@ -125,7 +126,8 @@ async def test_with_redirects_pip_and_uv_fetch_from_the_object_store_and_check_h
 ):
     """With `[storage] redirect = true`, a file still filling is streamed by shadowpi (the first install); a
     cached one (the second and third) is a 302 to a presigned URL that pip and uv follow. The bytes come from the
-    object store: once the object is replaced by other bytes, pip refuses them (the hash in the index page)."""
+    object store: once the object is replaced by another valid wheel, pip and uv refuse it (the hash in the index
+    page)."""
     config = tmp_path / "shadowpi.toml"
     config.write_text(f'[storage]\nurl = "{s3_bucket.url}"\nredirect = true\n')
     flags = ["--config", str(config), "--log-format", "json"]
@@ -136,11 +138,17 @@ async def test_with_redirects_pip_and_uv_fetch_from_the_object_store_and_check_h
         assert sorted(redirects(server)) == sorted([BIG.filename, NEEDS_BIG.filename])
         assert await uv_install(server, tmp_path / "uv", "needs-big") >= expected(NEEDS_BIG, BIG)
         assert len(redirects(server)) == 4
-        await replace_object(s3_bucket, BIG, b"not the wheel" * 10000)
+        await replace_object(s3_bucket, BIG, TAMPERED.data)
         refused = await run_pip("install", "--no-compile", "--target", str(tmp_path / "pip-3"), "--index-url",
                                 f"{server.url}/simple/", "bigdep")
         assert refused.returncode != 0
         assert "THESE PACKAGES DO NOT MATCH THE HASHES" in refused.stderr
+        created = await run_uv("venv", "--python", sys.executable, str(tmp_path / "uv-refused"))
+        assert created.returncode == 0, created.stderr
+        refused = await run_uv("pip", "install", "--python", str(tmp_path / "uv-refused"), "--index-url",
+                               f"{server.url}/simple/", "bigdep")
+        assert refused.returncode != 0
+        assert "hash mismatch" in refused.stderr.lower(), refused.stderr
         assert await server.stop() == 0
     assert big_upstream.fake.hits[f"/files/bigdep/{BIG.filename}"] == 1
 

@@ -16,9 +16,10 @@ Four shadowpi configurations, each a fresh process, data dir and bucket, in fron
 Per configuration: the cold 100 MiB download (upstream -> shadowpi -> client, sha256 checked), warm downloads of
 it for a few seconds with 1 and with 8 clients (GB/s = 10^9 bytes/s, every copy checked for size), the growth of
 shadowpi's RSS (VmRSS of its process tree, sampled every 10 ms) during one warm 100 MiB download, and a cold then a
-warm 1 GiB download with the same RSS sampling. Runs alternate the order of the configurations; cells are the
-median (min-max) over the runs. The machine's other load (2 cores shared) moves every number: compare columns of
-one run, not runs of different days.
+warm 1 GiB download with the same RSS sampling, and how long after the cold 1 GiB download ended the file was
+committed (served as a hit or redirected: for S3, the upload to the bucket). Runs alternate the order of the
+configurations; cells are the median (min-max) over the runs. The machine's other load (2 cores shared) moves
+every number: compare columns of one run, not runs of different days.
 """
 
 from __future__ import annotations
@@ -111,15 +112,16 @@ def rss_growth(pids: Callable[[], list[int]], action: Callable[[], Response]) ->
     return response, (peak[0] - baseline) / MIB
 
 
-def settled(url: str, redirect: bool, deadline: float = 120.0) -> None:
+def settled(url: str, redirect: bool, deadline: float = 120.0) -> float:
     """Wait until the file is committed (served as a hit, or redirected): the cold download's upload to the
-    bucket may still run after its last byte was sent."""
-    ends = time.monotonic() + deadline
+    bucket may still run after its last byte was sent. Returns the seconds waited."""
+    started = time.monotonic()
+    ends = started + deadline
     wanted = "redirect" if redirect else "hit"
     while time.monotonic() < ends:
         response = get(url)
         if response.headers.get("x-shadowpi-cache") == wanted:
-            return
+            return time.monotonic() - started
         time.sleep(0.2)
     raise RuntimeError(f"{url} was not committed within {deadline:g}s")
 
@@ -195,7 +197,7 @@ class Bench:
         if cold_big.size != big.size:
             raise RuntimeError(f"{config}: cold 1 GiB: {cold_big.size} of {big.size} bytes")
         metrics |= {"cold_1g.s": cold_big.total, "cold_1g.rss_growth_mib": growth}
-        settled(huge, redirect, deadline=600)
+        metrics["cold_1g.commit_s"] = settled(huge, redirect, deadline=600)
         warm_big, growth = rss_growth(pids, lambda: follow(huge))
         if warm_big.size != big.size:
             raise RuntimeError(f"{config}: warm 1 GiB: {warm_big.size} of {big.size} bytes")
@@ -210,6 +212,7 @@ ROWS = [
     ("warm_100.rss_growth_mib", "v RSS growth, warm 100 MiB, MiB", "{:.1f}"),
     ("cold_1g.s", "v cold 1 GiB download, s", "{:.1f}"),
     ("cold_1g.rss_growth_mib", "v RSS growth, cold 1 GiB, MiB", "{:.1f}"),
+    ("cold_1g.commit_s", "v 1 GiB committed, s after the client had it", "{:.1f}"),
     ("warm_1g.s", "v warm 1 GiB download, s", "{:.2f}"),
     ("warm_1g.rss_growth_mib", "v RSS growth, warm 1 GiB, MiB", "{:.1f}"),
 ]

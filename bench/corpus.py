@@ -180,6 +180,11 @@ def load_projects(cache: Path, sizes: Sizes, log: Callable[[str], None]) -> dict
     return projects
 
 
+def ensure_project(group_dir: Path, name: str, size: int) -> Project:
+    """One project of a single random file of `size` bytes, from the cache or generated now (bench/s3_storage.py)."""
+    return _ensure(group_dir, name, random_writer(name, size))[0]
+
+
 def _ensure(group_dir: Path, name: str, writer: Writer) -> tuple[Project, bool]:
     """The project from the cache, generating it first when needed (then the flag is True)."""
     directory = group_dir / name

@@ -67,12 +67,16 @@ MARKS = {kind: [pytest.mark.engines] for kind in KINDS if kind != "sqlite+local"
 # differs from both halves only in its fill coordinator (the cluster's, postgres/fills.py).
 STORAGE_MODULES = {"test_blobs", "test_fills", "test_spools", "test_remote_blobs"}
 ONLY = {"sqlite+s3": STORAGE_MODULES, "sqlite+s3+cache": STORAGE_MODULES, "postgresql+s3": {"test_fills"}}
+# Modules about object stores' own promises: only the kinds with an object store run them.
+REMOTE_MODULES = {"test_remote_blobs"}
+REMOTE = {"sqlite+s3", "sqlite+s3+cache", "postgresql+s3"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backends" in metafunc.fixturenames:
         module = metafunc.module.__name__.rpartition(".")[2]
-        kinds = [kind for kind in KINDS if kind not in ONLY or module in ONLY[kind]]
+        kinds = [kind for kind in KINDS if (kind not in ONLY or module in ONLY[kind])
+                 and (module not in REMOTE_MODULES or kind in REMOTE)]
         params = [pytest.param(kind, marks=MARKS.get(kind, [])) for kind in kinds]
         metafunc.parametrize("backends", params, indirect=True, ids=kinds)
 

@@ -3,13 +3,24 @@ is never a blob; a deletion announced anywhere is never contradicted by a held r
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import json
+import sys
+from pathlib import Path
 
 import pytest
 
 from proxy.backends.blobs import BlobInfo, BlobReader
+from proxy.backends.s3.upload import abort_stale_uploads
 from proxy.reaper import BlobReaper
-from tests.backends.conftest import Backends
+from tests.backends.buckets import Bucket, bucket_of
+from tests.backends.committer import pattern
+from tests.backends.conftest import Backends, BackendsUnderTest
+from tests.clients import clean_env
+
+ROOT = Path(__file__).parent.parent.parent
 
 DATA = bytes(range(256)) * 4000  # ~1 MiB: several chunks
 SHA = hashlib.sha256(DATA).hexdigest()
@@ -118,3 +129,81 @@ async def test_put_bytes_and_probe(backends: Backends):
     """put_bytes commits small content; probe() passes on writable storage."""
     assert await backends.blobs.put_bytes(b"METADATA") == BlobInfo(hashlib.sha256(b"METADATA").hexdigest(), 8)
     await backends.blobs.probe()
+
+
+BIG = pattern(20 * 2**20)  # several multipart parts for an object store
+BIG_SHA = hashlib.sha256(BIG).hexdigest()
+
+
+async def test_concurrent_commits_of_one_blob_both_succeed(backends: BackendsUnderTest, peer: Backends):
+    """Two processes committing the same bytes at the same time both succeed and leave one intact blob (an object
+    store: exactly one object, and no upload left pending)."""
+    async with backends.spools.new() as first, peer.spools.new() as second:
+        await first.write(BIG)
+        await second.write(BIG)
+        committed = await asyncio.gather(backends.blobs.commit(first), peer.blobs.commit(second))
+    assert committed == [BlobInfo(BIG_SHA, len(BIG))] * 2
+    assert await peer.blobs.stat(BIG_SHA) == BlobInfo(BIG_SHA, len(BIG))
+    assert await backends.blobs.read_bytes(BIG_SHA) == BIG
+    async with bucket_of(backends.config.storage.url) as bucket:
+        if bucket is not None:
+            assert [key.rpartition("/")[2] for key in await bucket.keys()] == [BIG_SHA]
+            assert await bucket.pending_uploads() == []
+
+
+async def test_a_process_killed_mid_commit_leaves_no_visible_blob(backends: BackendsUnderTest, tmp_path: Path):
+    """SIGKILL during a commit never leaves part of a blob visible: it is absent, or whole. (An object store's
+    upload is killed after some of its parts arrived: the object is absent, and the pending upload, invisible, is
+    aborted by the sweep of stale uploads.)"""
+    size = 48 * 2**20
+    data = pattern(size)
+    sha = hashlib.sha256(data).hexdigest()
+    raw = {"server": {"data_dir": str(tmp_path / "killed")}, "database": {"url": backends.config.database.url},
+           "storage": {"url": backends.config.storage.url}}
+    errors = tmp_path / "committer.log"
+    with errors.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.backends.committer", json.dumps(raw), str(size),
+            stdout=asyncio.subprocess.PIPE, stderr=stderr, env={**clean_env(), "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+        )
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(60):
+            assert await process.stdout.readline() == b"committing\n"
+        async with bucket_of(backends.config.storage.url) as bucket:
+            if bucket is not None:  # killed once parts are being uploaded (polling another process, bounded)
+                await _wait_for_uploaded_part(bucket, process, errors)
+            process.kill()
+            await process.wait()
+            found = await backends.blobs.stat(sha)
+            if bucket is None:
+                assert found is None or await backends.blobs.read_bytes(sha) == data
+                return
+            assert found is None
+            assert await backends.blobs.reader(sha) is None
+            assert [u["Key"].rpartition("/")[2] for u in await bucket.pending_uploads()] == [sha]
+            # The sweep every process runs aborts it once it is old enough (a live upload never is).
+            blobs = f"{bucket.prefix}/blobs/"
+            assert await abort_stale_uploads(bucket.client, bucket.bucket, blobs, older_than=3600) == 0
+            assert await abort_stale_uploads(bucket.client, bucket.bucket, blobs, older_than=0) == 1
+            assert await bucket.pending_uploads() == []
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def _wait_for_uploaded_part(bucket: Bucket, process: asyncio.subprocess.Process, errors: Path) -> None:
+    """Until the object store holds a part of the committer's pending upload (polling another process, bounded).
+    Fails at once, saying why, when the committer ended first."""
+    async with asyncio.timeout(120):
+        while True:
+            uploads = await bucket.pending_uploads()
+            if uploads and await bucket.parts(uploads[0]) >= 1:
+                return
+            if process.returncode is not None:
+                log = await asyncio.to_thread(errors.read_text)
+                raise AssertionError(f"the committer ended ({process.returncode}) before a part was seen: {log}")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.02):
+                    await process.wait()

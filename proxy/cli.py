@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from proxy import __version__
+from proxy.backends.urls import mask_password
 from proxy.bundle.command import add_bundle_parsers, run_export, run_import
 from proxy.cli_common import add_common, announce_data_dir, config_from_args, run
 from proxy.config import Config
@@ -51,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     purge = cache_actions.add_parser("purge", help="drop a project's cached page and files (refetched on demand)")
     purge.add_argument("project")
     add_common(purge)
+    db = commands.add_parser("db", help="the metadata database's schema")
+    db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_common(db_actions.add_parser(
+        "upgrade", help="apply this shadowpi's schema migrations now (serve applies them too, once per cluster)",
+    ), upstream_help=argparse.SUPPRESS)
     return parser
 
 
@@ -125,7 +131,23 @@ def _admin(args: argparse.Namespace, config: Config) -> int:
         if args.action == "usage":
             return run(admin.cache_usage(config, print))
         return run(admin.cache_purge(config, args.project, print))
+    if args.command == "db":
+        return run(_db_upgrade(config, print))
     raise AssertionError(args.command)  # argparse only accepts the commands above
+
+
+async def _db_upgrade(config: Config, out: Callable[[str], None]) -> int:
+    """`shadowpi db upgrade`: migrate the configured database (under the store's lock: a replica starting at the
+    same moment waits for it, or it for the replica) and say from which schema version to which."""
+    from proxy.backends import open_backends
+
+    async with open_backends(config, check_schema=False) as backends:
+        applied = await backends.meta.migrate()  # what this process applied: another may have done it meanwhile
+        after = await backends.meta.schema_version()
+    where = mask_password(config.database.url)
+    out(f"database schema {after - applied} -> {after} ({where})" if applied else f"database schema {after}, up to"
+        f" date ({where})")
+    return 0
 
 
 def _warm_app(config: Config) -> web.Application:

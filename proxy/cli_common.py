@@ -14,6 +14,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from proxy.backends.metadata import SchemaMismatch
 from proxy.config import Config, load_config
 from proxy.errors import ProxyError
 
@@ -63,9 +64,10 @@ def announce_data_dir(config: Config) -> None:
 
 
 def run(coro: Coroutine[Any, Any, int]) -> int:
-    """Run a command's coroutine; a ProxyError becomes one line on stderr and exit code 1."""
+    """Run a command's coroutine; a ProxyError (or a database schema this shadowpi cannot use) becomes one line on
+    stderr and exit code 1."""
     try:
         return asyncio.run(coro)
-    except ProxyError as exc:
+    except (ProxyError, SchemaMismatch) as exc:
         print(f"shadowpi: {exc}", file=sys.stderr)
         return 1

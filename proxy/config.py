@@ -11,7 +11,7 @@ from typing import Any
 
 from yarl import URL
 
-from proxy.backends.urls import parse_database_url, parse_storage_url
+from proxy.backends.urls import mask_password, parse_database_url, parse_storage_url
 from proxy.config_env import LEGACY_DATA_DIR, Warn, default_data_dir, env_name, env_settings
 from proxy.errors import ConfigError, InvalidProjectName
 from proxy.simple.names import NormalizedName, parse_project_name
@@ -55,6 +55,10 @@ class UpstreamConfig:
 @dataclass(frozen=True, slots=True)
 class DatabaseConfig:
     url: str = "sqlite:"  # the metadata backend; "sqlite:" is <data_dir>/shadowpi.sqlite3 (proxy/backends/urls.py)
+    pool_size: int = 10  # PostgreSQL: connections per process at most (plus one for change notifications)
+
+    def __repr__(self) -> str:  # the URL may hold a password
+        return f"DatabaseConfig(url={mask_password(self.url)!r}, pool_size={self.pool_size})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +327,7 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "max_page_size": lambda k, v: _as_int(k, v, minimum=1024),
         "max_page_files": lambda k, v: _as_int(k, v, minimum=1),
     },
-    "database": {"url": _as_database_url},
+    "database": {"url": _as_database_url, "pool_size": lambda k, v: _as_int(k, v, minimum=1, maximum=1000)},
     "storage": {
         "url": _as_storage_url,
         "endpoint_url": _as_endpoint_url,

@@ -69,6 +69,11 @@ class StorageUnavailable(ProxyError, OSError):
     store interface reports storage failures as OSError (proxy/backends/blobs.py)."""
 
 
+class BackendUnavailable(ProxyError):
+    """The metadata database cannot be reached or refuses the connection (wrong password, no such database); the
+    message names the key and the URL, never the password."""
+
+
 class UploadTooLarge(InvalidUpload):
     """The upload exceeds [upload] max_size."""
 

@@ -1,15 +1,21 @@
 """Upstream page cache: persistent (database), TTL + conditional revalidation, negative caching, single-flight,
-stale serving when upstream fails, and offline mode."""
+stale serving when upstream fails, and offline mode.
+
+Single-flight and the TTL hold for every process sharing the store as far as its refresh lock reaches (every
+replica on PostgreSQL; one process on SQLite): a refresh takes the lock of the page, reads the stored row again
+(another process may have refreshed it while this one waited, or since it read its copy) and only then asks
+upstream, keeping the lock until its answer is stored."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from proxy.backends.changes import ChangeFeed, Topic
@@ -163,6 +169,30 @@ class PageCache:
             self._memory_bytes -= _cost(evicted)
 
     async def _refresh(self, name: NormalizedName, stored: StoredPage | None) -> PageLookup:
+        """Refresh from upstream, holding the store's refresh lock of `name` until the answer is stored: with a
+        store shared by replicas, one asks upstream and the others, holding the lock in turn, find its answer."""
+        async with contextlib.AsyncExitStack() as lock:
+            await lock.enter_async_context(self._db.page_refresh_lock(name, wait=self._config.page_timeout))
+            latest = await self._stored_since(name, stored)
+            if latest is not None and self._is_fresh(latest):  # refreshed elsewhere while this process waited
+                self._remember(name, latest)
+                return PageLookup(latest.page, Outcome.HIT, latest.fetched_at)
+            return await self._fetch(name, latest or stored, lock)
+
+    async def _stored_since(self, name: NormalizedName, stored: StoredPage | None) -> StoredPage | None:
+        """The stored answer when another process stored a newer one than `stored` (None otherwise); a copy of
+        `stored` with the new time when it was only revalidated (no need to read and parse the page again)."""
+        freshness = await self._db.page_freshness(name)
+        if freshness is None or (stored is not None and freshness.fetched_at <= stored.fetched_at):
+            return None
+        if stored is not None and stored.same_answer(freshness):
+            return replace(stored, fetched_at=freshness.fetched_at)
+        return await self._db.get_page(name)
+
+    async def _fetch(
+        self, name: NormalizedName, stored: StoredPage | None, lock: contextlib.AsyncExitStack
+    ) -> PageLookup:
+        """Ask upstream; the answer is stored behind (write_behind), and `lock` released once it is."""
         validators = stored if stored is not None and stored.page is not None else None
         try:
             result = await self._upstream.fetch_project(
@@ -179,7 +209,7 @@ class PageCache:
         if isinstance(result, NotModified) and validators is not None:
             fresh = StoredPage(validators.page, validators.etag, validators.last_modified, now)
             self._remember(name, fresh)
-            self._write_behind(self._db.touch_page(name, now), name)
+            self._write_behind(self._db.touch_page(name, now), name, lock.pop_all())
             return PageLookup(fresh.page, Outcome.REVALIDATED, now)
         if isinstance(result, FetchedPage):
             fresh = StoredPage(result.page, result.etag, result.last_modified, now)
@@ -188,22 +218,26 @@ class PageCache:
         else:  # a 304 we did not ask for: upstream is confused
             raise UpstreamUnavailable(f"upstream answered 304 for {name} without a cached copy")
         self._remember(name, fresh)
-        self._write_behind(self._db.put_page(name, fresh), name)
+        self._write_behind(self._db.put_page(name, fresh), name, lock.pop_all())
         return PageLookup(fresh.page, Outcome.MISS, now)
 
-    def _write_behind(self, write: Coroutine[Any, Any, None], name: NormalizedName) -> None:
+    def _write_behind(
+        self, write: Coroutine[Any, Any, None], name: NormalizedName, lock: contextlib.AsyncExitStack
+    ) -> None:
         """Store a page without making the client wait for the commit: memory already answers for it, and
-        write transactions run one at a time, in order, so a later write of the same page cannot be overtaken."""
-        task = asyncio.create_task(self._logged(write, name), name=f"store-page:{name}")
+        write transactions of one page are ordered by its refresh lock, released (`lock`) once this one is
+        committed, so another process taking the lock next finds the page stored."""
+        task = asyncio.create_task(self._logged(write, name, lock), name=f"store-page:{name}")
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
     @staticmethod
-    async def _logged(write: Coroutine[Any, Any, None], name: NormalizedName) -> None:
-        try:
-            await write
-        except Exception:  # the page was served; only its persistence failed
-            log.exception("could not store the page of %s", name)
+    async def _logged(write: Coroutine[Any, Any, None], name: NormalizedName, lock: contextlib.AsyncExitStack) -> None:
+        async with lock:
+            try:
+                await write
+            except Exception:  # the page was served; only its persistence failed
+                log.exception("could not store the page of %s", name)
 
 
 def _cost(stored: StoredPage) -> int:

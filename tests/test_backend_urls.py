@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from proxy.backends import open_backends
-from proxy.backends.urls import S3URL, FileURL, SqliteURL, parse_database_url, parse_storage_url
+from proxy.backends.urls import S3URL, FileURL, PostgresURL, SqliteURL, parse_database_url, parse_storage_url
 from proxy.cli import build_parser
 from proxy.cli_common import config_from_args
 from proxy.config import build_config, load_config
@@ -25,8 +25,23 @@ from tests.clients import clean_env, run
         ("sqlite:///var/lib/shadowpi/meta.sqlite3", SqliteURL(PurePosixPath("/var/lib/shadowpi/meta.sqlite3"))),
         ("sqlite:///srv/with%20space.db", SqliteURL(PurePosixPath("/srv/with space.db"))),
         ("postgresql://shadowpi:pw@db:5432/shadowpi",
-         "database.url: unsupported scheme 'postgresql' (supported: sqlite)"),
-        ("s3://bucket", "database.url: unsupported scheme 's3' (supported: sqlite)"),
+         PostgresURL("postgresql://shadowpi:pw@db:5432/shadowpi", "postgresql://shadowpi:***@db:5432/shadowpi",
+                     "shadowpi")),
+        ("postgres://db/meta", PostgresURL("postgres://db/meta", "postgres://db/meta", "meta")),
+        ("postgresql:///meta?host=/run/postgresql&password=pw",
+         PostgresURL("postgresql:///meta?host=/run/postgresql&password=pw",
+                     "postgresql:///meta?host=/run/postgresql&password=***", "meta")),
+        ("postgresql://shadowpi:pw@db:5432/",
+         "database.url: 'postgresql://shadowpi:***@db:5432/' names no database (expected postgresql://"),
+        ("postgresql://shadowpi:pw@db", "database.url: 'postgresql://shadowpi:***@db' names no database"),
+        ("postgresql://shadowpi:pw@db/a/b", "database.url: 'postgresql://shadowpi:***@db/a/b' names no database"),
+        ("postgresql://shadowpi:pw@db:port/x",
+         "database.url: 'postgresql://shadowpi:***@db:port/x' is not a valid URL"),
+        ("postgresql://shadowpi:pw@db:70000/x",
+         "database.url: 'postgresql://shadowpi:***@db:70000/x' is not a valid URL"),
+        ("postgresql:shadowpi", "database.url: 'postgresql:shadowpi' must be postgresql://host/dbname"),
+        ("postgresql://u:pw@db/x#frag", "database.url: 'postgresql://u:***@db/x#frag' takes no fragment"),
+        ("s3://bucket", "database.url: unsupported scheme 's3' (supported: sqlite, postgresql, postgres)"),
         ("shadowpi.sqlite3", "database.url: 'shadowpi.sqlite3' is not a URL"),
         ("sqlite:relative.db", "database.url: 'sqlite:relative.db' must be sqlite: or an absolute path"),
         ("sqlite://host/x.db", "database.url: 'sqlite://host/x.db' must be sqlite: or an absolute path"),
@@ -34,13 +49,15 @@ from tests.clients import clean_env, run
         ("sqlite:///x.db?mode=ro", "database.url: 'sqlite:///x.db?mode=ro' takes no query or fragment"),
     ],
 )
-def test_database_urls(text: str, expected: SqliteURL | str) -> None:
-    """Only sqlite: (the data dir's file) and sqlite:///absolute/path are databases; anything else is refused
-    with one line that names the key (and, for another scheme, the supported ones)."""
+def test_database_urls(text: str, expected: SqliteURL | PostgresURL | str) -> None:
+    """sqlite: (the data dir's file), sqlite:///absolute/path and postgresql:// (or postgres://) URLs naming a
+    database are databases; anything else is refused with one line that names the key (and, for another scheme,
+    the supported ones), and never shows a password."""
     if isinstance(expected, str):
         with pytest.raises(ConfigError) as info:
             parse_database_url("database.url", text)
         assert str(info.value).startswith(expected)
+        assert ":pw@" not in str(info.value) and "password=pw" not in str(info.value)
     else:
         assert parse_database_url("database.url", text) == expected
 
@@ -99,14 +116,19 @@ def test_the_urls_come_from_the_file_the_environment_and_the_flags(tmp_path: Pat
         load_config(None, environ={"SHADOWPI_STORAGE_URL": "gs://bucket"})
     assert load_config(None, environ={"SHADOWPI_STORAGE_URL": "s3://bucket/p"}).storage.url == "s3://bucket/p"
     path.write_text('[database]\nurl = "mysql://x"\n')
-    with pytest.raises(ConfigError, match=r"^database.url: unsupported scheme 'mysql' \(supported: sqlite\)$"):
+    refused = r"^database.url: unsupported scheme 'mysql' \(supported: sqlite, postgresql,"
+    with pytest.raises(ConfigError, match=refused):
         load_config(path)
+    environ = {"SHADOWPI_DATABASE_URL": "postgresql://u:secret@db/meta", "SHADOWPI_DATABASE_POOL_SIZE": "4"}
+    config = load_config(None, environ=environ)
+    assert (config.database.url, config.database.pool_size) == ("postgresql://u:secret@db/meta", 4)
+    assert "secret" not in repr(config)  # the database URL is masked wherever the config is shown
 
 
 @pytest.mark.parametrize("command", [
     ["serve"], ["token", "list"], ["token", "create", "--user", "ci"], ["token", "revoke", "1"],
     ["yank", "p", "1.0"], ["unyank", "p", "1.0"], ["delete", "p", "1.0"], ["audit"], ["cache", "usage"],
-    ["cache", "purge", "p"], ["warm", "p"], ["export", "out"], ["import", "in"],
+    ["cache", "purge", "p"], ["warm", "p"], ["export", "out"], ["import", "in"], ["db", "upgrade"],
 ])
 def test_every_command_takes_database_and_storage(command: list[str]) -> None:
     """--database and --storage are accepted by every command, as --data-dir and --config are."""
@@ -129,13 +151,13 @@ async def test_open_backends_puts_the_database_and_the_blobs_where_the_urls_say(
 
 
 async def test_a_command_with_an_unsupported_url_is_one_line(tmp_path: Path) -> None:
-    """`shadowpi token list --database postgresql://…` exits 2 with one line naming the key and the supported
-    schemes (the next issue adds PostgreSQL), and creates nothing."""
+    """`shadowpi token list --database mysql://…` exits 2 with one line naming the key and the supported schemes,
+    and creates nothing."""
     result = await run(sys.executable, "-m", "proxy", "token", "list", "--data-dir", str(tmp_path / "d"),
-                       "--database", "postgresql://u:p@127.0.0.1/x", env=clean_env(), timeout=60)
+                       "--database", "mysql://u:p@127.0.0.1/x", env=clean_env(), timeout=60)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (
-        "shadowpi: config error: database.url: unsupported scheme 'postgresql' (supported: sqlite)\n"
+        "shadowpi: config error: database.url: unsupported scheme 'mysql' (supported: sqlite, postgresql, postgres)\n"
     )
     assert not (tmp_path / "d").exists()
 

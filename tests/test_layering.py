@@ -3,12 +3,12 @@ only the backend interfaces, one module chooses implementations, and the command
 
 Like tests/test_pure_core.py, this reads the source (ast), imports nothing, and checks imports inside functions
 too. The rules:
-- drivers (aiosqlite, sqlite3, fcntl, mmap, aiobotocore, botocore) are imported only in proxy/backends/sqlite/,
-  proxy/backends/local/, proxy/backends/s3/ and proxy/backends/spools.py, and only there are os.link, os.pread,
-  os.sendfile and Path.hardlink_to used;
+- drivers (aiosqlite, sqlite3, asyncpg, fcntl, mmap, aiobotocore, botocore) are imported only in
+  proxy/backends/sqlite/, proxy/backends/postgres/, proxy/backends/local/, proxy/backends/s3/ and
+  proxy/backends/spools.py, and only there are os.link, os.pread, os.sendfile and Path.hardlink_to used;
 - proxy/web/ imports nothing of proxy.backends but the interface and record modules, and no storage internals;
-- only proxy/backends/__init__.py imports an implementation package (proxy.backends.sqlite, proxy.backends.local,
-  proxy.backends.s3);
+- only proxy/backends/__init__.py imports an implementation package (proxy.backends.sqlite,
+  proxy.backends.postgres, proxy.backends.local, proxy.backends.s3);
 - the SQLite backend's own names (DB_FILENAME, its classes) appear nowhere else;
 - the modules of proxy/ import each other without cycles (imports for type checking only excepted), and the
   composition roots (proxy.cli, proxy.app, the admin commands) are imported only from above.
@@ -26,9 +26,11 @@ import pytest
 
 ROOT = Path(__file__).parent.parent
 PROXY = ROOT / "proxy"
-IMPLEMENTATIONS = ("proxy/backends/sqlite/", "proxy/backends/local/", "proxy/backends/s3/", "proxy/backends/spools.py")
-IMPLEMENTATION_PACKAGES = ("proxy.backends.sqlite", "proxy.backends.local", "proxy.backends.s3")
-DRIVERS = {"aiosqlite", "sqlite3", "fcntl", "mmap", "aiobotocore", "botocore", "types_aiobotocore_s3"}
+IMPLEMENTATIONS = ("proxy/backends/sqlite/", "proxy/backends/postgres/", "proxy/backends/local/",
+                   "proxy/backends/s3/", "proxy/backends/spools.py")
+IMPLEMENTATION_PACKAGES = ("proxy.backends.sqlite", "proxy.backends.postgres", "proxy.backends.local",
+                           "proxy.backends.s3")
+DRIVERS = {"aiosqlite", "sqlite3", "asyncpg", "fcntl", "mmap", "aiobotocore", "botocore", "types_aiobotocore_s3"}
 POSIX_CALLS = {"os.link", "os.pread", "os.sendfile", "hardlink_to"}
 INTERFACES = {"proxy.backends.metadata", "proxy.backends.records", "proxy.backends.changes", "proxy.backends.blobs",
               "proxy.backends.fills"}
@@ -126,8 +128,9 @@ WEB = [m for m in ALL if m.path.startswith("proxy/web/")]
 
 @pytest.mark.parametrize("module", OUTSIDE, ids=lambda m: m.path)
 def test_drivers_are_imported_only_by_backend_implementations(module: Module) -> None:
-    """No module outside proxy/backends/sqlite, proxy/backends/local, proxy/backends/s3 and
-    proxy/backends/spools.py imports aiosqlite, sqlite3, fcntl, mmap or the S3 client (even inside a function)."""
+    """No module outside proxy/backends/sqlite, proxy/backends/postgres, proxy/backends/local, proxy/backends/s3
+    and proxy/backends/spools.py imports aiosqlite, sqlite3, asyncpg, fcntl, mmap or the S3 client (even inside a
+    function)."""
     roots = {name.partition(".")[0] for name in module.imports}
     assert _violations(module, roots & DRIVERS) == set()
 

@@ -11,7 +11,7 @@ implementation they got:
   every backend: an object store is committed to from a spool too).
 
 This module is the only one that looks at URL schemes and imports implementations (tests/test_layering.py):
-- `sqlite:` metadata (proxy/backends/sqlite/);
+- `sqlite:` (proxy/backends/sqlite/) or `postgresql://` (proxy/backends/postgres/) metadata and its change feed;
 - `file:` blobs in a directory, with fills coordinated between the processes sharing it (proxy/backends/local/);
 - `s3://` blobs in a bucket (proxy/backends/s3/), optionally behind a local read cache on this host
   (local/readcache.py, `[storage] local_cache`); spools stay in the data dir, and fills are coordinated between
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from proxy.backends.urls import S3URL, FileURL, parse_database_url, parse_storage_url
+from proxy.backends.urls import S3URL, FileURL, PostgresURL, SqliteURL, parse_database_url, parse_storage_url
 from proxy.errors import ConfigError
 
 if TYPE_CHECKING:  # importing this package (proxy.config does, for urls.py) must not load any implementation
@@ -53,23 +53,25 @@ class Backends:
 
 
 @contextlib.asynccontextmanager
-async def open_backends(config: Config, *, migrate: bool = False) -> AsyncIterator[Backends]:
+async def open_backends(
+    config: Config, *, migrate: bool = False, check_schema: bool = True
+) -> AsyncIterator[Backends]:
     """Open the configured backends, yield them, close them.
 
     `migrate`: bring the metadata schema up to date first (`serve`, and the commands, which may run on a new data
-    dir); without it, a schema that is not this shadowpi's raises SchemaMismatch. Blob storage is not opened
-    further here (its directories are created, nothing is swept: the server does that). Raises ConfigError for a
-    URL no backend serves.
+    dir; on PostgreSQL under an advisory lock, so replicas starting together migrate once); without it, a schema
+    that is not this shadowpi's raises SchemaMismatch, unless `check_schema` is false (`shadowpi db upgrade`
+    looks first). Blob storage is not opened further here (its directories are created, nothing is swept: the
+    server does that). Raises ConfigError for a URL no backend serves (or whose driver is not installed), and
+    BackendUnavailable when the database cannot be connected to.
     """
     database = parse_database_url("database.url", config.database.url)
     storage = parse_storage_url("storage.url", config.storage.url)
     _check_storage_keys(config, storage)
     # Implementations are imported here, on first use: only this module chooses them.
     from proxy.backends.changes import Topic
-    from proxy.backends.sqlite import DB_FILENAME, open_sqlite
 
-    path = Path(database.path) if database.path is not None else config.data_dir / DB_FILENAME
-    async with open_sqlite(path, migrate=migrate) as (meta, changes):
+    async with _metadata(config, database, migrate=migrate, check_schema=check_schema) as (meta, changes):
         # Blob stores forget what they believe about blobs whenever a deletion is announced (BLOBS).
         def blobs_changed() -> bytes:
             return changes.stamp(Topic.BLOBS)
@@ -142,3 +144,25 @@ def _check_storage_keys(config: Config, storage: FileURL | S3URL) -> None:
     for key, set_ in given.items():
         if set_:
             raise ConfigError(f"storage.{key}: only applies to s3:// storage (storage.url is {config.storage.url})")
+
+
+@contextlib.asynccontextmanager
+async def _metadata(
+    config: Config, database: SqliteURL | PostgresURL, *, migrate: bool, check_schema: bool
+) -> AsyncIterator[tuple[MetadataStore, ChangeFeed]]:
+    if isinstance(database, PostgresURL):
+        try:
+            from proxy.backends.postgres import open_postgres
+        except ImportError as exc:  # asyncpg comes with the `scale` extra
+            raise ConfigError(
+                f"database.url: PostgreSQL needs the asyncpg driver ({exc}): pip install 'shadowpi[scale]'"
+            ) from None
+        pool_size = config.database.pool_size
+        async with open_postgres(database, pool_size=pool_size, migrate=migrate, check_schema=check_schema) as opened:
+            yield opened
+        return
+    from proxy.backends.sqlite import DB_FILENAME, open_sqlite
+
+    path = Path(database.path) if database.path is not None else config.data_dir / DB_FILENAME
+    async with open_sqlite(path, migrate=migrate, check_schema=check_schema) as opened:
+        yield opened

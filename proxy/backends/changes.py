@@ -11,10 +11,13 @@ The freshness contract, which every implementation states and tests/backends/tes
   different from every value it returned before the bump. Stamps are compared for equality only, never ordered.
 - Immediate for the embedded backend (SQLite: a shared memory map beside the database file): the very next
   stamp(t) call in any process already differs.
-- A networked feed (PostgreSQL LISTEN/NOTIFY, the next issue) promises: within a stated bound (milliseconds)
-  while its connection is up; and while disconnected, a fresh value on every call, so that readers fall back to
-  reading through instead of serving what may be stale. No implementation may ever return an old value after
-  having returned a newer one for the same topic in the same process.
+- A networked feed (PostgreSQL LISTEN/NOTIFY: proxy/backends/postgres/changes.py) promises: within a stated bound
+  (milliseconds) while its connection is up; and while disconnected, a fresh value on every call, so that readers
+  fall back to reading through instead of serving what may be stale. No implementation may ever return an old
+  value after having returned a newer one for the same topic in the same process.
+- Own commits at once: the process that committed sees its new stamps when the commit returns, on every feed.
+- caught_up() is the barrier behind the bound: once it returns, every change committed anywhere before it was
+  called shows in stamp() (immediate feeds return at once). Tests use it instead of waiting for "long enough".
 - Topics are independent: a bump of one topic leaves the others' stamps unchanged (readers of pages are not
   disturbed by uploads).
 """
@@ -46,4 +49,9 @@ class ChangeFeed(Protocol):
         """Announce a committed change of `topics` to every process. Call it after the commit, never before (a
         reader woken early would read the old rows and keep them). Raises OSError when the feed cannot be
         written."""
+        ...
+
+    async def caught_up(self) -> None:
+        """Return once every change committed (in any process) before the call shows in stamp(). Never raises:
+        a feed that cannot tell (disconnected) returns, its stamps being fresh on every call then."""
         ...

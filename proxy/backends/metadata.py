@@ -26,7 +26,15 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from proxy.backends.records import BlobRecord, CacheUsage, DeletedFile, PrivateFile, StoredPage, TokenRecord
+from proxy.backends.records import (
+    BlobRecord,
+    CacheUsage,
+    DeletedFile,
+    PageFreshness,
+    PrivateFile,
+    StoredPage,
+    TokenRecord,
+)
 from proxy.simple.names import NormalizedName
 
 __all__ = [
@@ -56,6 +64,11 @@ class SchemaMismatch(Exception):
 class PageReads(Protocol):
     async def get_page(self, name: NormalizedName) -> StoredPage | None:
         """The cached upstream answer for a project (a page, or a remembered 404), if any."""
+        ...
+
+    async def page_freshness(self, name: NormalizedName) -> PageFreshness | None:
+        """When upstream last confirmed a project's cached answer, and its validators: a cheap look (the page is
+        neither read nor parsed) that tells whether a copy held in memory is still the stored answer."""
         ...
 
 
@@ -182,6 +195,16 @@ class PageStore(PageReads, PageWrites, Protocol):
 
     async def cached_projects(self) -> list[NormalizedName]:
         """Names of projects with a cached upstream page (not remembered 404s), sorted."""
+        ...
+
+    def page_refresh_lock(self, name: NormalizedName, *, wait: float) -> AbstractAsyncContextManager[bool]:
+        """Hold the right to refresh one project's page from upstream, so that one holder asks upstream and the
+        others, once they hold it in turn, find its answer stored (the page cache reads the row again first).
+        Yields True while held, until the block ends; False when it could not be had within `wait` seconds or
+        the store cannot lock right now (the caller refreshes anyway: at worst one more upstream request).
+
+        Its reach is the backend's: every replica sharing a PostgreSQL store; the coroutines of one process on
+        SQLite (workers of one data dir each ask upstream once per TTL, as they always did)."""
         ...
 
 

@@ -17,6 +17,26 @@ class StoredPage:
     last_modified: str | None
     fetched_at: float
 
+    def same_answer(self, other: PageFreshness) -> bool:
+        """Whether `other` describes this very answer (the same validators: refreshed, not changed, since)."""
+        if (self.page is None) != other.missing:
+            return False
+        if self.page is None:
+            return True
+        validators = (self.etag, self.last_modified)
+        return validators != (None, None) and validators == (other.etag, other.last_modified)
+
+
+@dataclass(frozen=True, slots=True)
+class PageFreshness:
+    """What a cheap look at a stored page says: when upstream last confirmed it, and its validators (enough to
+    tell whether a copy in memory is the same answer, without reading and parsing the page)."""
+
+    fetched_at: float
+    etag: str | None
+    last_modified: str | None
+    missing: bool  # a remembered 404
+
 
 @dataclass(frozen=True, slots=True)
 class CacheUsage:

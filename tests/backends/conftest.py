@@ -1,8 +1,10 @@
 """The backend contract suite's one fixture: `backends`, parametrized over every implementation pair.
 
-Every test in tests/backends/ runs once per entry of KINDS. Adding a backend is one more entry: a function that
-returns the `[database]`/`[storage]` URLs (and any other `[storage]` keys) of a fresh, empty instance (it may ask
-for other fixtures, such as `postgres_db` and `s3_bucket`, through `request`). A test that needs a second
+Every test in tests/backends/ runs once per entry of KINDS (the storage-only kinds: only the storage modules).
+Adding a backend is one more entry: a function that returns the `[database]`/`[storage]` URLs (and any other
+`[storage]` keys) of a fresh, empty instance (it may ask for other fixtures, such as `postgres_db` and
+`s3_bucket`, through `request`). PostgreSQL runs on the real engine the suite starts
+(tests/engines/): those tests carry the `engines` mark. A test that needs a second
 process on the same backends opens one with `backends.reopen()`: another set of connections, feed and store on
 the same URLs, exactly as another worker or command would.
 """
@@ -10,7 +12,7 @@ the same URLs, exactly as another worker or command would.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,13 @@ def _sqlite_local(_request: pytest.FixtureRequest, root: Path) -> Urls:
     return {"database": f"sqlite://{root / 'meta' / 'shadowpi.sqlite3'}", "storage": f"file://{root / 'store'}"}
 
 
+def _postgresql_local(request: pytest.FixtureRequest, root: Path) -> Urls:
+    server = request.getfixturevalue("postgres_server")  # the session's PostgreSQL: a fresh database of its own
+    database = server.create_database()
+    request.addfinalizer(lambda: server.drop_database(database.name))
+    return {"database": database.url, "storage": f"file://{root / 'store'}"}
+
+
 def _sqlite_s3(request: pytest.FixtureRequest, root: Path) -> Urls:
     # A fresh SeaweedFS bucket; the AWS environment (endpoint, credentials) is set by the s3_bucket fixture.
     bucket: S3Bucket = request.getfixturevalue("s3_bucket")
@@ -42,9 +51,12 @@ def _sqlite_s3_cached(request: pytest.FixtureRequest, root: Path) -> Urls:
 
 KINDS: dict[str, Callable[[pytest.FixtureRequest, Path], Urls]] = {
     "sqlite+local": _sqlite_local,
+    "postgresql+local": _postgresql_local,
     "sqlite+s3": _sqlite_s3,
     "sqlite+s3+cache": _sqlite_s3_cached,
 }
+MARKS = {"postgresql+local": [pytest.mark.engines], "sqlite+s3": [pytest.mark.engines],
+         "sqlite+s3+cache": [pytest.mark.engines]}
 # Kinds that differ from the first only in where blobs are stored run only the test modules about blobs, spools and
 # fills (the metadata modules would test the same SQLite store again, at a minute of bucket set-ups).
 STORAGE_ONLY = {"sqlite+s3", "sqlite+s3+cache"}
@@ -55,33 +67,57 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backends" in metafunc.fixturenames:
         module = metafunc.module.__name__.rpartition(".")[2]
         kinds = [kind for kind in KINDS if kind not in STORAGE_ONLY or module in STORAGE_MODULES]
-        metafunc.parametrize("backends", kinds, indirect=True)
+        params = [pytest.param(kind, marks=MARKS.get(kind, [])) for kind in kinds]
+        metafunc.parametrize("backends", params, indirect=True)
 
 
 @dataclass(frozen=True, slots=True)
 class BackendsUnderTest(Backends):
-    """Opened backends, plus the configuration they were opened from."""
+    """Opened backends, plus the configuration they were opened from and a way to get empty ones of the kind."""
 
     config: Config
+    kind: str
+    empty: Callable[[], Config]
 
-    def reopen(self, *, migrate: bool = False) -> AbstractAsyncContextManager[Backends]:
+    def reopen(self, *, migrate: bool = False, check_schema: bool = True) -> AbstractAsyncContextManager[Backends]:
         """The same backends opened again: stands for another process (a worker, a command)."""
-        return open_backends(self.config, migrate=migrate)
+        return open_backends(self.config, migrate=migrate, check_schema=check_schema)
+
+
+def _config(request: pytest.FixtureRequest, kind: str, root: Path) -> Config:
+    urls = KINDS[kind](request, root)
+    extra = {key: value for key, value in urls.items() if key not in {"database", "storage"}}
+    return build_config({
+        "server": {"data_dir": str(root / "data")},
+        "database": {"url": urls["database"]},
+        "storage": {"url": urls["storage"], **extra},
+    })
 
 
 @pytest.fixture
 async def backends(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BackendsUnderTest]:
     """Fresh, migrated backends of one kind (see KINDS, parametrized by pytest_generate_tests); closed after the
-    test."""
-    urls = KINDS[request.param](request, tmp_path)
-    storage = {"url": urls.pop("storage"), **{key: value for key, value in urls.items() if key != "database"}}
-    config = build_config({
-        "server": {"data_dir": str(tmp_path / "data")},
-        "database": {"url": urls["database"]},
-        "storage": storage,
-    })
+    test. `.empty()` configures another, empty (never migrated) instance of the same kind."""
+    async with _opened(request, request.param, tmp_path) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def postgresql_backends(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BackendsUnderTest]:
+    """`backends` of the kind "postgresql+local" only, for the PostgreSQL backend's own tests."""
+    async with _opened(request, "postgresql+local", tmp_path) as opened:
+        yield opened
+
+
+@asynccontextmanager
+async def _opened(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> AsyncIterator[BackendsUnderTest]:
+    roots = iter(range(1, 100))
+    config = _config(request, kind, tmp_path)
     async with open_backends(config, migrate=True) as opened:
-        yield BackendsUnderTest(**{f.name: getattr(opened, f.name) for f in fields(opened)}, config=config)
+        yield BackendsUnderTest(
+            **{f.name: getattr(opened, f.name) for f in fields(opened)}, config=config, kind=kind,
+            empty=lambda: _config(request, kind, tmp_path / f"empty-{next(roots)}"),
+        )
 
 
 @pytest.fixture

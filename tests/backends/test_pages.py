@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from proxy.backends.metadata import MetadataStore
+from proxy.backends.records import PageFreshness
 from proxy.simple.names import NormalizedName
 from tests.backends.conftest import BackendsUnderTest
 from tests.backends.samples import missing_page, stored_page
@@ -79,3 +83,41 @@ async def test_only_the_newest_404s_are_kept(backends: BackendsUnderTest) -> Non
     left = [i for i in range(5) if await meta.get_page(NormalizedName(f"gone-{i}")) is not None]
     assert left == [3, 4]
     assert await meta.get_page(TINYLIB) is not None
+
+
+async def test_page_freshness_tells_the_fetch_time_and_validators_without_the_page(backends: BackendsUnderTest) -> None:
+    """page_freshness: the fetch time, validators and whether it is a remembered 404; touch_page moves the time;
+    a copy in memory is the same answer when its validators match."""
+    meta = backends.meta
+    assert await meta.page_freshness(TINYLIB) is None
+    page = stored_page()
+    await meta.put_page(TINYLIB, page)
+    await meta.put_page(GONE, missing_page(fetched_at=7.0))
+    await meta.touch_page(TINYLIB, 300.0)
+    freshness = await meta.page_freshness(TINYLIB)
+    assert freshness == PageFreshness(300.0, page.etag, page.last_modified, missing=False)
+    assert page.same_answer(freshness)
+    assert await meta.page_freshness(GONE) == PageFreshness(7.0, None, None, missing=True)
+    assert missing_page().same_answer(PageFreshness(7.0, None, None, missing=True))
+    assert not page.same_answer(PageFreshness(300.0, '"etag-2"', page.last_modified, missing=False))
+
+
+async def test_the_refresh_lock_admits_one_holder_of_a_name_at_a_time(backends: BackendsUnderTest) -> None:
+    """While one holds a page's refresh lock, another asking for it (without waiting) does not get it; other
+    names are free; once released, a waiter gets it."""
+    meta = backends.meta
+    async with meta.page_refresh_lock(TINYLIB, wait=5) as held:
+        assert held
+        async with meta.page_refresh_lock(TINYLIB, wait=0) as second:
+            assert not second
+        async with meta.page_refresh_lock(GONE, wait=0) as other_name:
+            assert other_name
+        waiter = asyncio.create_task(_hold(meta, TINYLIB))
+        await asyncio.wait({waiter}, timeout=0.2)  # it waits for the holder however long this is
+        assert not waiter.done()
+    assert await waiter is True
+
+
+async def _hold(meta: MetadataStore, name: NormalizedName) -> bool:
+    async with meta.page_refresh_lock(name, wait=30) as held:
+        return held

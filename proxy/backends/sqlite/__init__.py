@@ -19,12 +19,14 @@ __all__ = ["DB_FILENAME", "MmapChangeFeed", "SqliteMetadata", "open_sqlite"]
 
 
 @contextlib.asynccontextmanager
-async def open_sqlite(path: Path, *, migrate: bool) -> AsyncIterator[tuple[SqliteMetadata, MmapChangeFeed]]:
+async def open_sqlite(
+    path: Path, *, migrate: bool, check_schema: bool = True
+) -> AsyncIterator[tuple[SqliteMetadata, MmapChangeFeed]]:
     """The store on the database file `path` and its change feed (`<path>.changes`, beside it)."""
     await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
     feed = await asyncio.to_thread(MmapChangeFeed.open, path.with_name(path.name + ".changes"))
     try:
-        store = await SqliteMetadata.open(path, feed, migrate=migrate)
+        store = await SqliteMetadata.open(path, feed, migrate=migrate, check_schema=check_schema)
         try:
             yield store, feed
         finally:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from proxy.backends.changes import Topic
 from proxy.backends.records import BlobRecord, CacheUsage
+from proxy.backends.shortcuts import BlobRow
 from proxy.backends.sqlite.base import Queries, Statements
 
 # Blobs that are cached upstream files: not a private upload, nor a private upload's metadata file. Two NOT
@@ -20,7 +21,6 @@ _USAGE_QUERY = (
     "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(size * pinned), 0)"  # noqa: S608 constant SQL
     f" FROM blobs WHERE {_EVICTABLE_SCOPE}"
 )
-BlobRow = tuple[int, float, float]  # size, created_at, last_access: what eviction puts back if deleting fails
 
 
 class BlobReads(Queries):
@@ -88,7 +88,7 @@ class BlobWrites(BlobReads, Statements):
     async def forget_blob(self, sha256: str) -> None:
         await self._run("DELETE FROM blobs WHERE sha256 = ?", (sha256,), topic=Topic.BLOBS, usage=True)
 
-    # --- eviction's two halves (BlobIndex.evicting in database.py puts them together) ---
+    # --- eviction's two halves (SingleWrites.evicting puts them together) ---
 
     async def take_evictable(self, sha256: str, *, accessed_before: float) -> BlobRow | None:
         """Delete the row of a blob that may still be evicted, and return it (None: it may not go now)."""

@@ -46,6 +46,9 @@ class MmapChangeFeed:
     async def bump(self, *topics: Topic) -> None:
         self.bump_now(*topics)
 
+    async def caught_up(self) -> None:
+        return  # immediate: every bump is already in the shared map
+
     def bump_now(self, *topics: Topic) -> None:
         """bump() without a coroutine (a memory write): usable where the store must not be interrupted."""
         for topic in topics:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -19,18 +18,18 @@ from typing import Literal
 
 import aiosqlite
 
-from proxy.backends.changes import ChangeFeed, Topic
+from proxy.backends.changes import ChangeFeed
+from proxy.backends.keyed import KeyedLocks
 from proxy.backends.metadata import SchemaMismatch
 from proxy.backends.records import BlobRecord, CacheUsage, DeletedFile, PrivateFile, StoredPage
+from proxy.backends.shortcuts import SingleWrites
 from proxy.backends.sqlite.blob_index import BlobReads, UsageReads
 from proxy.backends.sqlite.bundles import BundleReads
 from proxy.backends.sqlite.pages import PageReads
 from proxy.backends.sqlite.private import PrivateReads
 from proxy.backends.sqlite.schema import MIGRATIONS, migrate, user_version
-from proxy.backends.sqlite.shortcuts import SingleWrites
 from proxy.backends.sqlite.tokens import TokenReads
 from proxy.backends.sqlite.transaction import SqliteTransaction, WritePath
-from proxy.errors import StorageFull
 from proxy.simple.names import NormalizedName
 
 __all__ = ["SqliteMetadata"]
@@ -39,7 +38,6 @@ log = logging.getLogger(__name__)
 
 Role = Literal["reader", "writer", "background"]
 BUSY_TIMEOUT_MS = 10_000  # other workers and commands may hold the write lock briefly
-TOKEN_USE_EVERY = 60.0  # seconds: a 50-file install with a token must not mean 50 write transactions
 
 
 class _Background(UsageReads, BundleReads):
@@ -47,8 +45,10 @@ class _Background(UsageReads, BundleReads):
         self._conn = conn
 
 
-class SqliteMetadata(SingleWrites, PageReads, PrivateReads, BlobReads, TokenReads):
+class SqliteMetadata(SingleWrites[SqliteTransaction], PageReads, PrivateReads, BlobReads, TokenReads):
     """A MetadataStore on one SQLite file. Open with SqliteMetadata.open(), close with close()."""
+
+    _token_use_errors = (sqlite3.OperationalError,)
 
     def __init__(self, path: Path, connections: dict[Role, aiosqlite.Connection], feed: ChangeFeed) -> None:
         self.path = path
@@ -57,11 +57,12 @@ class SqliteMetadata(SingleWrites, PageReads, PrivateReads, BlobReads, TokenRead
         self._background = _Background(connections["background"])
         self._write = WritePath(connections["writer"], feed)
         self._feed = feed
+        self._refresh_locks = KeyedLocks[NormalizedName]()
 
     @classmethod
-    async def open(cls, path: Path, feed: ChangeFeed, *, migrate: bool) -> SqliteMetadata:
-        """Connect (creating the file if needed). `migrate`: bring the schema up to date; otherwise raise
-        SchemaMismatch unless it already is."""
+    async def open(cls, path: Path, feed: ChangeFeed, *, migrate: bool, check_schema: bool = True) -> SqliteMetadata:
+        """Connect (creating the file if needed). `migrate`: bring the schema up to date; otherwise (with
+        `check_schema`) raise SchemaMismatch unless it already is."""
         connections: dict[Role, aiosqlite.Connection] = {}
         try:
             for role in ("writer", "reader", "background"):  # the writer first: it sets WAL mode on the file
@@ -69,7 +70,7 @@ class SqliteMetadata(SingleWrites, PageReads, PrivateReads, BlobReads, TokenRead
             store = cls(path, connections, feed)
             if migrate:
                 await store.migrate()
-            else:
+            elif check_schema:
                 await store._check_schema()
         except BaseException:
             for conn in connections.values():
@@ -88,36 +89,10 @@ class SqliteMetadata(SingleWrites, PageReads, PrivateReads, BlobReads, TokenRead
         return self._write.transaction()
 
     @asynccontextmanager
-    async def evicting(self, sha256: str, *, accessed_before: float) -> AsyncIterator[bool]:
-        async with self.transaction() as tx:
-            row = await tx.take_evictable(sha256, accessed_before=accessed_before)
-        if row is None:
-            yield False
-            return
-        try:
-            yield True
-        except BaseException:  # the bytes are still there: so must the row be
-            async with self.transaction() as tx:
-                await tx.restore_blob(sha256, row)
-            raise
-        await self._feed.bump(Topic.BLOBS)  # after the bytes are gone, as forget_blob: processes stop assuming it
-
-    async def shared_secret(self, name: str, length: int = 32) -> bytes:
-        async with self.transaction() as tx:
-            return await tx.shared_secret(name, length)
-
-    async def token_user(self, token_hash: str) -> str | None:
-        token = await self.live_token(token_hash)
-        if token is None:
-            return None
-        now = time.time()
-        if token.last_used is None or token.last_used < now - TOKEN_USE_EVERY:
-            try:
-                async with self.transaction() as tx:
-                    await tx.record_token_use(token.id, now, every=TOKEN_USE_EVERY)
-            except (StorageFull, sqlite3.OperationalError) as exc:  # the use goes unrecorded, the token still works
-                log.debug("could not record the use of token %d: %s", token.id, exc)
-        return token.user
+    async def page_refresh_lock(self, name: NormalizedName, *, wait: float) -> AsyncIterator[bool]:
+        # Within this process only: other workers on the data dir refresh on their own, as they always did.
+        async with self._refresh_locks.hold(name, wait=wait) as held:
+            yield held
 
     # --- background reads ---
 

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from proxy.backends.changes import Topic
-from proxy.backends.records import StoredPage
+from proxy.backends.pagerows import PageRow, page_row, stored_page
+from proxy.backends.records import PageFreshness, StoredPage
 from proxy.backends.sqlite.base import Queries, Statements
-from proxy.simple.json import parse_project_json, render_project_json
-from proxy.simple.model import ProjectPage
 from proxy.simple.names import NormalizedName
-
-# Pages bigger than this are parsed and serialized in a thread: PyPI's biggest take seconds of CPU.
-INLINE_BYTES, INLINE_FILES = 64 * 1024, 500
-
-PageRow = tuple[int, str | None, str | None, str | None, float]  # status, body, etag, last_modified, fetched_at
 
 
 class PageReads(Queries):
@@ -22,11 +14,11 @@ class PageReads(Queries):
     async def get_page(self, name: NormalizedName) -> StoredPage | None:
         query = "SELECT status, body, etag, last_modified, fetched_at FROM pages WHERE project = ?"
         row = await self._one(query, (name,))
-        if row is None:
-            return None
-        status, body, etag, last_modified, fetched_at = row
-        page = await _parse(body, name) if status == 200 and body else None
-        return StoredPage(page, etag, last_modified, float(fetched_at))
+        return await stored_page(name, row) if row is not None else None
+
+    async def page_freshness(self, name: NormalizedName) -> PageFreshness | None:
+        row = await self._one("SELECT fetched_at, etag, last_modified, status FROM pages WHERE project = ?", (name,))
+        return PageFreshness(float(row[0]), row[1], row[2], row[3] != 200) if row is not None else None
 
     async def cached_projects(self) -> list[NormalizedName]:
         rows = await self._all("SELECT project FROM pages WHERE status = 200 ORDER BY project")
@@ -76,25 +68,3 @@ class PageWrites(PageReads, Statements):
             f"DELETE FROM pages WHERE status = 404 AND project IN ({select})",  # noqa: S608 constant SQL
             params,
         )
-
-
-async def page_row(stored: StoredPage) -> PageRow:
-    """The row values of a stored page (big pages are serialized in a thread)."""
-    body = await _serialize(stored.page) if stored.page is not None else None
-    return (200 if stored.page else 404, body, stored.etag, stored.last_modified, stored.fetched_at)
-
-
-async def _parse(body: str, name: NormalizedName) -> ProjectPage:
-    if len(body) <= INLINE_BYTES:
-        return parse_project_json(body, "", name)
-    return await asyncio.to_thread(parse_project_json, body, "", name)
-
-
-async def _serialize(page: ProjectPage) -> str:
-    if len(page.files) <= INLINE_FILES:
-        return _stored_json(page)
-    return await asyncio.to_thread(_stored_json, page)
-
-
-def _stored_json(page: ProjectPage) -> str:
-    return render_project_json(page, lambda f: f.url)  # absolute upstream URLs: where shadowpi fetches from

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
@@ -30,6 +30,7 @@ from proxy.backends.sqlite.blob_index import BlobWrites
 from proxy.backends.sqlite.pages import PageWrites
 from proxy.backends.sqlite.private import PrivateWrites
 from proxy.backends.sqlite.tokens import TokenWrites
+from proxy.backends.tasks import to_end
 from proxy.errors import StorageFull
 
 __all__ = ["SqliteTransaction", "WritePath"]
@@ -59,7 +60,7 @@ class WritePath:
     async def transaction(self) -> AsyncIterator[SqliteTransaction]:
         async with self.lock:
             try:
-                await _to_end(self.conn.execute("BEGIN IMMEDIATE"))
+                await to_end(self.conn.execute("BEGIN IMMEDIATE"))
             except BaseException:
                 await self._rollback()  # a cancel may have arrived after BEGIN went through
                 raise
@@ -71,7 +72,7 @@ class WritePath:
                 if _disk_full(exc):
                     raise StorageFull() from exc  # "database or disk is full": a 507, like a full spool
                 raise
-            await _to_end(self._commit(tx))
+            await to_end(self._commit(tx))
 
     async def _commit(self, tx: SqliteTransaction) -> None:
         try:
@@ -88,18 +89,7 @@ class WritePath:
     async def _rollback(self) -> None:
         if self.conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
-                await _to_end(self.conn.execute("ROLLBACK"))
-
-
-async def _to_end(step: Awaitable[T]) -> T:
-    """Await `step` to its end even if the caller is cancelled meanwhile (then re-raise the cancel)."""
-    task = asyncio.ensure_future(step)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        if not task.done():  # the caller was cancelled, not the step: statements take milliseconds
-            await asyncio.wait({task})
-        raise
+                await to_end(self.conn.execute("ROLLBACK"))
 
 
 def _disk_full(exc: BaseException) -> bool:

@@ -183,3 +183,7 @@ class SingleWrites(Generic[TX]):
     async def revoke_token(self, token_id: int) -> bool:
         async with self.transaction() as tx:
             return await tx.revoke_token(token_id)
+
+    async def restore_token(self, record: TokenRecord, token_hash: str) -> bool:
+        async with self.transaction() as tx:
+            return await tx.restore_token(record, token_hash)

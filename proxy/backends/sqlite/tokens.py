@@ -8,19 +8,19 @@ import time
 from proxy.backends.records import TokenRecord
 from proxy.backends.sqlite.base import Queries, Statements
 
-_COLUMNS = "id, user_name, description, created_at, last_used, revoked_at"
+TOKEN_COLUMNS = "id, user_name, description, created_at, last_used, revoked_at"  # noqa: S105 column names, not a secret
 
 
 class TokenReads(Queries):
 
     async def live_token(self, token_hash: str) -> TokenRecord | None:
         """The live (not revoked) token with this hash."""
-        query = f"SELECT {_COLUMNS} FROM tokens WHERE token_hash = ? AND revoked_at IS NULL"  # noqa: S608 constant columns
+        query = f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = ? AND revoked_at IS NULL"  # noqa: S608 constant columns
         row = await self._one(query, (token_hash,))
         return TokenRecord(*row) if row else None
 
     async def list_tokens(self, user: str | None = None) -> list[TokenRecord]:
-        query, params = f"SELECT {_COLUMNS} FROM tokens", tuple[str, ...]()  # noqa: S608 constant columns
+        query, params = f"SELECT {TOKEN_COLUMNS} FROM tokens", tuple[str, ...]()  # noqa: S608 constant columns
         if user is not None:
             query, params = query + " WHERE user_name = ?", (user,)
         return [TokenRecord(*row) for row in await self._all(query + " ORDER BY id", params)]
@@ -38,6 +38,15 @@ class TokenWrites(TokenReads, Statements):
     async def revoke_token(self, token_id: int) -> bool:
         query = "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
         return await self._run(query, (time.time(), token_id)) > 0
+
+    async def restore_token(self, record: TokenRecord, token_hash: str) -> bool:
+        changed = await self._run(
+            "INSERT INTO tokens (user_name, token_hash, description, created_at, last_used, revoked_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(token_hash) DO UPDATE SET revoked_at = excluded.revoked_at"
+            " WHERE tokens.revoked_at IS NULL AND excluded.revoked_at IS NOT NULL",
+            (record.user, token_hash, record.description, record.created_at, record.last_used, record.revoked_at),
+        )
+        return changed > 0
 
     async def record_token_use(self, token_id: int, when: float, *, every: float) -> None:
         """Set last_used, unless it was set less than `every` seconds before `when`."""

@@ -33,6 +33,7 @@ from proxy.keys import (
     METRICS,
     PAGE_POOL,
     PAGES,
+    PEER_SECRET,
     PRIVATE,
     PUBLISHER,
     RENDERED,
@@ -42,6 +43,7 @@ from proxy.keys import (
 )
 from proxy.metrics import Metrics
 from proxy.pages import PageCache
+from proxy.peer_token import SECRET_NAME, SharedSecret
 from proxy.private import PrivateIndex
 from proxy.publish import Publisher
 from proxy.reaper import BlobReaper
@@ -49,7 +51,7 @@ from proxy.rendered import RenderCache
 from proxy.simple.policy import ShadowPolicy
 from proxy.upstream import USER_AGENT, UpstreamClient
 from proxy.upstream_check import UpstreamChecker
-from proxy.web import files, manage, ops, publish, simple
+from proxy.web import files, manage, ops, peers, publish, simple
 from proxy.web.middleware import error_middleware, metrics_middleware, read_auth_middleware
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,7 @@ def create_app(
     app.add_routes(publish.routes)
     app.add_routes(manage.routes)
     app.add_routes(ops.routes)
+    app.add_routes(peers.routes)  # other replicas follow this one's downloads (authenticated by a shared secret)
     if config.metrics.enabled:
         app.add_routes(ops.metrics_routes)
     ui.setup(app)  # the web interface: GET /, /search, /project/<name>/, ... (or a one-line GET / without it)
@@ -94,6 +97,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
         if removed:
             log.info("removed %d partial download(s) left by an earlier run", removed)
         app[BACKENDS] = backends
+        app[PEER_SECRET] = SharedSecret(lambda: backends.meta.shared_secret(SECRET_NAME))
         interval = app[CONFIG].upload.spool_sweep_interval
         sweeper = None
         if app[BACKGROUND] and interval > 0:  # spools of workers that die while the others keep serving

@@ -29,6 +29,17 @@ class ServerConfig:
     header_timeout: float = 15.0  # seconds a new connection gets to send its first request's complete headers
     max_connections: int = 1000  # open client connections per process; more are answered 503 and closed
     max_connections_per_client: int = 100  # per client address; more are answered 429 and closed
+    advertise_url: str | None = None  # where other replicas reach this one (peer_url() derives a default)
+
+    def peer_url(self) -> str | None:
+        """Where other replicas reach this one: advertise_url, else http://host:port when the host is one address
+        (not a wildcard such as 0.0.0.0, which names no address another machine could use); None without one."""
+        if self.advertise_url is not None:
+            return self.advertise_url.rstrip("/")
+        if self.host in {"", "0.0.0.0", "::", "*"} or self.port == 0:  # noqa: S104 recognising it, not binding
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +247,20 @@ def _as_endpoint_url(key: str, value: object) -> str:
     return text
 
 
+def _as_advertise_url(key: str, value: object) -> str:
+    """The URL other replicas reach this one at: http(s), a host, no credentials, query or fragment."""
+    text = _as_str(key, value)
+    try:
+        url = URL(text)
+    except ValueError:
+        url = None
+    if url is None or url.scheme not in {"http", "https"} or not url.host or url.user or url.password \
+            or url.query_string or url.fragment:
+        raise ConfigError(f"{key}: must be the http(s) URL other replicas reach this one at, such as "
+                          f"http://10.0.0.5:8080, not {text!r}")
+    return text
+
+
 def _as_region(key: str, value: object) -> str:
     text = _as_str(key, value)
     if not text.replace("-", "").isalnum() or not text.isascii():
@@ -311,6 +336,7 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "header_timeout": lambda k, v: _as_number(k, v, minimum=0.1),
         "max_connections": lambda k, v: _as_int(k, v, minimum=1),
         "max_connections_per_client": lambda k, v: _as_int(k, v, minimum=1),
+        "advertise_url": _as_advertise_url,
     },
     "upstream": {
         "url": _as_upstream_url,

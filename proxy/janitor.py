@@ -2,9 +2,11 @@
 by evicting the least recently used ones, and forgets remembered upstream 404s.
 
 Never evicted: private uploads and their metadata files, blobs pinned by `shadowpi warm --pin`, and anything
-served within the last GRACE seconds (so a file a client is receiving stays put; on POSIX an open file is
-unaffected by unlinking anyway). Evicting a file only drops bytes: the page still lists it, and the next
-request fetches it from upstream again.
+served within the last GRACE seconds. "Served" includes "being sent right now", by any replica: a send holds a
+lease on its blob (serving()), which every sweep renews as a hit at least every TOUCH_EVERY seconds, so a
+file a client is still receiving (from an object store, where deletion is immediate) never looks idle to any
+replica's janitor. Evicting a file only drops bytes: the page still lists it, and the next request fetches it
+from upstream again. Replicas sharing a PostgreSQL store evict one at a time (MetadataStore.eviction_lock).
 
 Its reads (usage, candidates) are the metadata store's background reads: they never queue in front of a request's
 query (the SQLite store runs them on a connection of its own), and its writes are short transactions.
@@ -16,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from proxy.backends.metadata import MetadataStore
 from proxy.backends.records import BlobRecord, CacheUsage
@@ -58,6 +60,7 @@ class CacheJanitor:
         self._lock = asyncio.Lock()
         self._touched: dict[str, float] = {}  # sha256 -> last hit written (or queued), for throttling
         self._hits: dict[str, float] = {}  # sha256 -> hit time, queued for the next sweep to write
+        self._serving: dict[str, int] = {}  # sha256 -> sends in progress here (leases renewed by every sweep)
         self._counted_at: int | None = None  # the store's usage_version when usage was last counted
         self._filled = True  # a fill committed bytes since the last count (or nothing was counted yet)
         self.usage = CacheUsage(0, 0, 0)  # as of the last sweep
@@ -103,17 +106,38 @@ class CacheJanitor:
         if len(self._touched) > 100_000:  # bound the memo; losing it only costs an extra write
             self._touched.clear()
 
+    @contextlib.contextmanager
+    def serving(self, sha256: str) -> Iterator[None]:
+        """Hold a lease on a blob while it is sent: no janitor of any replica evicts it meanwhile (see the module
+        docstring). In memory, no await: the sweeps renew it."""
+        self._serving[sha256] = self._serving.get(sha256, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._serving.pop(sha256) - 1
+            if left:
+                self._serving[sha256] = left
+
+    def _renew_leases(self) -> None:
+        now = self._clock()
+        for sha256 in self._serving:
+            if now - self._touched.get(sha256, 0.0) >= TOUCH_EVERY:
+                self._touched[sha256] = self._hits[sha256] = now
+
     async def sweep(self) -> int:
         """Write queued hits, update the size gauges, evict when over the limit, forget expired 404s.
 
         Returns how many files were evicted.
         """
         async with self._lock:
+            self._renew_leases()
             await self._write_hits()
             usage = await self._measure()
             evicted = 0
             if self._config.max_size and usage.bytes > self._config.max_size:
-                evicted, usage = await self._evict(usage)
+                async with self._db.eviction_lock() as mine:  # one evicting janitor per store (cluster)
+                    if mine:
+                        evicted, usage = await self._evict(usage)
             self.usage = usage
             self._metrics.cache_bytes.set(usage.bytes)
             self._metrics.cache_files.set(usage.files)
@@ -156,7 +180,7 @@ class CacheJanitor:
 
     async def _evict_one(self, blob: BlobRecord, cutoff: float) -> bool:
         """Delete one blob and forget its row; False when it may no longer go."""
-        if blob.sha256 in self._hits:  # served since the queued hits were written
+        if blob.sha256 in self._hits or blob.sha256 in self._serving:  # served since the hits were written
             return False
         return await self._reaper.evict(blob.sha256, accessed_before=cutoff)
 

@@ -15,6 +15,7 @@ from proxy.index import ProjectIndex
 from proxy.janitor import CacheJanitor
 from proxy.metrics import Metrics
 from proxy.pages import PageCache
+from proxy.peer_token import SharedSecret
 from proxy.private import PrivateIndex
 from proxy.publish import Publisher
 from proxy.rendered import RenderCache
@@ -34,6 +35,7 @@ PRIVATE = web.AppKey("private", PrivateIndex)
 PUBLISHER = web.AppKey("publisher", Publisher)
 METRICS = web.AppKey("metrics", Metrics)
 JANITOR = web.AppKey("janitor", CacheJanitor)
+PEER_SECRET = web.AppKey("peer_secret", SharedSecret)  # what replicas sign peer requests with (proxy/web/peers.py)
 PAGE_POOL = web.AppKey("page_pool", Executor)  # parses and renders big pages off the event loop
 # kind ("page" | "file") -> (result, unix time) of the last upstream contact, for /ready.
 UPSTREAM_STATUS: web.AppKey[dict[str, tuple[str, float]]] = web.AppKey("upstream_status")

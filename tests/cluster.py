@@ -1,10 +1,14 @@
-"""A shadowpi cluster for tests: real `shadowpi serve` replicas on one PostgreSQL database and one SeaweedFS bucket
-(tests/engines/), each with its own empty data dir, and nginx round-robin in front (deploy/nginx.conf, rewritten
-for 127.0.0.1 ports).
+"""Shadowpi clusters for tests.
 
-`cluster` (fixture) starts three replicas and nginx; `Cluster.start_replica()` adds one (e.g. later, on a dead
-upstream), `Cluster.command()` runs any other shadowpi command on the cluster's backends. Without nginx the
-tests that need it are skipped, saying how to install it (`.ci/run` does).
+Processes behind nginx (the `cluster` fixture, for end-to-end tests): real `shadowpi serve` replicas on one
+PostgreSQL database and one SeaweedFS bucket (tests/engines/), each with its own empty data dir, and nginx
+round-robin in front (deploy/nginx.conf, rewritten for 127.0.0.1 ports). `Cluster.start_replica()` adds one (e.g.
+later, on a dead upstream), `Cluster.command()` runs any other shadowpi command on the cluster's backends. Without
+nginx the tests that need it are skipped, saying how to install it (`.ci/run` does).
+
+In the test process (`replica()`, for tests that look inside a replica): shadowpi apps on one PostgreSQL database
+and one S3 bucket, each with a data dir of its own and a real HTTP listener (other replicas stream downloads from
+its peer endpoint).
 """
 
 from __future__ import annotations
@@ -19,12 +23,17 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
+from proxy.app import create_app
+from proxy.config import build_config
 from tests.clients import RunResult, clean_env, run
 from tests.engines.postgres import Database
 from tests.engines.seaweed import S3Bucket
@@ -39,7 +48,7 @@ REPLICAS = 3
 
 
 @dataclass
-class Replica:
+class ReplicaProcess:
     """One `shadowpi serve` process of the cluster."""
 
     url: str
@@ -63,7 +72,7 @@ class Cluster:
     bucket: S3Bucket
     upstream: str
     tmp: Path
-    replicas: list[Replica] = field(default_factory=list)
+    replicas: list[ReplicaProcess] = field(default_factory=list)
     url: str = ""  # nginx
     _started: int = 0
 
@@ -76,7 +85,7 @@ class Cluster:
         """`shadowpi ARGS` on the cluster's backends (a process of its own, with its own data dir)."""
         return await run(sys.executable, "-m", "proxy", *args, *self.flags(), env=clean_env(), timeout=timeout)
 
-    async def start_replica(self, *, upstream: str | None = None) -> Replica:
+    async def start_replica(self, *, upstream: str | None = None) -> ReplicaProcess:
         """A new replica with an empty data dir of its own (on `upstream`, default the cluster's)."""
         self._started += 1  # before any await: replicas started together get distinct data dirs
         port, data_dir = reserve_port(), self.tmp / f"replica-{self._started}"
@@ -86,7 +95,7 @@ class Cluster:
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=clean_env(),
             start_new_session=True,
         )
-        replica = Replica(f"http://127.0.0.1:{port}", port, data_dir, proc)
+        replica = ReplicaProcess(f"http://127.0.0.1:{port}", port, data_dir, proc)
         self.replicas.append(replica)
         await wait_until_serving(proc, replica.url, timeout=60)
         return replica
@@ -168,3 +177,47 @@ async def cluster(
     """Three replicas on a fresh PostgreSQL database and bucket, on the sample upstream, behind nginx."""
     async with running_cluster(tmp_path, postgres_db, s3_bucket, populated_upstream.url) as started:
         yield started
+
+
+# --- replicas in the test process ---
+
+JSON_ACCEPT = {"Accept": "application/vnd.pypi.simple.v1+json"}
+
+
+@dataclass
+class Replica:
+    """A replica app in the test process and its URL."""
+
+    app: web.Application
+    url: str
+
+
+@asynccontextmanager
+async def replica(
+    data_dir: Path, database: str, storage: str, upstream: str, **sections: dict[str, Any]
+) -> AsyncIterator[Replica]:
+    """A replica listening on 127.0.0.1 (its advertise_url derived from host and port)."""
+    port = reserve_port()
+    raw: dict[str, dict[str, Any]] = {
+        "server": {"data_dir": str(data_dir), "host": "127.0.0.1", "port": port},
+        "upstream": {"url": upstream},
+        "database": {"url": database},
+        "storage": {"url": storage},
+    }
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    runner = web.AppRunner(create_app(build_config(raw), background=False))
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port, reuse_address=True).start()
+        yield Replica(runner.app, f"http://127.0.0.1:{port}")
+    finally:
+        await runner.cleanup()
+
+
+async def file_url(session: aiohttp.ClientSession, base: str, project: str) -> str:
+    """The URL of the project's first file on the replica at `base`."""
+    async with session.get(f"{base}/simple/{project}/", headers=JSON_ACCEPT) as resp:
+        assert resp.status == 200, await resp.text()
+        page = await resp.json(content_type=None)
+    return f"{base}/simple/{project}/{page['files'][0]['url']}"

@@ -15,8 +15,8 @@ This module is the only one that looks at URL schemes and imports implementation
 - `file:` blobs in a directory, with fills coordinated between the processes sharing it (proxy/backends/local/);
 - `s3://` blobs in a bucket (proxy/backends/s3/), optionally behind a local read cache on this host
   (local/readcache.py, `[storage] local_cache`); spools stay in the data dir, and fills are coordinated between
-  the processes of this host (local/hostfills.py). The coordinator is chosen apart from the blob store: a
-  cluster-wide one on the shared database slots in there.
+  the processes of this host (local/hostfills.py) and, with `postgresql://` metadata, between the replicas
+  sharing the database and the bucket (postgres/fills.py: one download per file per cluster).
 """
 
 from __future__ import annotations
@@ -83,9 +83,18 @@ async def open_backends(
             async with _s3_storage(config, storage, blobs_changed) as (blobs, spools):
                 from proxy.backends.local.hostfills import HostFills
 
-                # One download per file per host; a cluster-wide coordinator would be chosen here.
-                host_fills = HostFills(blobs, spools)
-                yield Backends(meta=meta, changes=changes, blobs=blobs, fills=host_fills, spools=spools)
+                host_fills = HostFills(blobs, spools)  # one download per file per host
+                if not isinstance(database, PostgresURL):
+                    yield Backends(meta=meta, changes=changes, blobs=blobs, fills=host_fills, spools=spools)
+                    return
+                # Replicas share the database and the bucket: one download per file per cluster.
+                from proxy.backends.postgres.fills import open_cluster_fills
+
+                peer_url, read_timeout = config.server.peer_url(), config.upstream.read_timeout
+                async with open_cluster_fills(
+                    meta, blobs, host_fills, advertise_url=peer_url, read_timeout=read_timeout
+                ) as cluster_fills:
+                    yield Backends(meta=meta, changes=changes, blobs=blobs, fills=cluster_fills, spools=spools)
 
 
 @contextlib.asynccontextmanager

@@ -5,8 +5,10 @@ One fill per blob at a time (per host today; per deployment once replicas share 
 leads writes the bytes to its spool and commits them; the others follow its progress and send the bytes the leader
 has written, releasing the last byte only when the leader committed the blob under the sha256 it was claimed for.
 
-Implementations: flock + hard links in the spool directory (proxy/backends/local/fills.py). The interface does not
-assume a shared file system: a follower on another host gets `sendfile_source() -> None` and reads `chunks()`.
+Implementations: flock + hard links in the spool directory (proxy/backends/local/fills.py, local/hostfills.py);
+across replicas, PostgreSQL advisory locks with followers streaming from the leading replica
+(proxy/backends/postgres/fills.py). A replica follows another's fill through the leader's peer endpoint
+(proxy/web/peers.py), which serves `follow_local()`: the interface assumes no shared file system.
 """
 
 from __future__ import annotations
@@ -71,4 +73,9 @@ class FillCoordinator(Protocol):
 
         One call, one round trip to storage: it checks for the blob and claims the fill together.
         """
+        ...
+
+    async def follow_local(self, sha256: str) -> ForeignFill | None:
+        """The fill of `sha256` that a process on this host leads right now, followed for another replica (the
+        peer endpoint streams it); None when none runs here. Raises ValueError for a malformed digest."""
         ...

@@ -252,6 +252,13 @@ class BlobIndex(BlobWrites, Protocol):
         BLOBS is bumped once the block ends without error (after the bytes are gone)."""
         ...
 
+    def eviction_lock(self) -> AbstractAsyncContextManager[bool]:
+        """Hold the right to evict, without waiting: yields True while held, False when another janitor holds it
+        (then this one evicts nothing this time). Its reach is the backend's: every replica sharing a PostgreSQL
+        store (one evicting janitor per cluster); on SQLite always True (the workers of one data dir each evict,
+        their claims serialized by the database, as they always did)."""
+        ...
+
 
 class TokenStore(TokenWrites, Protocol):
     async def token_user(self, token_hash: str) -> str | None:

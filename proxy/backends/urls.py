@@ -6,8 +6,7 @@
 - storage: `file:` (the data dir), `file:///absolute/dir`, or `s3://bucket/optional/prefix` (an S3-compatible
   object store; endpoint, region and credentials come from [storage] and the standard AWS settings, never the URL).
 Anything else is refused with one line naming the key and the supported schemes. A password is never repeated in
-a message: URLs are shown with it masked, and a storage URL that carries credentials is refused without being
-echoed.
+a message: URLs are shown with it masked.
 """
 
 from __future__ import annotations
@@ -33,11 +32,11 @@ __all__ = [
 
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
 STORAGE_SCHEMES = ("file", "s3")
-_POSTGRES_EXAMPLE = "postgresql://user:password@host:5432/dbname"
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 # S3's bucket naming rules (lower case, digits, dots, hyphens; 3-63 characters), which S3-compatible stores share.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9!_.*'()+-]+")  # S3's "safe" key characters (plus '+')
+_POSTGRES_EXAMPLE = "postgresql://user:password@host:5432/dbname"
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)

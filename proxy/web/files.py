@@ -11,7 +11,7 @@ from proxy.backends.blobs import BlobReader, ByteSource
 from proxy.errors import FileNotFound, ProxyError, UpstreamUnavailable
 from proxy.filecache import Cached
 from proxy.fill import Following
-from proxy.keys import CONFIG, FILES, INDEX, METRICS
+from proxy.keys import CONFIG, FILES, INDEX, JANITOR, METRICS
 from proxy.rendered import file_key
 from proxy.simple.model import METADATA_SUFFIX, DistFile, Origin, ProjectPage
 from proxy.simple.names import is_canonical, parse_project_name
@@ -115,7 +115,8 @@ async def _send_cached(request: web.Request, dist: DistFile, reader: BlobReader,
         metrics.file_requests.labels(outcome).inc()
         if request.method == "GET" and "Range" not in request.headers:
             metrics.bytes_served.labels("cache").inc(reader.size)
-    return await send_blob(request, reader, _file_headers(request, dist, outcome))
+    with request.app[JANITOR].serving(reader.sha256):  # no replica evicts it while it is being sent
+        return await send_blob(request, reader, _file_headers(request, dist, outcome))
 
 
 def _redirect(request: web.Request, location: str) -> web.StreamResponse:

@@ -101,8 +101,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def read_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Under [auth] read = true, every read needs credentials: pages, files, /ready, /metrics, the landing page,
-    even a 404. Only /health stays open (liveness probes carry no credentials), and /metrics when it has its
-    own bearer token ([metrics] token, checked by its handler). Writes check credentials in their handlers."""
+    even a 404. Only /health stays open (liveness probes carry no credentials), /metrics when it has its
+    own bearer token ([metrics] token, checked by its handler), and the peer endpoint (replicas sign their
+    requests, proxy/web/peers.py). Writes check credentials in their handlers."""
     if request.method in {"GET", "HEAD"} and not _open_to_anonymous(request):
         await request.app[AUTH].authorize(Action.READ, request.headers.get("Authorization"), request.remote)
     return await handler(request)
@@ -111,6 +112,8 @@ async def read_auth_middleware(request: web.Request, handler: Handler) -> web.St
 def _open_to_anonymous(request: web.Request) -> bool:
     path = request.path
     if path == "/health" or (path == "/metrics" and request.app[CONFIG].metrics.token is not None):
+        return True
+    if path.startswith("/_shadowpi/"):  # replicas' peer requests: their own token, checked by the handler
         return True
     # The web interface checks reads itself: it also accepts its session cookie, and answers with a sign-in page.
     name = request.match_info.route.name

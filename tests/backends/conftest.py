@@ -1,10 +1,9 @@
 """The backend contract suite's one fixture: `backends`, parametrized over every implementation pair.
 
-Every test in tests/backends/ runs once per entry of KINDS (the storage-only kinds: only the storage modules).
-Adding a backend is one more entry: a function that returns the `[database]`/`[storage]` URLs (and any other
-`[storage]` keys) of a fresh, empty instance (it may ask for other fixtures, such as `postgres_db` and
-`s3_bucket`, through `request`). PostgreSQL runs on the real engine the suite starts
-(tests/engines/): those tests carry the `engines` mark. A test that needs a second
+Every test in tests/backends/ runs once per entry of KINDS. Adding a backend is one more entry: a function that
+returns the `[database]`/`[storage]` URLs (and any other `[storage]` keys) of a fresh, empty instance (it may ask
+for other fixtures, such as `postgres_db` and `s3_bucket`, through `request`). PostgreSQL and S3 run on the real
+engines the suite starts (tests/engines/): those tests carry the `engines` mark. A test that needs a second
 process on the same backends opens one with `backends.reopen()`: another set of connections, feed and store on
 the same URLs, exactly as another worker or command would.
 """
@@ -31,13 +30,6 @@ def _sqlite_local(_request: pytest.FixtureRequest, root: Path) -> Urls:
     return {"database": f"sqlite://{root / 'meta' / 'shadowpi.sqlite3'}", "storage": f"file://{root / 'store'}"}
 
 
-def _postgresql_local(request: pytest.FixtureRequest, root: Path) -> Urls:
-    server = request.getfixturevalue("postgres_server")  # the session's PostgreSQL: a fresh database of its own
-    database = server.create_database()
-    request.addfinalizer(lambda: server.drop_database(database.name))
-    return {"database": database.url, "storage": f"file://{root / 'store'}"}
-
-
 def _sqlite_s3(request: pytest.FixtureRequest, root: Path) -> Urls:
     # A fresh SeaweedFS bucket; the AWS environment (endpoint, credentials) is set by the s3_bucket fixture.
     bucket: S3Bucket = request.getfixturevalue("s3_bucket")
@@ -49,17 +41,30 @@ def _sqlite_s3_cached(request: pytest.FixtureRequest, root: Path) -> Urls:
     return {**_sqlite_s3(request, root), "local_cache": 64 * 2**20}
 
 
+def _postgresql_local(request: pytest.FixtureRequest, root: Path) -> Urls:
+    server = request.getfixturevalue("postgres_server")  # the session's PostgreSQL: a fresh database of its own
+    database = server.create_database()
+    request.addfinalizer(lambda: server.drop_database(database.name))
+    return {"database": database.url, "storage": f"file://{root / 'store'}"}
+
+
+def _postgresql_s3(request: pytest.FixtureRequest, root: Path) -> Urls:
+    # The cluster's pair: replicas share both (fills are coordinated through the database).
+    bucket: S3Bucket = request.getfixturevalue("s3_bucket")
+    return {**_postgresql_local(request, root), "storage": bucket.url}
+
+
 KINDS: dict[str, Callable[[pytest.FixtureRequest, Path], Urls]] = {
     "sqlite+local": _sqlite_local,
     "postgresql+local": _postgresql_local,
     "sqlite+s3": _sqlite_s3,
     "sqlite+s3+cache": _sqlite_s3_cached,
+    "postgresql+s3": _postgresql_s3,
 }
-MARKS = {"postgresql+local": [pytest.mark.engines], "sqlite+s3": [pytest.mark.engines],
-         "sqlite+s3+cache": [pytest.mark.engines]}
-# Kinds that differ from the first only in where blobs are stored run only the test modules about blobs, spools and
-# fills (the metadata modules would test the same SQLite store again, at a minute of bucket set-ups).
-STORAGE_ONLY = {"sqlite+s3", "sqlite+s3+cache"}
+MARKS = {kind: [pytest.mark.engines] for kind in KINDS if kind != "sqlite+local"}
+# Kinds that differ from another only in where blobs are stored run only the test modules about blobs, spools and
+# fills (the metadata modules would test the same store again, at a minute of bucket set-ups).
+STORAGE_ONLY = {"sqlite+s3", "sqlite+s3+cache", "postgresql+s3"}
 STORAGE_MODULES = {"test_blobs", "test_fills", "test_spools", "test_remote_blobs"}
 
 
@@ -68,7 +73,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         module = metafunc.module.__name__.rpartition(".")[2]
         kinds = [kind for kind in KINDS if kind not in STORAGE_ONLY or module in STORAGE_MODULES]
         params = [pytest.param(kind, marks=MARKS.get(kind, [])) for kind in kinds]
-        metafunc.parametrize("backends", params, indirect=True)
+        metafunc.parametrize("backends", params, indirect=True, ids=kinds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +91,19 @@ class BackendsUnderTest(Backends):
 
 def _config(request: pytest.FixtureRequest, kind: str, root: Path) -> Config:
     urls = KINDS[kind](request, root)
-    extra = {key: value for key, value in urls.items() if key not in {"database", "storage"}}
+    storage = {"url": urls.pop("storage"), **{key: value for key, value in urls.items() if key != "database"}}
     return build_config({
         "server": {"data_dir": str(root / "data")},
         "database": {"url": urls["database"]},
-        "storage": {"url": urls["storage"], **extra},
+        "storage": storage,
     })
 
 
 @pytest.fixture
 async def backends(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BackendsUnderTest]:
     """Fresh, migrated backends of one kind (see KINDS, parametrized by pytest_generate_tests); closed after the
-    test. `.empty()` configures another, empty (never migrated) instance of the same kind."""
+    test. `.empty()` configures another,
+    empty (never migrated) instance of the same kind."""
     async with _opened(request, request.param, tmp_path) as opened:
         yield opened
 

@@ -126,6 +126,22 @@ def _metrics_drafts(method: bytes, _budget: Budget) -> st.SearchStrategy[Draft]:
     return bearer.map(lambda a: Draft(method, b"/metrics", authorization=(a,), accept=None))
 
 
+def _peer_drafts(method: bytes, _budget: Budget) -> st.SearchStrategy[Draft]:
+    """The peer endpoint with every token but a valid one (only replicas hold the secret): a well-formed sha256
+    is refused (403) before anything is looked up, anything else names no fill (404)."""
+    tokens = st.one_of(st.none(), st.sampled_from([b"Shadowpi-Peer", b"Shadowpi-Peer 1.00", b"Shadowpi-Peer x.y",
+                                                   b"Shadowpi-Peer 99999999999.ab", b"Basic Zm9vOmJhcg=="]),
+                       header_text(60).map(lambda v: b"Shadowpi-Peer " + v))
+    known = st.sampled_from([a.sha256.encode() for a in UPSTREAM_ARTIFACTS]).map(lambda s: (s, 403))
+    other = url_segment().map(lambda s: (s, 404 if len(s) != 64 else 0))
+
+    def build(sha: tuple[bytes, int], q: bytes, token: bytes | None) -> Draft:
+        expect = frozenset({sha[1]}) if sha[1] else frozenset()
+        return Draft(method, b"/_shadowpi/fills/" + sha[0] + q, expect=expect, authorization=(token,), accept=None)
+
+    return st.builds(build, st.one_of(known, other), query(), tokens)
+
+
 def _reads(path: str, make: DraftStrategy) -> dict[tuple[str, str], DraftStrategy]:
     return {("GET", path): make, ("HEAD", path): make}
 
@@ -148,6 +164,7 @@ ROUTES: dict[tuple[str, str], DraftStrategy] = {
     **_reads("/ready", lambda m, b: _ops_drafts(m, b, path=b"/ready", expect=200)),
     **_reads("/", lambda m, b: _ops_drafts(m, b, path=b"/", expect=200)),
     **_reads("/metrics", _metrics_drafts),
+    **_reads("/_shadowpi/fills/{sha256}", _peer_drafts),
     **UI_ROUTES,  # the web interface (tests/fuzzkit/ui_routes.py)
 }
 

@@ -36,7 +36,7 @@ from proxy.backends.spools import (
     unlock,
 )
 
-__all__ = ["FILL_PREFIX", "ForeignSpool", "LocalFills", "LocalLead", "lead_sync"]
+__all__ = ["FILL_PREFIX", "ForeignSpool", "LocalFills", "LocalLead", "lead_sync", "open_fill"]
 
 FILL_PREFIX = "fill-"  # + sha256 + SPOOL_SUFFIX: the one spool of a blob being fetched, shared by all workers
 # Rounds of claim before giving up; each extra round needs another process to change the spool meanwhile.
@@ -128,6 +128,10 @@ class LocalFills:
             return self._blobs.adopt(found, stamp)
         return found
 
+    async def follow_local(self, sha256: str) -> ForeignSpool | None:
+        blob = self._blobs.blob_path(sha256)  # ValueError for a malformed digest
+        return await asyncio.get_running_loop().run_in_executor(None, open_fill, self._tmp, sha256, blob)
+
     def _claim_sync(
         self, sha256: str, blob: Path, algorithms: tuple[str, ...]
     ) -> OpenedBlob | LocalLead | ForeignSpool:
@@ -147,6 +151,14 @@ class LocalFills:
                 if fd is not None:
                     return ForeignSpool(sha256, path, blob, fd)
         raise OSError(f"the spool {path.name} kept changing; giving up on this fill")
+
+
+def open_fill(tmp: Path, sha256: str, blob: Path | None) -> ForeignSpool | None:
+    """The fill spool of `sha256` in `tmp` when one is there (led by a live process or not: its outcome says),
+    followed; None when there is none."""
+    path = tmp / f"{FILL_PREFIX}{sha256}{SPOOL_SUFFIX}"
+    fd = open_existing(path)
+    return None if fd is None else ForeignSpool(sha256, path, blob, fd)
 
 
 def lead_sync(tmp: Path, path: Path) -> int | None:

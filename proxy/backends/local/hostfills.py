@@ -13,11 +13,12 @@ coordinator on the shared database); open_backends chooses the coordinator separ
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from proxy.backends.blobs import BlobReader, BlobStore
-from proxy.backends.local.fills import CLAIM_ATTEMPTS, FILL_PREFIX, ForeignSpool, LocalLead, lead_sync
+from proxy.backends.local.fills import CLAIM_ATTEMPTS, FILL_PREFIX, ForeignSpool, LocalLead, lead_sync, open_fill
 from proxy.backends.spools import (
     SPOOL_SUFFIX,
     Spool,
@@ -28,6 +29,8 @@ from proxy.backends.spools import (
 )
 
 __all__ = ["HostFills"]
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class HostFills:
@@ -53,6 +56,11 @@ class HostFills:
                 await claimed.finish()
                 return found
         return claimed
+
+    async def follow_local(self, sha256: str) -> ForeignSpool | None:
+        if not _SHA256.fullmatch(sha256):  # never a file name made of an arbitrary string
+            raise ValueError(f"not a sha256 digest: {sha256[:80]!r}")
+        return await asyncio.get_running_loop().run_in_executor(None, open_fill, self._tmp, sha256, None)
 
     def _claim_sync(self, sha256: str, algorithms: tuple[str, ...]) -> LocalLead | ForeignSpool:
         path = self._tmp / f"{FILL_PREFIX}{sha256}{SPOOL_SUFFIX}"

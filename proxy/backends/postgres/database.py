@@ -18,7 +18,8 @@ from proxy.backends.postgres.blob_index import BlobReads, UsageReads
 from proxy.backends.postgres.bundles import BundleReads
 from proxy.backends.postgres.changes import PgChangeFeed
 from proxy.backends.postgres.errors import DATABASE_ERRORS
-from proxy.backends.postgres.locks import PAGE_REFRESH, SessionLocks
+from proxy.backends.postgres.leases import FillLeases
+from proxy.backends.postgres.locks import EVICTION, PAGE_REFRESH, SessionLocks
 from proxy.backends.postgres.private import PrivateReads
 from proxy.backends.postgres.schema import MIGRATIONS, migrate, schema_version
 from proxy.backends.postgres.tokens import TokenReads
@@ -50,6 +51,15 @@ class PgMetadata(SingleWrites[PgTransaction], BundleReads, PrivateReads, BlobRea
     async def page_refresh_lock(self, name: NormalizedName, *, wait: float) -> AsyncIterator[bool]:
         async with self._locks.hold(PAGE_REFRESH, name, wait=wait) as held:
             yield held
+
+    @asynccontextmanager
+    async def eviction_lock(self) -> AsyncIterator[bool]:
+        async with self._locks.hold(EVICTION, "evict", wait=0) as held:
+            yield held
+
+    def fill_leases(self) -> FillLeases:
+        """Cluster-wide leads of downloads (leases.py) on this store's dedicated connection."""
+        return FillLeases(self._pool, self._locks.session)
 
     async def usage_version(self) -> int:
         row = await self._one("SELECT last_value, is_called FROM usage_changes")

@@ -21,10 +21,11 @@ from proxy.backends.keyed import KeyedLocks
 from proxy.backends.postgres.session import Session, SessionDown
 from proxy.backends.tasks import to_end
 
-__all__ = ["PAGE_REFRESH", "SessionLocks"]
+__all__ = ["EVICTION", "PAGE_REFRESH", "SessionLocks"]
 
 RELEASED = "shadowpi_unlocked"
 PAGE_REFRESH = 0x73680002  # the first key of page refresh locks ("sh", 2); the second is the name's hash
+EVICTION = 0x73680003  # the eviction janitor's lock ("sh", 3): one replica evicts at a time
 POLL_MIN, POLL_MAX = 0.05, 1.0  # seconds between attempts of a waiter that heard no release, doubling
 
 Key = tuple[int, int]
@@ -40,7 +41,7 @@ class SessionLocks:
     """Session-level advisory locks by name (see the module docstring)."""
 
     def __init__(self, session: Session) -> None:
-        self._session = session
+        self._session = self.session = session
         self._local = KeyedLocks[Key]()
         self._waiting: dict[Key, set[asyncio.Event]] = {}
         session.listen(RELEASED, self._released)

@@ -94,6 +94,17 @@ MIGRATIONS: tuple[str, ...] = (
         created_at double precision NOT NULL
     );
     """,
+    """
+    -- Who leads each download cluster-wide (postgres/leases.py): the backend `pid` holding the file's session
+    -- advisory lock, reachable by peers at `url`. A row outlives a leader that died; only one whose pid still
+    -- holds the lock counts. Unlogged: a crash of the database ends every lead anyway.
+    CREATE UNLOGGED TABLE fill_leaders (
+        sha256     text COLLATE "C" PRIMARY KEY,
+        url        text,                          -- the leader's [server] advertise_url; NULL: none
+        pid        integer NOT NULL,
+        started_at double precision NOT NULL
+    );
+    """,
 )
 
 

@@ -94,6 +94,10 @@ class SqliteMetadata(SingleWrites[SqliteTransaction], PageReads, PrivateReads, B
         async with self._refresh_locks.hold(name, wait=wait) as held:
             yield held
 
+    @asynccontextmanager
+    async def eviction_lock(self) -> AsyncIterator[bool]:
+        yield True  # see MetadataStore.eviction_lock: evictions are claimed row by row in write transactions
+
     # --- background reads ---
 
     async def cache_usage(self) -> CacheUsage:

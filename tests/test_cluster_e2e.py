@@ -166,3 +166,63 @@ async def test_migrate_a_single_machine_install_then_install_from_the_cluster(
         for installed in ("acme_internal-1.0.0", "depends_on_tiny-1.0", "tinylib-2.0"):
             assert (tmp_path / "pip" / f"{installed}.dist-info").is_dir()
         assert sum(populated_upstream.fake.hits.values()) == asked
+
+
+BIG = build_wheel("clusterlib", "1.0", payload_size=2 * 2**20)  # 32 chunks of the fake's 64 KiB
+BIG_PATH = f"/files/clusterlib/{BIG.filename}"
+GUARD = 90  # seconds: a broken test fails instead of hanging (never a timing assertion)
+
+
+async def file_link(session: aiohttp.ClientSession, base: str) -> str:
+    """The URL of clusterlib's wheel as the replica (or nginx) at `base` lists it."""
+    [entry] = await files(session, base, "clusterlib")
+    return f"{base}/simple/clusterlib/{entry['url']}"
+
+
+async def test_a_herd_of_32_clients_across_the_replicas_is_one_upstream_get(
+    cluster: Cluster, populated_upstream: Upstream
+):
+    """32 clients ask nginx (round-robin over three replicas) for one cold 2 MiB file at once: upstream is asked
+    once in the whole cluster, every client has bytes while upstream still holds back the rest, and all 32 get
+    exactly the file."""
+    populated_upstream.fake.add(BIG)
+    gate = populated_upstream.fake.file_stream_gate = asyncio.Event()
+    async with contextlib.AsyncExitStack() as stack, asyncio.timeout(GUARD):
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        url = await file_link(session, cluster.url)
+        responses = await asyncio.gather(*(stack.enter_async_context(session.get(url)) for _ in range(32)))
+        assert [r.status for r in responses] == [200] * 32
+        firsts = await asyncio.gather(*(r.content.readexactly(1000) for r in responses))
+        assert populated_upstream.fake.hits[BIG_PATH] == 1  # the gate is still closed: all 32 are mid-file
+        gate.set()
+        bodies = await asyncio.gather(*(r.read() for r in responses))
+    assert [first + body == BIG.data for first, body in zip(firsts, bodies, strict=True)] == [True] * 32
+    assert populated_upstream.fake.hits[BIG_PATH] == 1
+
+
+async def test_sigkill_of_the_leading_replica_mid_download(
+    tmp_path: Path, cluster: Cluster, populated_upstream: Upstream
+):
+    """The replica leading a cold download is SIGKILLed while another replica's client streams from it: that
+    client is cut off (never a complete-looking body); the next request through nginx (which skips the dead
+    replica) leads a new download and gets exactly the file, and pip installs through nginx as before."""
+    populated_upstream.fake.add(BIG)
+    gate = populated_upstream.fake.file_stream_gate = asyncio.Event()
+    leader, follower, _ = cluster.replicas
+    async with contextlib.AsyncExitStack() as stack, asyncio.timeout(GUARD):
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        led = await stack.enter_async_context(session.get(await file_link(session, leader.url)))
+        await populated_upstream.fake.wait_for_request(BIG_PATH)
+        following = await stack.enter_async_context(session.get(await file_link(session, follower.url)))
+        assert (led.status, following.status) == (200, 200)
+        await following.content.readexactly(1000)  # streaming from the leader
+        await leader.stop(signal.SIGKILL)
+        gate.set()
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await following.read()
+        led.release()
+        async with session.get(await file_link(session, cluster.url)) as again:
+            assert (again.status, await again.read() == BIG.data) == (200, True)
+        assert populated_upstream.fake.hits[BIG_PATH] == 2
+    await pip_install(cluster.url, tmp_path / "pip", "clusterlib")
+    assert (tmp_path / "pip" / "clusterlib-1.0.dist-info").is_dir()

@@ -115,6 +115,12 @@ async def postgresql_backends(request: pytest.FixtureRequest, tmp_path: Path) ->
         yield opened
 
 
+@pytest.fixture
+def cluster_config(request: pytest.FixtureRequest, tmp_path: Path) -> Config:
+    """The configuration of a "postgresql+s3" cluster's fresh database and bucket (nothing opened yet)."""
+    return _config(request, "postgresql+s3", tmp_path)
+
+
 @asynccontextmanager
 async def _opened(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> AsyncIterator[BackendsUnderTest]:
     roots = iter(range(1, 100))

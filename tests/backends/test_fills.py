@@ -128,3 +128,25 @@ async def test_finish_is_idempotent(backends: Backends, finishes: int):
     for _ in range(finishes):
         await leader.finish()
     await (await lead(backends)).finish()
+
+
+async def test_follow_local_follows_the_fill_led_on_this_host(backends: Backends, peer: Backends):
+    """What the peer endpoint serves: the fill a process of this host leads, growing, then committed; None when
+    no fill runs here; a malformed digest is a ValueError (it never names a file)."""
+    assert await peer.fills.follow_local(SHA) is None
+    with pytest.raises(ValueError, match="sha256"):
+        await peer.fills.follow_local("../" + SHA[3:])
+    leader = await lead(backends)
+    local = await peer.fills.follow_local(SHA)
+    assert local is not None
+    try:
+        await leader.spool.write(DATA)
+        assert local.grown() and local.size == len(DATA)
+        assert await local.outcome() is FillOutcome.WRITING
+        await backends.blobs.commit(leader.spool)
+        await leader.finish()
+        assert await local.outcome() is FillOutcome.COMMITTED
+        assert await read_all(local) == DATA
+    finally:
+        local.close()
+        await leader.finish()

@@ -62,23 +62,29 @@ def page() -> StoredPage:
 async def populate(data_dir: Path) -> None:
     """A single-machine install with one of everything migrate copies."""
     async with data_dir_backends(data_dir) as b:
-        for data in (CACHED, MAPPED, PINNED, PRIVATE, WHEEL, METADATA):
-            await b.blobs.put_bytes(data)
-        async with b.meta.transaction() as tx:
-            await tx.record_blob(sha(CACHED), len(CACHED), now=1000.0)
-            await tx.record_blob(sha(MAPPED), len(MAPPED), now=2000.0)
-            await tx.record_pinned_blob(sha(PINNED), len(PINNED))
-            for data in (PRIVATE, WHEEL, METADATA):
-                await tx.record_blob(sha(data), len(data))
-            await tx.put_page(NormalizedName("tinylib"), page())
-            await tx.remember_upstream_file("https://files.example/tinylib-0.9.tar.gz", sha(MAPPED))
-            await tx.add_private_file(private("acme-1.0.tar.gz", PRIVATE))
-            await tx.add_private_file(private("acme-1.0-py3-none-any.whl", WHEEL, metadata=METADATA, yanked="bad"))
-            await tx.add_deleted_file(DeletedFile("acme-0.9.tar.gz", "d" * 64, 500.0))
-            await tx.add_private_project(NormalizedName("secret-only"))
-        await b.meta.add_token("alice", "1" * 64, "CI")
-        revoked = await b.meta.add_token("bob", "2" * 64)
-        await b.meta.revoke_token(revoked)
+        await populate_backends(b)
+
+
+async def populate_backends(b: Backends) -> None:
+    """One of everything: cached, mapped, pinned and private blobs, a page, private files (one yanked), a deleted
+    name, a private name without files, a live and a revoked token."""
+    for data in (CACHED, MAPPED, PINNED, PRIVATE, WHEEL, METADATA):
+        await b.blobs.put_bytes(data)
+    async with b.meta.transaction() as tx:
+        await tx.record_blob(sha(CACHED), len(CACHED), now=1000.0)
+        await tx.record_blob(sha(MAPPED), len(MAPPED), now=2000.0)
+        await tx.record_pinned_blob(sha(PINNED), len(PINNED))
+        for data in (PRIVATE, WHEEL, METADATA):
+            await tx.record_blob(sha(data), len(data))
+        await tx.put_page(NormalizedName("tinylib"), page())
+        await tx.remember_upstream_file("https://files.example/tinylib-0.9.tar.gz", sha(MAPPED))
+        await tx.add_private_file(private("acme-1.0.tar.gz", PRIVATE))
+        await tx.add_private_file(private("acme-1.0-py3-none-any.whl", WHEEL, metadata=METADATA, yanked="bad"))
+        await tx.add_deleted_file(DeletedFile("acme-0.9.tar.gz", "d" * 64, 500.0))
+        await tx.add_private_project(NormalizedName("secret-only"))
+    await b.meta.add_token("alice", "1" * 64, "CI")
+    revoked = await b.meta.add_token("bob", "2" * 64)
+    await b.meta.revoke_token(revoked)
 
 
 @dataclass(frozen=True)

@@ -104,3 +104,13 @@ async def test_the_peer_stream_of_a_failed_fill_is_cut_off(make_proxy: ProxyFact
         await peer.read()
     with pytest.raises(aiohttp.ClientPayloadError):
         await client.read()
+
+
+async def test_under_read_authentication_the_peer_endpoint_answers_to_its_own_token(make_proxy: ProxyFactory) -> None:
+    """[auth] read = true asks every reader for credentials, but replicas carry none of a user's: the peer
+    endpoint takes its token instead (403 without it, never a 401 that credentials would answer)."""
+    proxy = await make_proxy(auth={"read": True})
+    assert (await proxy.get(peer_url(BIG.sha256))).status == 403
+    headers = {"Authorization": await token(proxy, BIG.sha256)}
+    assert (await proxy.get(peer_url(BIG.sha256), headers=headers)).status == 404  # no fill here
+    assert (await proxy.get(f"/files/peerlib/{BIG.sha256}/{BIG.filename}", headers=headers)).status == 401

@@ -113,11 +113,10 @@ def _open_to_anonymous(request: web.Request) -> bool:
     path = request.path
     if path == "/health" or (path == "/metrics" and request.app[CONFIG].metrics.token is not None):
         return True
-    if path.startswith("/_shadowpi/"):  # replicas' peer requests: their own token, checked by the handler
-        return True
     # The web interface checks reads itself: it also accepts its session cookie, and answers with a sign-in page.
+    # Replicas' peer requests carry a token of their own, which the handler checks.
     name = request.match_info.route.name
-    return name is not None and name.startswith("ui.")
+    return name is not None and (name.startswith("ui.") or name == "peer-fill")
 
 
 @web.middleware

@@ -63,15 +63,16 @@ KINDS: dict[str, Callable[[pytest.FixtureRequest, Path], Urls]] = {
 }
 MARKS = {kind: [pytest.mark.engines] for kind in KINDS if kind != "sqlite+local"}
 # Kinds that differ from another only in where blobs are stored run only the test modules about blobs, spools and
-# fills (the metadata modules would test the same store again, at a minute of bucket set-ups).
-STORAGE_ONLY = {"sqlite+s3", "sqlite+s3+cache", "postgresql+s3"}
+# fills (the metadata modules would test the same store again, at a minute of bucket set-ups); PostgreSQL + S3
+# differs from both halves only in its fill coordinator (the cluster's, postgres/fills.py).
 STORAGE_MODULES = {"test_blobs", "test_fills", "test_spools", "test_remote_blobs"}
+ONLY = {"sqlite+s3": STORAGE_MODULES, "sqlite+s3+cache": STORAGE_MODULES, "postgresql+s3": {"test_fills"}}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backends" in metafunc.fixturenames:
         module = metafunc.module.__name__.rpartition(".")[2]
-        kinds = [kind for kind in KINDS if kind not in STORAGE_ONLY or module in STORAGE_MODULES]
+        kinds = [kind for kind in KINDS if kind not in ONLY or module in ONLY[kind]]
         params = [pytest.param(kind, marks=MARKS.get(kind, [])) for kind in kinds]
         metafunc.parametrize("backends", params, indirect=True, ids=kinds)
 

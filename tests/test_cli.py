@@ -36,7 +36,7 @@ async def test_bad_config_is_one_line_without_traceback(tmp_path: Path):
     assert code == 2
     assert err.strip() == (
         "shadowpi: config error: server.prot: unknown key (known: host, port, data_dir, workers, header_timeout,"
-        " max_connections, max_connections_per_client)"
+        " max_connections, max_connections_per_client, advertise_url)"
     )
 
 

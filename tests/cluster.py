@@ -194,10 +194,11 @@ class Replica:
 
 @asynccontextmanager
 async def replica(
-    data_dir: Path, database: str, storage: str, upstream: str, **sections: dict[str, Any]
+    data_dir: Path, database: str, storage: str, upstream: str, *, port: int | None = None,
+    **sections: dict[str, Any],
 ) -> AsyncIterator[Replica]:
-    """A replica listening on 127.0.0.1 (its advertise_url derived from host and port)."""
-    port = reserve_port()
+    """A replica listening on 127.0.0.1 (its advertise_url derived from host and port unless set)."""
+    port = port or reserve_port()
     raw: dict[str, dict[str, Any]] = {
         "server": {"data_dir": str(data_dir), "host": "127.0.0.1", "port": port},
         "upstream": {"url": upstream},

@@ -20,6 +20,7 @@ from tests.cluster import Replica, file_url, replica
 from tests.conftest import Upstream
 from tests.engines.postgres import Database
 from tests.engines.seaweed import S3Bucket
+from tests.servers import reserve_port
 from tests.test_serve import serving
 
 pytestmark = pytest.mark.engines
@@ -120,3 +121,35 @@ async def test_a_killed_leader_cuts_its_followers_off_cleanly_and_the_next_reque
         assert upstream.fake.hits[UPSTREAM_PATH] == 2
         await survivor.app[FILES].settled()  # its client had every byte once verified; the commit follows
         assert await survivor.app[BACKENDS].blobs.stat(BIG.sha256) is not None
+
+
+async def test_a_leader_advertising_the_followers_own_url_is_not_asked(
+    tmp_path: Path, upstream: Upstream, postgres_db: Database, s3_bucket: S3Bucket
+):
+    """Misconfigured replicas that all advertise one URL (every one left at http://127.0.0.1:8080, say): a follower
+    never streams from "the leader" at its own address (it would follow its own empty spool), it waits for the
+    commit instead, and its client gets exactly the file; upstream is asked once."""
+    upstream.fake.add(BIG)
+    gate = upstream.fake.file_stream_gate = asyncio.Event()
+    port = reserve_port()
+    advertised = {"advertise_url": f"http://127.0.0.1:{port}"}
+    async with AsyncExitStack() as stack, asyncio.timeout(GUARD):
+        leader = await stack.enter_async_context(
+            replica(tmp_path / "a", postgres_db.url, s3_bucket.url, upstream.url, server=advertised))
+        follower = await stack.enter_async_context(
+            replica(tmp_path / "b", postgres_db.url, s3_bucket.url, upstream.url, port=port))
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        led = await stack.enter_async_context(session.get(await file_url(session, leader.url, "clusterlib")))
+        await upstream.fake.wait_for_request(UPSTREAM_PATH)
+        following = asyncio.ensure_future(session.get(await file_url(session, follower.url, "clusterlib")))
+        for _ in range(3000):  # until the follower's claim is made (it sends nothing before the commit)
+            if follower.app[FILES].in_flight:
+                break
+            await asyncio.sleep(0.01)
+        assert follower.app[FILES].in_flight == 1
+        gate.set()
+        assert await led.read() == BIG.data
+        async with await following as response:
+            assert response.status == 200
+            assert await response.read() == BIG.data
+        assert upstream.fake.hits[UPSTREAM_PATH] == 1

@@ -99,7 +99,7 @@ class ClusterFills:
         return await self._host.follow_local(sha256)
 
     def _follow(self, sha256: str, host: Lead) -> RemoteFill:
-        remote = RemoteFill(sha256, host, self._blobs, self._leases, self._peer)
+        remote = RemoteFill(sha256, host, self._blobs, self._leases, self._peer, own_url=self._url)
         self._remote.add(remote)
         remote.done.add_done_callback(lambda _task: self._remote.discard(remote))
         return remote

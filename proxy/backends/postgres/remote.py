@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 PEER_PATH = "/_shadowpi/fills/"  # + sha256 (proxy/web/peers.py)
 CHUNK = 256 * 1024
-PEER_ATTEMPTS = 5  # streams tried per fill (a leader restarting its stream, a new leader) before waiting on the store
+PEER_ATTEMPTS = 5  # streams tried per leader before waiting for the commit (a new leader is tried afresh)
 WAIT_MIN, WAIT_MAX = 0.05, 1.0  # seconds between looks at the store and the lease while no leader is reachable
 
 
@@ -58,7 +58,11 @@ class Peer:
 class RemoteFill:
     """A ForeignFill (proxy/backends/fills.py) led by another replica, pumped into this host's spool (`host`)."""
 
-    def __init__(self, sha256: str, host: Lead, blobs: BlobStore, leases: FillLeases, peer: Peer) -> None:
+    def __init__(
+        self, sha256: str, host: Lead, blobs: BlobStore, leases: FillLeases, peer: Peer, *, own_url: str | None
+    ) -> None:
+        """`own_url`: this replica's advertise_url; a leader advertising it is misconfigured (every replica left
+        at the default http://127.0.0.1:port, say), and is not asked: this replica would stream its own spool."""
         self._sha256 = sha256
         self._host = host
         self._spool = host.spool
@@ -66,6 +70,7 @@ class RemoteFill:
         self._blobs = blobs
         self._leases = leases
         self._peer = peer
+        self._own_url = own_url
         self.size = 0  # as of the last grown()
         self._outcome = FillOutcome.WRITING
         self.done = asyncio.create_task(self._run(), name=f"follow-peer:{sha256[:12]}")
@@ -112,11 +117,19 @@ class RemoteFill:
 
     async def _fill(self) -> FillOutcome:
         """Stream from whoever leads until the fill ends; then how it ended."""
-        attempts, delay = 0, WAIT_MIN
+        attempts, delay, asked = 0, WAIT_MIN, None
         while True:
             leader = await self._leases.leader(self._sha256)
             if leader is None:  # nobody leads: committed meanwhile, or given up
                 return await self._from_store()
+            if leader.url != asked:  # a new leader (the last one died): stream from it, from what is here
+                attempts, asked = 0, leader.url
+            if leader.url is not None and leader.url == self._own_url:
+                if not attempts:
+                    log.warning("the replica leading %s advertises this replica's own URL %s: set [server] "
+                                "advertise_url on every replica; waiting for it to be stored", self._sha256,
+                                leader.url)
+                attempts = PEER_ATTEMPTS
             if leader.url is not None and attempts < PEER_ATTEMPTS:
                 attempts += 1
                 if await self._stream(leader):

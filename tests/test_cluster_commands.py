@@ -74,7 +74,7 @@ async def exported(_b: Backends, tmp: Path, _dists: SampleDists) -> None:
 # (argv, the expected last line of stdout, the check of the cluster's state afterwards)
 CASES: dict[str, tuple[list[str], str, Check]] = {
     "token create": (["token", "create", "--user", "carol"], "", tokens_created),
-    "token list": (["token", "list"], "", nothing),
+    "token list": (["token", "list"], "revoked", nothing),
     "token revoke": (["token", "revoke", "1"], "Revoked token 1.", token_revoked),
     "yank": (["yank", "acme", "1.0", "--reason", "gone"], "yank: acme-1.0.tar.gz", yanked),
     "unyank": (["unyank", "acme", "1.0"], "unyank: acme-1.0.tar.gz", unyanked),
@@ -102,8 +102,11 @@ async def test_a_command_works_on_the_cluster_backends(
     result = await run(sys.executable, "-m", "proxy", *argv, *flags, "--upstream", populated_upstream.url,
                        env=clean_env(), timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    if last_line:
-        assert result.stdout.splitlines()[-1] == last_line
+    last = result.stdout.splitlines()[-1]
+    if last_line == "revoked":  # token list: bob's revoked token comes last
+        assert (last.split()[1], last.rstrip().endswith(" revoked")) == ("bob", True)
+    elif last_line:
+        assert last == last_line
     async with open_backends(config) as b:
         await check(b, tmp_path, dists)
 

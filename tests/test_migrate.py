@@ -88,7 +88,7 @@ async def populate_backends(b: Backends) -> None:
 
 
 @dataclass(frozen=True)
-class Cluster:
+class Target:
     """The target: a PostgreSQL database (migrated) and a bucket, as the commands' flags and a Config."""
 
     database: Database
@@ -109,8 +109,8 @@ async def shadowpi(*args: str) -> RunResult:
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path, postgres_db: Database, s3_bucket: S3Bucket) -> Cluster:
-    target = Cluster(postgres_db, s3_bucket, tmp_path)
+async def target(tmp_path: Path, postgres_db: Database, s3_bucket: S3Bucket) -> Target:
+    target = Target(postgres_db, s3_bucket, tmp_path)
     upgraded = await shadowpi("db", "upgrade", *target.flags())
     assert upgraded.returncode == 0, upgraded.stderr
     return target
@@ -138,13 +138,13 @@ async def snapshot(b: Backends) -> dict[str, Any]:
     }
 
 
-async def test_migrate_copies_everything_verified_and_a_second_run_changes_nothing(tmp_path: Path, cluster: Cluster):
+async def test_migrate_copies_everything_verified_and_a_second_run_changes_nothing(tmp_path: Path, target: Target):
     """Pages, the upstream-file mapping, cached/pinned/private blobs (bytes and LRU order), private files with
     their yanks, private names, deleted names and tokens (revocations too) arrive in PostgreSQL + S3 exactly as in
     the source; run again, migrate copies nothing, writes nothing and says so."""
     source = tmp_path / "old"
     await populate(source)
-    first = await shadowpi("migrate", "--from-data-dir", str(source), *cluster.flags())
+    first = await shadowpi("migrate", "--from-data-dir", str(source), *target.flags())
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()
     total = sum(map(len, (CACHED, MAPPED, PINNED, PRIVATE, WHEEL, METADATA)))
@@ -153,21 +153,21 @@ async def test_migrate_copies_everything_verified_and_a_second_run_changes_nothi
         f"migrated {source}: 6 file(s) copied ({total:,} bytes), 0 already there, 0 skipped; 1 pages,"
         " 2 private names, 2 private files, 1 deleted names, 2 tokens"
     )
-    async with data_dir_backends(source) as old, opened(cluster.config()) as new:
+    async with data_dir_backends(source) as old, opened(target.config()) as new:
         expected = await snapshot(old)
         assert await snapshot(new) == expected
     assert expected["usage"].pinned_bytes == len(PINNED)
-    second = await shadowpi("migrate", "--from-data-dir", str(source), *cluster.flags())
+    second = await shadowpi("migrate", "--from-data-dir", str(source), *target.flags())
     assert second.returncode == 0, second.stderr
     assert second.stdout.splitlines()[-1] == (
         f"migrated {source}: 0 file(s) copied (0 bytes), 6 already there, 0 skipped; 0 pages, 0 private names,"
         " 0 private files, 0 deleted names, 0 tokens"
     )
-    async with opened(cluster.config()) as new:
+    async with opened(target.config()) as new:
         assert await snapshot(new) == expected
 
 
-async def test_a_killed_migration_finishes_when_run_again(tmp_path: Path, cluster: Cluster):
+async def test_a_killed_migration_finishes_when_run_again(tmp_path: Path, target: Target):
     """SIGKILL while the files are being copied leaves no partial object and no rows; the next run copies the
     rest (what the first one committed is found and checked, not copied again) and the result is complete."""
     source = tmp_path / "old"
@@ -180,9 +180,9 @@ async def test_a_killed_migration_finishes_when_run_again(tmp_path: Path, cluste
             for data in blobs:
                 await tx.record_blob(sha(data), len(data), now=3000.0)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy", "migrate", "--from-data-dir", str(source), *cluster.flags(),
+        sys.executable, "-m", "proxy", "migrate", "--from-data-dir", str(source), *target.flags(),
         env=clean_env(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    async with opened(cluster.config()) as new:
+    async with opened(target.config()) as new:
         deadline = time.monotonic() + 60
         while not any([await new.blobs.stat(sha(data)) for data in blobs]):  # polling another process
             assert time.monotonic() < deadline and process.returncode is None
@@ -192,18 +192,18 @@ async def test_a_killed_migration_finishes_when_run_again(tmp_path: Path, cluste
         assert await new.meta.bundle_private_files() == []  # rows come after the files: none yet
         copied_before = sum([await new.blobs.stat(sha(data)) is not None for data in blobs])
     assert 0 < copied_before < len(blobs)
-    again = await shadowpi("migrate", "--from-data-dir", str(source), *cluster.flags())
+    again = await shadowpi("migrate", "--from-data-dir", str(source), *target.flags())
     assert again.returncode == 0, again.stderr
     summary = re.search(r": (\d+) file\(s\) copied \([\d,]+ bytes\), (\d+) already there, 0 skipped;",
                         again.stdout.splitlines()[-1])
     assert summary is not None, again.stdout
     copied, present = int(summary[1]), int(summary[2])
     assert (copied + present, present >= copied_before, copied > 0) == (len(blobs) + 6, True, True)
-    async with data_dir_backends(source) as old, opened(cluster.config()) as new:
+    async with data_dir_backends(source) as old, opened(target.config()) as new:
         assert await snapshot(new) == await snapshot(old)
 
 
-async def test_corrupt_private_bytes_are_never_copied(tmp_path: Path, cluster: Cluster):
+async def test_corrupt_private_bytes_are_never_copied(tmp_path: Path, target: Target):
     """A private file whose bytes in the source no longer match its sha256 is not copied, no row is written, and
     migrate exits 1 naming it; a corrupt cached file is only skipped (refetched on demand)."""
     source = tmp_path / "old"
@@ -211,21 +211,21 @@ async def test_corrupt_private_bytes_are_never_copied(tmp_path: Path, cluster: C
     [stored] = [p for p in source.rglob(sha(PRIVATE)) if p.is_file()]
     stored.chmod(0o644)
     stored.write_bytes(b"X" * len(PRIVATE))
-    result = await shadowpi("migrate", "--from-data-dir", str(source), *cluster.flags())
+    result = await shadowpi("migrate", "--from-data-dir", str(source), *target.flags())
     assert result.returncode == 1
     assert f"not copied: private file {sha(PRIVATE)}: its bytes in the source do not match its sha256 (corrupt)" in (
         result.stdout.splitlines())
     assert result.stderr.splitlines()[-1] == (
         "shadowpi: 1 private file(s) could not be copied (see above); no rows were written: repair or delete them in"
         " the source, then run migrate again")
-    async with opened(cluster.config()) as new:
+    async with opened(target.config()) as new:
         assert await new.blobs.stat(sha(PRIVATE)) is None
         assert await new.meta.bundle_private_files() == []
 
 
-async def set_schema_version(cluster: Cluster, version: int) -> None:
+async def set_schema_version(target: Target, version: int) -> None:
     """Make the target look migrated to `version` (only the bookkeeping: what the version check reads)."""
-    conn = await asyncpg.connect(cluster.database.url)
+    conn = await asyncpg.connect(target.database.url)
     try:
         await conn.execute("DELETE FROM schema_migrations WHERE version > $1", version)
         for missing in range(len(MIGRATIONS) + 1, version + 1):
@@ -236,42 +236,47 @@ async def set_schema_version(cluster: Cluster, version: int) -> None:
 
 @pytest.mark.parametrize(("case", "expected"), [
     ("same", "shadowpi: the target database (sqlite:) is the source's own ({db}): name the cluster's with --database"),
+    ("same files", "shadowpi: the target file store ({files}) is the source's own: name the cluster's with --storage"),
     ("empty", "shadowpi: {empty} holds no shadowpi data (no database there): name the old data dir"),
     ("older", "shadowpi: the database {masked} has schema version {older}, older than this shadowpi's ({n}), and"
               " was opened without migrating (run `shadowpi db upgrade`)"),
     ("newer", "shadowpi: the database {masked} has schema version {newer}, newer than this shadowpi's ({n}), and"
               " was opened without migrating (run `shadowpi db upgrade`)"),
 ])
-async def test_refusals_are_one_line_and_write_nothing(tmp_path: Path, cluster: Cluster, case: str, expected: str):
-    """Migrating an install onto itself, from a directory without shadowpi data, or into a database whose schema
-    is older or newer than this shadowpi's: exit 1, one line saying why and what to do, nothing written."""
+async def test_refusals_are_one_line_and_write_nothing(tmp_path: Path, target: Target, case: str, expected: str):
+    """Migrating an install onto itself (its database, or its file store), from a directory without shadowpi
+    data, or into a database whose schema is older or newer than this shadowpi's: exit 1, one line saying why
+    and what to do, nothing written."""
     source = tmp_path / "old"
     await populate(source)
-    flags = cluster.flags()
+    flags = target.flags()
     if case == "same":
         flags = ["--data-dir", str(source)]
+    elif case == "same files":  # the cluster's database, but the old data dir's files
+        flags = [*flags[:4], "--storage", f"file://{source / 'blobs'}"]
     elif case == "empty":
         source = tmp_path / "empty"
         source.mkdir()
     elif case in {"older", "newer"}:
-        await set_schema_version(cluster, len(MIGRATIONS) + (1 if case == "newer" else -1))
+        await set_schema_version(target, len(MIGRATIONS) + (1 if case == "newer" else -1))
     result = await shadowpi("migrate", "--from-data-dir", str(source), *flags)
-    password = cluster.database.url.split(":")[2].split("@")[0]
-    masked = cluster.database.url.replace(f":{password}@", ":***@")
+    password = target.database.url.split(":")[2].split("@")[0]
+    masked = target.database.url.replace(f":{password}@", ":***@")
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr.splitlines()[-1] == expected.format(
-        db=(source / "shadowpi.sqlite3").resolve(), empty=source, masked=masked, older=len(MIGRATIONS) - 1,
+        db=(source / "shadowpi.sqlite3").resolve(), files=(source / "blobs").resolve(), empty=source, masked=masked,
+        older=len(MIGRATIONS) - 1,
         newer=len(MIGRATIONS) + 1, n=len(MIGRATIONS))
     if case == "empty":
         assert list(source.iterdir()) == []  # nothing created in the directory either
     if case in {"older", "newer"}:
-        await set_schema_version(cluster, len(MIGRATIONS))  # back to this shadowpi's schema, to look inside
+        await set_schema_version(target, len(MIGRATIONS))  # back to this shadowpi's schema, to look inside
         if case == "older":
-            conn = await asyncpg.connect(cluster.database.url)
+            conn = await asyncpg.connect(target.database.url)
             try:
                 await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", len(MIGRATIONS))
             finally:
                 await conn.close()
-        async with opened(cluster.config()) as new:
+        async with opened(target.config()) as new:
             assert await new.meta.bundle_blob_times() == {}
             assert await new.blobs.stat(sha(PRIVATE)) is None

@@ -167,6 +167,34 @@ async def test_migrate_copies_everything_verified_and_a_second_run_changes_nothi
         assert await snapshot(new) == expected
 
 
+async def test_a_later_run_carries_the_sources_last_changes_over(tmp_path: Path, target: Target):
+    """Run again after the old install changed (a token revoked, a file unyanked, a file uploaded): the target
+    gets exactly those changes, and a token revoked in the cluster meanwhile stays revoked."""
+    source = tmp_path / "old"
+    await populate(source)
+    async with data_dir_backends(source) as old:
+        carol = await old.meta.add_token("carol", "3" * 64)
+    assert (await shadowpi("migrate", "--from-data-dir", str(source), *target.flags())).returncode == 0
+    async with data_dir_backends(source) as old:
+        await old.meta.revoke_token(carol)
+        await old.meta.set_yanked(["acme-1.0-py3-none-any.whl"], None)
+        await old.blobs.put_bytes(b"acme 2.0")
+        await old.meta.record_blob(sha(b"acme 2.0"), 8)  # as an upload records it
+        await old.meta.add_private_file(replace(private("acme-2.0.tar.gz", b"acme 2.0"), version="2.0"))
+    async with opened(target.config()) as new:
+        [alice] = [t for t in await new.meta.list_tokens() if t.user == "alice"]
+        assert await new.meta.revoke_token(alice.id)
+    again = await shadowpi("migrate", "--from-data-dir", str(source), *target.flags())
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1].endswith(
+        "0 pages, 0 private names, 2 private files, 0 deleted names, 1 tokens")
+    async with data_dir_backends(source) as old, opened(target.config()) as new:
+        expected, got = await snapshot(old), await snapshot(new)
+        assert {k: v for k, v in got.items() if k != "tokens"} == {k: v for k, v in expected.items() if k != "tokens"}
+        assert [(t.user, t.revoked_at is not None) for t, _ in got["tokens"]] == [
+            ("alice", True), ("bob", True), ("carol", True)]
+
+
 async def test_a_killed_migration_finishes_when_run_again(tmp_path: Path, target: Target):
     """SIGKILL while the files are being copied leaves no partial object and no rows; the next run copies the
     rest (what the first one committed is found and checked, not copied again) and the result is complete."""

@@ -5,7 +5,8 @@ FROM python:3.12-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY proxy ./proxy
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# With the `scale` extra (asyncpg, aiobotocore): the same image runs alone or as a replica on PostgreSQL + S3.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[scale]"
 
 FROM python:3.12-slim
 LABEL org.opencontainers.image.title="shadowpi" \
@@ -15,7 +16,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     SHADOWPI_SERVER_DATA_DIR=/data
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/shadowpi-*.whl \
+# Every wheel built above: shadowpi, its dependencies and the `scale` extra's.
+RUN pip install --no-cache-dir --no-index /wheels/*.whl \
     && rm -rf /wheels \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin shadowpi \
     && mkdir -p /data /etc/shadowpi \

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", action="append", default=[], metavar="WORDS",
                         help="run only scenarios whose title contains WORDS (repeatable), e.g. --only uv")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, configs) for debugging")
+    parser.add_argument("--cluster", action="store_true",
+                        help="run the cluster scenarios instead (bench/cluster.py: replicas on PostgreSQL + S3 behind"
+                             " nginx; skipped when the engines are missing)")
     return parser
 
 
@@ -74,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.exit("bench: --against needs --compare OLD.json")
         print(report.compare(report.load(args.compare), report.load(args.against)))
         return 0
+    if args.cluster:
+        from bench import cluster
+
+        return cluster.main(["--quick"] if args.quick else [])
     if args.runs is not None and args.runs < 1:
         sys.exit("bench: --runs must be at least 1")
     old = report.load(args.compare) if args.compare else None

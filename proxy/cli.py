@@ -19,7 +19,7 @@ from proxy.bundle.command import add_bundle_parsers, run_export, run_import
 from proxy.cli_common import add_common, announce_data_dir, config_from_args, run
 from proxy.config import Config
 from proxy.config_env import prepare_data_dir
-from proxy.errors import ConfigError
+from proxy.errors import ConfigError, ProxyError
 from proxy.warm.command import add_warm_parser, run_warm
 
 if TYPE_CHECKING:
@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     purge = cache_actions.add_parser("purge", help="drop a project's cached page and files (refetched on demand)")
     purge.add_argument("project")
     add_common(purge)
+    migrate = commands.add_parser(
+        "migrate", help="copy a single-machine install (its data dir) into the configured database and storage",
+    )
+    migrate.add_argument("--from-data-dir", type=Path, required=True, metavar="DIR",
+                         help="the old install's data dir (SQLite + files); it is only read")
+    add_common(migrate, upstream_help=argparse.SUPPRESS)
     db = commands.add_parser("db", help="the metadata database's schema")
     db_actions = db.add_subparsers(dest="action", required=True, metavar="ACTION")
     add_common(db_actions.add_parser(
@@ -177,6 +183,8 @@ def _admin(args: argparse.Namespace, config: Config) -> int:
         return run(admin.cache_purge(config, args.project, print))
     if args.command == "db":
         return run(_db_upgrade(config, print))
+    if args.command == "migrate":
+        return _migrate(config, args.from_data_dir)
     raise AssertionError(args.command)  # argparse only accepts the commands above
 
 
@@ -209,6 +217,17 @@ async def _db_upgrade(config: Config, out: Callable[[str], None]) -> int:
     out(f"database schema {after - applied} -> {after} ({where})" if applied else f"database schema {after}, up to"
         f" date ({where})")
     return 0
+
+
+def _migrate(config: Config, data_dir: Path) -> int:
+    from proxy.migrate import migrate, plan
+
+    try:
+        source = plan(config, data_dir)
+    except ProxyError as exc:
+        print(f"shadowpi: {exc}", file=sys.stderr)
+        return 1
+    return run(migrate(config, source, print))
 
 
 def _warm_app(config: Config) -> web.Application:

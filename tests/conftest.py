@@ -83,6 +83,7 @@ async def populated_upstream(upstream: Upstream, dists: SampleDists) -> Upstream
 
 
 # Fixtures imported last because they build on the ones above: shadowpi itself, and the real engines
-# (PostgreSQL, SeaweedFS S3; started on first use, see tests/engines/fixtures.py).
+# (PostgreSQL, SeaweedFS S3; started on first use, see tests/engines/fixtures.py), and a cluster of them.
+from tests.cluster import cluster  # noqa: E402, F401 - three replicas behind nginx (tests/cluster.py)
 from tests.engines.fixtures import postgres_db, postgres_server, s3_bucket, seaweed_server  # noqa: E402, F401
 from tests.proxy_fixtures import make_proxy, proxy  # noqa: E402, F401

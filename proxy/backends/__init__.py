@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # importing this package (proxy.config does, for urls.py) mus
     from proxy.backends.spools import SpoolDir
     from proxy.config import Config
 
-__all__ = ["Backends", "open_backends"]
+__all__ = ["Backends", "holds_local_install", "local_locations", "open_backends"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,3 +175,26 @@ async def _metadata(
     path = Path(database.path) if database.path is not None else config.data_dir / DB_FILENAME
     async with open_sqlite(path, migrate=migrate, check_schema=check_schema) as opened:
         yield opened
+
+
+def local_locations(config: Config) -> tuple[Path | None, Path | None]:
+    """Where the configured database file and blob directory are on this host (resolved); None for what is not
+    local (PostgreSQL, S3). For `shadowpi migrate`, which must never copy an install onto itself."""
+    from proxy.backends.sqlite import DB_FILENAME
+
+    database = parse_database_url("database.url", config.database.url)
+    storage = parse_storage_url("storage.url", config.storage.url)
+    db_path = None
+    if isinstance(database, SqliteURL):
+        db_path = Path(database.path) if database.path is not None else config.data_dir / DB_FILENAME
+    root = None
+    if isinstance(storage, FileURL):
+        root = Path(storage.root) if storage.root is not None else config.data_dir
+    return (db_path.resolve() if db_path else None), (root.resolve() if root else None)
+
+
+def holds_local_install(data_dir: Path) -> bool:
+    """Whether `data_dir` holds a single-machine install's database (checked without creating anything)."""
+    from proxy.backends.sqlite import DB_FILENAME
+
+    return (data_dir / DB_FILENAME).is_file()

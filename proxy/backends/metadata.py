@@ -190,6 +190,12 @@ class TokenWrites(Protocol):
         """Revoke a token by id; False when no live token has that id. No topic."""
         ...
 
+    async def restore_token(self, record: TokenRecord, token_hash: str) -> bool:
+        """Copy a token from another store (`shadowpi migrate`): its user, description and times, under a new id,
+        unless a token with this hash exists; then only a revocation is carried over (never undone). True when
+        anything changed. No topic."""
+        ...
+
 
 class AccessReads(Protocol):
     async def project_members(self, index: str, project: str) -> list[Member]:
@@ -316,7 +322,7 @@ class TokenStore(TokenWrites, Protocol):
 
 
 class BundleReads(Protocol):
-    """Bulk reads for `shadowpi export` (background reads, like cache_usage)."""
+    """Bulk reads for `shadowpi export` and `shadowpi migrate` (background reads, like cache_usage)."""
 
     async def bundle_pages(self) -> list[tuple[NormalizedName, StoredPage]]:
         """Every cached upstream page (remembered 404s excluded), by project name."""
@@ -336,6 +342,10 @@ class BundleReads(Protocol):
 
     async def bundle_deleted_files(self) -> list[DeletedFile]:
         """Every deleted private filename, by filename."""
+        ...
+
+    async def bundle_tokens(self) -> list[tuple[TokenRecord, str]]:
+        """Every token (live or revoked) with its hash, by id: for `shadowpi migrate`, never for a bundle."""
         ...
 
 

@@ -97,6 +97,11 @@ def scope_columns(scope: TokenScope | None) -> tuple[str | None, str | None, str
     return indexes, scope.project, ",".join(sorted(scope.actions)), scope.expires_at
 
 
+def record_scope_columns(record: TokenRecord) -> tuple[str | None, str | None, str, float | None]:
+    """A token record's scope as the token columns hold it (what token_record reads back): copies keep scopes."""
+    return ",".join(record.indexes) or None, record.project, ",".join(record.actions), record.expires_at
+
+
 @dataclass(frozen=True, slots=True)
 class PrivateFile:
     """A privately uploaded distribution file."""

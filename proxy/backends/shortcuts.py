@@ -206,3 +206,7 @@ class SingleWrites(Generic[TX]):
     async def add_audit(self, entry: AuditEntry) -> None:
         async with self.transaction() as tx:
             await tx.add_audit(entry)
+
+    async def restore_token(self, record: TokenRecord, token_hash: str) -> bool:
+        async with self.transaction() as tx:
+            return await tx.restore_token(record, token_hash)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from proxy.backends.postgres.pages import PageReads
 from proxy.backends.postgres.private import PRIVATE_COLUMNS
-from proxy.backends.records import DeletedFile, PrivateFile, StoredPage
+from proxy.backends.postgres.tokens import TOKEN_COLUMNS
+from proxy.backends.records import DeletedFile, PrivateFile, StoredPage, TokenRecord, token_record
 from proxy.simple.names import NormalizedName
 
 
@@ -24,6 +25,10 @@ class BundleReads(PageReads):
     async def bundle_private_files(self) -> list[PrivateFile]:
         query = f"SELECT {PRIVATE_COLUMNS} FROM private_files WHERE index_name = 'root' ORDER BY project, filename"  # noqa: S608 constant columns
         return [PrivateFile(*row) for row in await self._all(query)]
+
+    async def bundle_tokens(self) -> list[tuple[TokenRecord, str]]:
+        query = f"SELECT {TOKEN_COLUMNS}, token_hash FROM tokens ORDER BY id"  # noqa: S608 constant columns
+        return [(token_record(row[:-1]), str(row[-1])) for row in await self._all(query)]
 
     async def bundle_deleted_files(self) -> list[DeletedFile]:
         query = "SELECT filename, sha256, deleted_at FROM deleted_files WHERE index_name = 'root' ORDER BY filename"

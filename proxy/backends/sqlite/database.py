@@ -21,7 +21,7 @@ import aiosqlite
 from proxy.backends.changes import ChangeFeed
 from proxy.backends.keyed import KeyedLocks
 from proxy.backends.metadata import SchemaMismatch
-from proxy.backends.records import BlobRecord, CacheUsage, DeletedFile, PrivateFile, StoredPage
+from proxy.backends.records import BlobRecord, CacheUsage, DeletedFile, PrivateFile, StoredPage, TokenRecord
 from proxy.backends.shortcuts import SingleWrites
 from proxy.backends.sqlite.access import AccessReads
 from proxy.backends.sqlite.blob_index import BlobReads, UsageReads
@@ -129,6 +129,9 @@ class SqliteMetadata(
 
     async def bundle_deleted_files(self) -> list[DeletedFile]:
         return await self._background.bundle_deleted_files()
+
+    async def bundle_tokens(self) -> list[tuple[TokenRecord, str]]:
+        return await self._background.bundle_tokens()
 
     # --- the schema and diagnostics ---
 

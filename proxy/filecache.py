@@ -101,7 +101,7 @@ class FileCache:
         key = dist.sha256 or dist.url
         while True:
             fill = self._fills.get(key)
-            if fill is not None:
+            if fill is not None and not fill.ended:  # an ended one is still registered while its task winds up
                 return fill.follow()
             if dist.sha256 is None or not is_sha256(dist.sha256):  # no blob to claim: this process alone
                 return await self._open_unclaimed(key, dist)
@@ -122,7 +122,9 @@ class FileCache:
         cached = await self.cached(dist) if dist.sha256 is None else None
         if cached is not None:
             return cached
-        fill = self._fills.get(key) or self._start(key, Fill(dist), None)  # one may have started meanwhile
+        fill = self._fills.get(key)  # one may have started meanwhile
+        if fill is None or fill.ended:
+            fill = self._start(key, Fill(dist), None)
         return fill.follow()
 
     async def _claim(self, key: str, dist: DistFile, sha256: str) -> Cached | Following:
@@ -207,7 +209,8 @@ class FileCache:
             error = UpstreamUnavailable(f"download failed: {type(exc).__name__}")
         finally:
             # Registered until now, so a request arriving between verification and commit follows this fill.
-            self._fills.pop(key, None)
+            if self._fills.get(key) is fill:  # not a newer fill of the same file, started once this one ended
+                del self._fills[key]
             if fill.state in (FillState.PENDING, FillState.STREAMING):
                 fill.failed(error or UpstreamUnavailable("download stopped"))
             elif fill.state is FillState.VERIFIED:  # cancelled during the commit: clients have their bytes

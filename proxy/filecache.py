@@ -20,10 +20,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 
-from proxy.backends.blobs import BlobReader, BlobStore, ByteSource
+from proxy.backends.blobs import BlobInfo, BlobReader, BlobStore, ByteSource
 from proxy.backends.fills import FillCoordinator, ForeignFill, Lead
 from proxy.backends.metadata import BlobIndex
-from proxy.backends.spools import SpoolDir
+from proxy.backends.spools import Spool, SpoolDir
 from proxy.config import UpstreamConfig
 from proxy.download import Limits, download, follow, is_sha256
 from proxy.errors import ProxyError, UpstreamUnavailable
@@ -223,7 +223,7 @@ class FileCache:
         try:
             await download(fill, spool, self._upstream, self._limits, self._clock)
             try:
-                blob = await self._blobs.commit(spool)
+                blob = await self._commit(fill, spool)
                 await self._record(fill.dist, blob.sha256, blob.size)
             except OSError as exc:  # clients have their bytes; only the cache copy is lost
                 log.error("could not store %s in the cache: %s", fill.dist.filename, exc)
@@ -232,6 +232,21 @@ class FileCache:
             fill.committed(blob)
         finally:
             await asyncio.shield(lead.finish() if lead is not None else spool.dispose())
+
+    async def _commit(self, fill: Fill, spool: Spool) -> BlobInfo:
+        """Commit the verified spool; the fill is VERIFIED afterwards, also when the commit fails (then the cache
+        copy is lost, not the clients' bytes). A small file's verified bytes may still be staged (download.py's
+        SMALL_FILE): the commit writes them, or, when it fails before that, they are written here."""
+        try:
+            blob = await self._blobs.commit(spool)
+        except Exception:
+            if fill.state is FillState.STREAMING:
+                await spool.flush()  # raises when even that fails: then the fill fails
+                fill.verified()
+            raise
+        if fill.state is FillState.STREAMING:
+            fill.verified()
+        return blob
 
     async def _record(self, dist: DistFile, sha256: str, size: int) -> None:
         await self._db.record_blob(sha256, size, now=self._janitor.now())

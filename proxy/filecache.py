@@ -20,10 +20,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 
-from proxy.backends.blobs import BlobReader, BlobStore, ByteSource
+from proxy.backends.blobs import BlobInfo, BlobReader, BlobStore, ByteSource
 from proxy.backends.fills import FillCoordinator, ForeignFill, Lead
 from proxy.backends.metadata import BlobIndex
-from proxy.backends.spools import SpoolDir
+from proxy.backends.spools import Spool, SpoolDir
 from proxy.config import UpstreamConfig
 from proxy.download import Limits, download, follow, is_sha256
 from proxy.errors import ProxyError, UpstreamUnavailable
@@ -112,7 +112,7 @@ class FileCache:
         key = dist.sha256 or dist.url
         while True:
             fill = self._fills.get(key)
-            if fill is not None:
+            if fill is not None and not fill.ended:  # an ended one is still registered while its task winds up
                 return fill.follow()
             if dist.sha256 is None or not is_sha256(dist.sha256):  # no blob to claim: this process alone
                 return await self._open_unclaimed(key, dist)
@@ -133,7 +133,9 @@ class FileCache:
         cached = await self.cached(dist) if dist.sha256 is None else None
         if cached is not None:
             return cached
-        fill = self._fills.get(key) or self._start(key, Fill(dist), None)  # one may have started meanwhile
+        fill = self._fills.get(key)  # one may have started meanwhile
+        if fill is None or fill.ended:
+            fill = self._start(key, Fill(dist), None)
         return fill.follow()
 
     async def _claim(self, key: str, dist: DistFile, sha256: str) -> Cached | Following:
@@ -218,7 +220,8 @@ class FileCache:
             error = UpstreamUnavailable(f"download failed: {type(exc).__name__}")
         finally:
             # Registered until now, so a request arriving between verification and commit follows this fill.
-            self._fills.pop(key, None)
+            if self._fills.get(key) is fill:  # not a newer fill of the same file, started once this one ended
+                del self._fills[key]
             if fill.state in (FillState.PENDING, FillState.STREAMING):
                 fill.failed(error or UpstreamUnavailable("download stopped"))
             elif fill.state is FillState.VERIFIED:  # cancelled during the commit: clients have their bytes
@@ -231,7 +234,7 @@ class FileCache:
         try:
             await download(fill, spool, self._upstream, self._limits, self._clock)
             try:
-                blob = await self._blobs.commit(spool)
+                blob = await self._commit(fill, spool)
                 await self._record(fill.dist, blob.sha256, blob.size)
             except OSError as exc:  # clients have their bytes; only the cache copy is lost
                 log.error("could not store %s in the cache: %s", fill.dist.filename, exc)
@@ -240,6 +243,21 @@ class FileCache:
             fill.committed(blob)
         finally:
             await asyncio.shield(lead.finish() if lead is not None else spool.dispose())
+
+    async def _commit(self, fill: Fill, spool: Spool) -> BlobInfo:
+        """Commit the verified spool; the fill is VERIFIED afterwards, also when the commit fails (then the cache
+        copy is lost, not the clients' bytes). A small file's verified bytes may still be staged (download.py's
+        SMALL_FILE): the commit writes them, or, when it fails before that, they are written here."""
+        try:
+            blob = await self._blobs.commit(spool)
+        except Exception:
+            if fill.state is FillState.STREAMING:
+                await spool.flush()  # raises when even that fails: then the fill fails
+                fill.verified()
+            raise
+        if fill.state is FillState.STREAMING:
+            fill.verified()
+        return blob
 
     async def _record(self, dist: DistFile, sha256: str, size: int) -> None:
         await self._db.record_blob(sha256, size, now=self._janitor.now())

@@ -485,3 +485,70 @@ async def test_a_request_cancelled_while_claiming_leaves_no_fill_behind(
     again = await proxy.get(file_url(big))
     assert (again.headers["X-Shadowpi-Cache"], await again.read()) == ("hit", big.data)
     assert upstream.fake.hits[upstream_path(big)] == 1
+
+
+@pytest.fixture(scope="module")
+def small() -> Artifact:
+    """A wheel under download.SMALL_FILE: held in memory, hashed on the event loop, written with its commit."""
+    from proxy.download import SMALL_FILE
+
+    artifact = build_wheel("smallpkg", "1.0", payload_size=30_000)
+    assert artifact.size <= SMALL_FILE
+    return artifact
+
+
+async def test_concurrent_misses_of_a_small_file_get_it_whole_once_committed(
+    make_proxy: ProxyFactory, upstream: Upstream, small: Artifact
+):
+    """Ten clients of one uncached small file: one upstream GET, ten exact copies, the blob committed and no
+    spool left; a second worker asking meanwhile follows the first one's spool and gets the same bytes."""
+    upstream.fake.add(small)
+    proxy = await make_proxy()
+    other = await make_proxy()
+    await _listed(proxy, "smallpkg")
+    await _listed(other, "smallpkg")
+    gate = asyncio.Event()
+    upstream.fake.gate = gate
+
+    async def download(client: TestClient) -> bytes:
+        async with client.get(file_url(small)) as resp:
+            assert resp.status == 200
+            return await resp.read()
+
+    tasks = [asyncio.create_task(download(proxy)) for _ in range(10)]
+    await upstream.fake.wait_for_request(upstream_path(small))
+    tasks.append(asyncio.create_task(download(other)))
+
+    for _ in range(10_000):  # polling with a deadline: the other worker stands for another process
+        if other.app[FILES].in_flight:  # it follows the leader's spool, before upstream answers
+            break
+        await asyncio.sleep(0.001)
+    else:
+        pytest.fail("the other worker never followed the fill")
+    gate.set()
+    assert await asyncio.gather(*tasks) == [small.data] * 11
+    await settled(proxy)
+    await settled(other)
+    assert upstream.fake.hits[upstream_path(small)] == 1
+    assert [p.name for p in blobs(make_proxy.data_dir)] == [small.sha256]
+    assert spools(make_proxy.data_dir) == []
+
+
+async def test_a_small_file_with_a_lying_hash_is_never_completed_or_cached(
+    make_proxy: ProxyFactory, upstream: Upstream, small: Artifact
+):
+    """A small file whose bytes do not match its declared sha256 is verified before anything is written: the
+    client is cut off, no blob and no spool is left, and the next request asks upstream again."""
+    upstream.fake.add(small, declared_sha256="0" * 64)
+    proxy = await make_proxy()
+    await _listed(proxy, "smallpkg")
+    url = f"/files/smallpkg/{'0' * 64}/{small.filename}"
+    for _ in range(2):
+        resp = await proxy.get(url)
+        assert resp.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await resp.read()
+        await settled(proxy)
+        assert blobs(make_proxy.data_dir) == []
+        assert spools(make_proxy.data_dir) == []
+    assert upstream.fake.hits[upstream_path(small)] == 2

@@ -117,3 +117,44 @@ async def test_not_ready_when_free_space_is_below_the_largest_upload(
     assert checks["data_dir"].startswith("failed: StorageFull: only ")
     assert checks["data_dir"].endswith(" bytes are free in the data dir, less than one upload may need "
                                        "(upload.max_size = 8388608)")
+
+
+SMALL = build_wheel("smalllib", "1.0", payload_size=20_000)  # under download.SMALL_FILE: written with its commit
+
+
+async def test_a_small_file_on_a_full_disk_is_cut_off_and_never_cached(
+    aiohttp_client: AiohttpClient, small_disk: Path, populated_upstream: Upstream, caplog: pytest.LogCaptureFixture
+):
+    """A small file is held in memory until its commit writes it (one trip off the event loop): when the disk is
+    full that write fails, and its client is cut off as for a big file (never handed a complete-looking body), no
+    blob or spool is left, no traceback logged; once space is freed the same request is served and cached."""
+    from proxy.download import SMALL_FILE
+    from proxy.keys import FILES
+
+    assert SMALL.size <= SMALL_FILE
+    populated_upstream.fake.add(SMALL)
+    factory = ProxyFactory(aiohttp_client, small_disk / "data", populated_upstream)
+    client = await factory()
+    page = await (await client.get("/simple/smalllib/", headers=JSON)).json(content_type=None)
+    [url] = [urljoin("/simple/smalllib/", f["url"]) for f in page["files"] if f["filename"] == SMALL.filename]
+    await client.app[PAGES].flushed()
+    filler = small_disk / "filler"
+    await asyncio.to_thread(fill, filler)
+
+    with caplog.at_level(logging.ERROR):
+        download = await client.get(url)
+        assert download.status == 200  # headers go out as soon as upstream answers
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await download.read()
+        assert (await client.get("/health")).status == 200
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert SMALL.sha256 not in blob_files(factory.data_dir)
+    assert spool_files(factory.data_dir) == []
+
+    filler.unlink()
+    again = await client.get(url)
+    assert (again.status, await again.read()) == (200, SMALL.data)
+    await client.app[FILES].settled()
+    assert SMALL.sha256 in blob_files(factory.data_dir)
+    assert spool_files(factory.data_dir) == []
+    assert populated_upstream.fake.hits[f"/files/smalllib/{SMALL.filename}"] == 2

@@ -165,3 +165,80 @@ async def test_private_projects_belong_to_root_after_the_indexes_migration(tmp_p
         assert await meta.project_members("root", "acme") == [Member("alice", "owner")]
         token = await meta.live_token("1" * 64)
         assert token is not None and (token.indexes, token.actions, token.expires_at) == ((), ("read", "upload"), None)
+
+
+async def test_a_single_write_of_a_cold_fill_is_one_statement_on_the_writer(tmp_path: Path) -> None:
+    """Storing a fetched page, touching it, recording a blob and remembering an upstream file each run exactly
+    one statement on the writer (no BEGIN and COMMIT: one trip to its thread, not three), and commit it: another
+    process sees every row, and the pages' change stamp moved after the page was stored."""
+    from proxy.backends.records import StoredPage
+    from proxy.simple.names import NormalizedName
+
+    path = tmp_path / "db.sqlite3"
+    async with open_sqlite(path, migrate=True) as (meta, feed):
+        statements: list[str] = []
+        await meta.connection("writer").set_trace_callback(statements.append)
+        before = feed.stamp(Topic.PAGES)
+        await meta.put_page(NormalizedName("acme"), StoredPage(None, None, None, 5.0))
+        assert feed.stamp(Topic.PAGES) != before
+        await meta.touch_page(NormalizedName("acme"), 7.0)
+        await meta.record_blob("a" * 64, 10, now=3.0)
+        assert await meta.remember_upstream_file("https://x/acme-1.0.tar.gz", "a" * 64) is True
+        await meta.connection("writer").set_trace_callback(None)
+        assert [s.split()[0] for s in statements] == ["INSERT", "UPDATE", "INSERT", "INSERT"], statements
+        with contextlib.closing(raw(path)) as conn:
+            assert conn.execute("SELECT project, status, fetched_at FROM pages").fetchall() == [("acme", 404, 7.0)]
+            assert conn.execute("SELECT sha256, size, last_access FROM blobs").fetchall() == [("a" * 64, 10, 3.0)]
+            assert conn.execute("SELECT sha256 FROM upstream_files").fetchall() == [("a" * 64,)]
+
+
+async def test_a_single_write_cancelled_while_another_process_writes_still_commits_and_bumps(tmp_path: Path) -> None:
+    """A single write waits for another process's write lock like a transaction; cancelled meanwhile (the client
+    went away), it still ends: once the other process lets go its row is committed, the change stamp is bumped
+    (no process keeps assuming the old state), and the writer is free for the next write."""
+    from proxy.backends.records import StoredPage
+    from proxy.simple.names import NormalizedName
+
+    path = tmp_path / "db.sqlite3"
+    async with open_sqlite(path, migrate=True) as (meta, feed):
+        started = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def traced(statement: str) -> None:  # in the writer's thread, as the statement starts
+            if statement.startswith(("INSERT OR REPLACE INTO pages", "BEGIN")):
+                loop.call_soon_threadsafe(started.set)
+
+        await meta.connection("writer").set_trace_callback(traced)
+        other = raw(path)
+        other.execute("BEGIN IMMEDIATE")
+        before = feed.stamp(Topic.PAGES)
+        task = asyncio.create_task(meta.put_page(NormalizedName("acme"), StoredPage(None, None, None, 5.0)))
+        await started.wait()  # the writer's thread now waits in SQLite's busy handler
+        task.cancel()
+        other.execute("ROLLBACK")
+        other.close()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert feed.stamp(Topic.PAGES) != before
+        assert not meta.connection("writer").in_transaction
+        await meta.record_blob("b" * 64, 1, now=1.0)
+        with contextlib.closing(raw(path)) as conn:
+            assert conn.execute("SELECT project FROM pages").fetchall() == [("acme",)]
+            assert conn.execute("SELECT sha256 FROM blobs").fetchall() == [("b" * 64,)]
+
+
+async def test_a_full_disk_during_a_single_write_is_storage_full(tmp_path: Path) -> None:
+    """A single write that outgrows the disk is StorageFull (a 507), leaves nothing behind, and the next works."""
+    from proxy.backends.records import StoredPage
+    from proxy.errors import StorageFull
+    from proxy.simple.names import NormalizedName
+
+    path = tmp_path / "db.sqlite3"
+    async with opened(path) as meta:
+        await meta.connection("writer").execute("PRAGMA max_page_count = 1")
+        with pytest.raises(StorageFull):
+            await meta.put_page(NormalizedName("acme"), StoredPage(None, "x" * 100_000, None, 5.0))
+        await meta.connection("writer").execute("PRAGMA max_page_count = 1073741823")
+        assert await meta.get_page(NormalizedName("acme")) is None
+        await meta.record_blob("c" * 64, 1, now=1.0)
+        assert not meta.connection("writer").in_transaction

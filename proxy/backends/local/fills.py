@@ -145,7 +145,7 @@ class LocalFills:
             fd = lead_sync(self._tmp, path)
             if fd is not None:
                 if (opened := open_blob(blob, sha256)) is None:
-                    return LocalLead(Spool(path, fd, algorithms))
+                    return LocalLead(Spool(path, fd, algorithms, writes_on_move=True))  # LocalBlobStore.commit: move_to
                 path.unlink()  # committed since our first look: nothing to fetch
                 os.close(fd)
                 return opened

@@ -21,6 +21,7 @@ import aiosqlite
 from proxy.backends.changes import ChangeFeed
 from proxy.backends.keyed import KeyedLocks
 from proxy.backends.metadata import SchemaMismatch
+from proxy.backends.pagerows import page_row
 from proxy.backends.records import BlobRecord, CacheUsage, DeletedFile, PrivateFile, StoredPage, TokenRecord
 from proxy.backends.shortcuts import SingleWrites
 from proxy.backends.sqlite.access import AccessReads
@@ -90,6 +91,22 @@ class SqliteMetadata(
 
     def transaction(self) -> AbstractAsyncContextManager[SqliteTransaction]:
         return self._write.transaction()
+
+    # The single writes of a cold page and a cold file, each one statement: one trip to the writer's thread each
+    # (WritePath.alone) instead of the three of a transaction. Other single writes keep SingleWrites' transaction.
+
+    async def put_page(self, name: NormalizedName, stored: StoredPage) -> None:
+        row = await page_row(stored)  # before taking the write lock: a big page takes seconds to serialize
+        await self._write.alone(lambda tx: tx.put_page_row(name, row))
+
+    async def touch_page(self, name: NormalizedName, fetched_at: float) -> None:
+        await self._write.alone(lambda tx: tx.touch_page(name, fetched_at))
+
+    async def record_blob(self, sha256: str, size: int, *, now: float | None = None) -> None:
+        await self._write.alone(lambda tx: tx.record_blob(sha256, size, now=now))
+
+    async def remember_upstream_file(self, url: str, sha256: str) -> bool:
+        return await self._write.alone(lambda tx: tx.remember_upstream_file(url, sha256))
 
     @asynccontextmanager
     async def page_refresh_lock(self, name: NormalizedName, *, wait: float) -> AsyncIterator[bool]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,7 +16,8 @@ from proxy.backends.records import DeletedFile, PrivateFile, StoredPage
 from proxy.backends.spools import SpoolDir
 from proxy.bundle.manifest import BundleError, blob_path
 from proxy.bundle.reader import Source, VerifiedBundle, iter_chunks, open_source, verify
-from proxy.bundle.records import page_blobs, private_blobs
+from proxy.bundle.records import PrivateProject, page_blobs, private_blobs
+from proxy.simple.names import NormalizedName
 from proxy.simple.policy import merge_versions
 
 
@@ -30,11 +31,12 @@ class ImportResult:
     private_updated: int = 0
     private_removed: int = 0
     deleted_added: int = 0
+    members_changed: int = 0
 
     @property
     def changed(self) -> bool:
         return any((self.blobs_added, self.pages_changed, self.private_names_added, self.private_added,
-                    self.private_updated, self.private_removed, self.deleted_added))
+                    self.private_updated, self.private_removed, self.deleted_added, self.members_changed))
 
 
 @asynccontextmanager
@@ -73,9 +75,10 @@ async def check_fits(db: MetadataStore, store: BlobStore, bundle: VerifiedBundle
         )
     for rows in bundle.private.values():
         for row in rows:
-            private_action(row, await db.private_file(row.filename), await db.deleted_sha256(row.filename))
+            existing = await db.private_file(row.filename, row.index)
+            private_action(row, existing, await db.deleted_sha256(row.filename, row.index))
     for gone in _deletions(bundle):
-        deletion_action(gone.filename, gone.sha256, await db.private_file(gone.filename))
+        deletion_action(gone.filename, gone.sha256, await db.private_file(gone.filename, gone.index))
 
 
 def private_action(incoming: PrivateFile, existing: PrivateFile | None, deleted_sha256: str | None) -> str:
@@ -102,8 +105,40 @@ def deletion_action(filename: str, sha256: str, existing: PrivateFile | None) ->
 
 
 def _deletions(bundle: VerifiedBundle) -> list[DeletedFile]:
-    live = {row.filename for rows in bundle.private.values() for row in rows}
-    return [d for d in bundle.deleted if d.filename not in live]
+    live = {(row.index, row.filename) for rows in bundle.private.values() for row in rows}
+    return [d for d in bundle.deleted if (d.index, d.filename) not in live]
+
+
+def map_indexes(bundle: VerifiedBundle, mapping: Mapping[str, str], known: Collection[str]) -> VerifiedBundle:
+    """The bundle with its index names renamed by `mapping` (`--index-map OLD=NEW`). Pure; raises BundleError
+    naming the first index this server does not define, before anything is changed."""
+
+    def to(index: str) -> str:
+        return mapping.get(index, index)
+
+    projects = {
+        name: PrivateProject(
+            tuple(sorted({to(i) for i in p.indexes})), tuple(dict.fromkeys((to(i), m) for i, m in p.members))
+        )
+        for name, p in bundle.projects.items()
+    }
+    private: dict[NormalizedName, list[PrivateFile]] = {}
+    for name, rows in bundle.private.items():
+        placed: dict[tuple[str, str], PrivateFile] = {}
+        for row in (replace(r, index=to(r.index)) for r in rows):
+            if placed.setdefault((row.index, row.filename), row) != row:  # two indexes mapped onto one
+                raise BundleError(f"--index-map puts two different files named {row.filename} into index {row.index}")
+        private[name] = list(placed.values())
+    deleted = tuple(dict.fromkeys(replace(d, index=to(d.index)) for d in bundle.deleted))
+    used = {i for p in projects.values() for i in p.indexes} | {d.index for d in deleted}
+    used |= {r.index for rows in private.values() for r in rows}
+    unknown = sorted(used - set(known))
+    if unknown:
+        raise BundleError(
+            f"the bundle holds private projects of index {unknown[0]!r}, which this server does not define"
+            f" (add [indexes.{unknown[0]}] to the config, or import with --index-map {unknown[0]}=NAME)"
+        )
+    return replace(bundle, private=private, deleted=deleted, projects=projects)
 
 
 def merge_page(existing: StoredPage | None, incoming: StoredPage) -> StoredPage:
@@ -161,7 +196,7 @@ async def _commit_one(store: BlobStore, spools: SpoolDir, source: Source, sha256
 
 async def write_rows(db: MetadataStore, bundle: VerifiedBundle) -> ImportResult:
     """Every page, mapping, private file and deleted filename, in one transaction (conflicts re-checked in it)."""
-    counts = {"page": 0, "names": 0, "add": 0, "update": 0, "skip": 0, "removed": 0, "deleted": 0}
+    counts = {"page": 0, "names": 0, "add": 0, "update": 0, "skip": 0, "removed": 0, "deleted": 0, "members": 0}
     async with db.transaction() as tx:
         for sha256, size in bundle.manifest.blobs.items():
             await tx.record_pinned_blob(sha256, size)
@@ -174,14 +209,18 @@ async def write_rows(db: MetadataStore, bundle: VerifiedBundle) -> ImportResult:
             for url, sha256 in record.upstream_files.items():
                 await tx.remember_upstream_file(url, sha256)
         for name, rows in bundle.private.items():
-            counts["names"] += await tx.add_private_project(name)  # private for good, files or not
+            project = bundle.projects.get(name, PrivateProject())
+            for index in project.indexes:
+                counts["names"] += await tx.add_private_project(name, index)  # private for good, files or not
+            for index, member in project.members:  # the bundle's role wins, like its yank state
+                counts["members"] += await tx.add_member(index, name, member.principal, member.role)
             for row in rows:
                 await _stage_private(tx, row, counts)
         for gone in bundle.deleted:
             counts["deleted"] += await tx.add_deleted_file(gone)
         for gone in _deletions(bundle):
-            if deletion_action(gone.filename, gone.sha256, await tx.private_file(gone.filename)):
-                await tx.remove_private_file(gone.filename)
+            if deletion_action(gone.filename, gone.sha256, await tx.private_file(gone.filename, gone.index)):
+                await tx.remove_private_file(gone.filename, gone.index)
                 counts["removed"] += 1
     return ImportResult(
         pages_changed=counts["page"],
@@ -190,12 +229,13 @@ async def write_rows(db: MetadataStore, bundle: VerifiedBundle) -> ImportResult:
         private_updated=counts["update"],
         private_removed=counts["removed"],
         deleted_added=counts["deleted"],
+        members_changed=counts["members"],
     )
 
 
 async def _stage_private(tx: Transaction, row: PrivateFile, counts: dict[str, int]) -> None:
-    existing = await tx.private_file(row.filename)
-    action = private_action(row, existing, await tx.deleted_sha256(row.filename))
+    existing = await tx.private_file(row.filename, row.index)
+    action = private_action(row, existing, await tx.deleted_sha256(row.filename, row.index))
     counts[action] += 1
     if action != "skip":
         uploaded_by = existing.uploaded_by if existing is not None else None

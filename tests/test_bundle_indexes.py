@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -17,7 +18,10 @@ from pytest_aiohttp import AiohttpClient
 from proxy.access.model import ROOT
 from proxy.backends import Backends
 from proxy.backends.records import DeletedFile, PrivateFile
-from proxy.bundle.manifest import parse_manifest
+from proxy.bundle.indexes import map_indexes
+from proxy.bundle.manifest import BundleError, Manifest, parse_manifest
+from proxy.bundle.reader import VerifiedBundle
+from proxy.bundle.records import PrivateProject
 from proxy.simple.names import NormalizedName
 from tests.artifacts import Artifact, build_wheel
 from tests.conftest import Upstream
@@ -30,6 +34,9 @@ ML_TOOL = build_wheel("ml-tool", "1.0")
 ML_ROOT_LIB = build_wheel("root-lib", "5.0")  # ml's own root-lib: shadows root's for ml's readers
 UP_LIB = build_wheel("up-lib", "1.0")  # a cached upstream project
 GONE = "ml_tool-0.9-py3-none-any.whl"  # deleted in ml
+NAME = NormalizedName("x")
+PRIVATE_ROW = PrivateFile("x-1.0.tar.gz", NAME, "1.0", "a" * 64, None, 3, None, None, None, "2026-11-01T00:00:00Z",
+                          None)
 ML_INDEX = {"bases": ["root"], "upstream": False, "read": ["*"], "upload": ["alice"]}
 
 
@@ -98,7 +105,11 @@ def test_round_trip_keeps_each_file_in_its_index(tmp_path: Path, capsys: pytest.
     bundle = tmp_path / "bundle"
     assert cli(a, "export", str(bundle)) == 0
     assert parse_manifest((bundle / "manifest.json").read_bytes()).format_version == 2
+    capsys.readouterr()
     assert cli(b, "import", str(bundle)) == 0
+    assert capsys.readouterr().out.splitlines()[1].endswith(
+        "3 new private project(s), private files: 3 added, 0 updated, 0 removed; 1 deleted filename(s) recorded;"
+        " 2 owner(s) or maintainer(s) set.")
     expected = asyncio.run(index_state(tmp_path / "a"))
     assert expected["ml"]["files"] == sorted([(ML_TOOL.filename, ML_TOOL.sha256),
                                               (ML_ROOT_LIB.filename, ML_ROOT_LIB.sha256)])
@@ -284,3 +295,18 @@ async def test_imported_index_serves_offline_and_root_does_not_leak(
     download = await proxy.get(urljoin("/index/ml/simple/ml-tool/", files[0]["url"]))
     assert download.status == 200 and await download.read() == ML_TOOL.data
     assert (await proxy.get("/simple/ml-tool/", headers=JSON)).status == 404
+
+
+def test_index_map_onto_one_index_keeps_a_promoted_file_once_and_refuses_a_clash():
+    """Mapping two indexes onto one: a file promoted to both (same bytes) lands once; two different files of one
+    filename are refused, naming it, before anything is written."""
+    promoted = [replace(PRIVATE_ROW, index="ml"), replace(PRIVATE_ROW, index="web")]
+    bundle = VerifiedBundle(Manifest("t", "v", "s", None, ()), "0" * 64, (), {NAME: promoted}, (),
+                            {NAME: PrivateProject(("ml", "web"))})
+    mapped = map_indexes(bundle, {"ml": ROOT, "web": ROOT}, {ROOT})
+    assert mapped.private == {NAME: [replace(PRIVATE_ROW, index=ROOT)]}
+    assert mapped.projects == {NAME: PrivateProject((ROOT,))}
+    clash = replace(bundle, private={NAME: [promoted[0], replace(promoted[1], sha256="b" * 64)]})
+    with pytest.raises(BundleError, match=f"^--index-map puts two different files named {PRIVATE_ROW.filename}"
+                                          " into index root$"):
+        map_indexes(clash, {"ml": ROOT, "web": ROOT}, {ROOT})

@@ -13,7 +13,8 @@ from proxy.access.model import ROOT
 from proxy.backends import open_backends
 from proxy.bundle.blobfiles import BlobFiles
 from proxy.bundle.export import export_bundle, resolve_since
-from proxy.bundle.importer import ImportResult, apply_bundle, map_indexes, opened_bundle
+from proxy.bundle.importer import ImportResult, apply_bundle, opened_bundle
+from proxy.bundle.indexes import map_indexes
 from proxy.bundle.manifest import BundleError
 from proxy.bundle.reader import VerifiedBundle
 from proxy.bundle.static import plan_static, write_static

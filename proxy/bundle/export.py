@@ -18,6 +18,7 @@ from proxy.backends.blobs import BlobStore
 from proxy.backends.metadata import MetadataStore
 from proxy.backends.records import DeletedFile, PrivateFile
 from proxy.bundle.blobfiles import BlobFiles
+from proxy.bundle.indexes import only_indexes
 from proxy.bundle.manifest import (
     DELETED,
     MANIFEST,
@@ -206,20 +207,6 @@ async def _read_index(
             if present is not None:
                 snapshot.private.setdefault(row.project, []).append(present)
     snapshot.deleted += [d for d in await db.bundle_deleted_files(index) if _selected(d.filename, projects)]
-
-
-def only_indexes(snapshot: Snapshot, indexes: frozenset[str] | None) -> Snapshot:
-    """The snapshot restricted to the private projects, files, members and deleted names of `indexes` (pure)."""
-    if indexes is None:
-        return snapshot
-    projects: dict[NormalizedName, PrivateProject] = {}
-    for name, project in snapshot.projects.items():
-        kept = tuple(i for i in project.indexes if i in indexes)
-        if kept:
-            projects[name] = PrivateProject(kept, tuple((i, m) for i, m in project.members if i in indexes))
-    private = {name: [r for r in snapshot.private.get(name, []) if r.index in indexes] for name in projects}
-    deleted = [d for d in snapshot.deleted if d.index in indexes]
-    return replace(snapshot, private=private, deleted=deleted, projects=projects)
 
 
 def _selected(filename: str, projects: frozenset[NormalizedName] | None) -> bool:

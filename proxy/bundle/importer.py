@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,7 +17,6 @@ from proxy.backends.spools import SpoolDir
 from proxy.bundle.manifest import BundleError, blob_path
 from proxy.bundle.reader import Source, VerifiedBundle, iter_chunks, open_source, verify
 from proxy.bundle.records import PrivateProject, page_blobs, private_blobs
-from proxy.simple.names import NormalizedName
 from proxy.simple.policy import merge_versions
 
 
@@ -107,38 +106,6 @@ def deletion_action(filename: str, sha256: str, existing: PrivateFile | None) ->
 def _deletions(bundle: VerifiedBundle) -> list[DeletedFile]:
     live = {(row.index, row.filename) for rows in bundle.private.values() for row in rows}
     return [d for d in bundle.deleted if (d.index, d.filename) not in live]
-
-
-def map_indexes(bundle: VerifiedBundle, mapping: Mapping[str, str], known: Collection[str]) -> VerifiedBundle:
-    """The bundle with its index names renamed by `mapping` (`--index-map OLD=NEW`). Pure; raises BundleError
-    naming the first index this server does not define, before anything is changed."""
-
-    def to(index: str) -> str:
-        return mapping.get(index, index)
-
-    projects = {
-        name: PrivateProject(
-            tuple(sorted({to(i) for i in p.indexes})), tuple(dict.fromkeys((to(i), m) for i, m in p.members))
-        )
-        for name, p in bundle.projects.items()
-    }
-    private: dict[NormalizedName, list[PrivateFile]] = {}
-    for name, rows in bundle.private.items():
-        placed: dict[tuple[str, str], PrivateFile] = {}
-        for row in (replace(r, index=to(r.index)) for r in rows):
-            if placed.setdefault((row.index, row.filename), row) != row:  # two indexes mapped onto one
-                raise BundleError(f"--index-map puts two different files named {row.filename} into index {row.index}")
-        private[name] = list(placed.values())
-    deleted = tuple(dict.fromkeys(replace(d, index=to(d.index)) for d in bundle.deleted))
-    used = {i for p in projects.values() for i in p.indexes} | {d.index for d in deleted}
-    used |= {r.index for rows in private.values() for r in rows}
-    unknown = sorted(used - set(known))
-    if unknown:
-        raise BundleError(
-            f"the bundle holds private projects of index {unknown[0]!r}, which this server does not define"
-            f" (add [indexes.{unknown[0]}] to the config, or import with --index-map {unknown[0]}=NAME)"
-        )
-    return replace(bundle, private=private, deleted=deleted, projects=projects)
 
 
 def merge_page(existing: StoredPage | None, incoming: StoredPage) -> StoredPage:

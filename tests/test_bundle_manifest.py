@@ -114,7 +114,7 @@ def _entry(**changes: Any) -> dict[str, Any]:
         (b"{not json", "not valid JSON"),
         (b"[]", "not a JSON object"),
         (json.dumps(_doc(format="zip")).encode(), "not a shadowpi bundle manifest"),
-        (json.dumps(_doc(format_version=2)).encode(), "format version 2 is not supported"),
+        (json.dumps(_doc(format_version=3)).encode(), "format version 3 is not supported"),
         (json.dumps(_doc(format_version="1")).encode(), "format version '1' is not supported"),
         (json.dumps(_doc(files={})).encode(), "'files' is missing"),
         (json.dumps(_doc(created_at=None)).encode(), "'created_at' is missing"),

@@ -7,12 +7,14 @@ from dataclasses import replace
 
 import pytest
 
+from proxy.access.model import Member
 from proxy.backends.records import PrivateFile, StoredPage
 from proxy.bundle.importer import deletion_action, merge_page, private_action
 from proxy.bundle.manifest import BundleError
 from proxy.bundle.records import (
     DeletedFile,
     PageRecord,
+    PrivateProject,
     decode_deleted,
     decode_page,
     decode_private,
@@ -64,11 +66,15 @@ def test_page_file_without_any_known_hash_is_refused():
 
 
 def test_private_and_deleted_round_trip_without_uploader():
-    """Private records keep every column but uploaded_by; deleted filenames keep sha256 and time."""
-    rows = [private(uploaded_by="alice", yanked="", metadata_sha256=META_1)]
-    decoded = decode_private("private/acme.json", NormalizedName("acme"), encode_private(NormalizedName("acme"), rows))
-    assert decoded == [replace(rows[0], uploaded_by=None)]
-    deleted = [DeletedFile("acme-0.9.tar.gz", SHA_2, 5.5)]
+    """Private records keep every column but uploaded_by, with their index, the project's indexes and members;
+    deleted filenames keep sha256, time and index."""
+    rows = [private(uploaded_by="alice", yanked="", metadata_sha256=META_1), replace(private(), index="ml")]
+    members = (("ml", Member("alice", "owner")), ("ml", Member("group:ml", "maintainer")))
+    project = PrivateProject(("ml", "root"), members)
+    data = encode_private(NormalizedName("acme"), rows, project)
+    decoded = decode_private("private/acme.json", NormalizedName("acme"), data)
+    assert decoded == ([replace(row, uploaded_by=None) for row in rows], project)
+    deleted = [DeletedFile("acme-0.9.tar.gz", SHA_2, 5.5), DeletedFile("acme-0.8.tar.gz", SHA_2, 5.5, "ml")]
     assert decode_deleted("deleted.json", encode_deleted(deleted)) == deleted
 
 
@@ -90,6 +96,14 @@ def test_private_and_deleted_round_trip_without_uploader():
          "does not belong to acme"),
         ("private/acme.json", "acme", {"project": "acme", "files": [{"filename": "acme-1.0.tar.gz", "sha256": "x"}]},
          "no valid sha256"),
+        ("private/acme.json", "acme", {"project": "acme", "files": [], "indexes": ["../x"]}, "not an index name"),
+        ("private/acme.json", "acme", {"project": "acme", "files": [], "indexes": "ml"}, "'indexes' must be a list"),
+        ("private/acme.json", "acme", {"project": "acme", "files": [], "members": [{"principal": "a b",
+                                                                                  "role": "owner"}]}, "'principal'"),
+        ("private/acme.json", "acme", {"project": "acme", "files": [], "members": [{"principal": "a",
+                                                                                  "role": "god"}]}, "'role'"),
+        ("deleted.json", "", {"deleted": [{"filename": "a", "sha256": SHA_1, "deleted_at": 1, "index": 3}]},
+         "not an index name"),
         ("deleted.json", "", {"deleted": [{"filename": "a", "sha256": SHA_1}]}, "numeric 'deleted_at'"),
         ("deleted.json", "", {"deleted": {}}, "no 'deleted' list"),
     ],

@@ -336,12 +336,12 @@ class BundleReads(Protocol):
         """URL -> sha256 of every upstream file whose page declared no sha256."""
         ...
 
-    async def bundle_private_files(self) -> list[PrivateFile]:
-        """Every private file, by project and filename."""
+    async def bundle_private_files(self, index: str = ROOT) -> list[PrivateFile]:
+        """Every private file of an index, by project and filename."""
         ...
 
-    async def bundle_deleted_files(self) -> list[DeletedFile]:
-        """Every deleted private filename, by filename."""
+    async def bundle_deleted_files(self, index: str = ROOT) -> list[DeletedFile]:
+        """Every deleted private filename of an index, by filename."""
         ...
 
     async def bundle_tokens(self) -> list[tuple[TokenRecord, str]]:

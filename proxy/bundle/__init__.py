@@ -1,13 +1,19 @@
 """Air-gap bundles: `shadowpi export` writes cached upstream and private packages to a bundle, `shadowpi import`
 verifies one and adds it to another data dir.
 
-Format (version 1). A bundle is a directory, or an uncompressed `.tar` of that directory's contents:
+Format (version 2). A bundle is a directory, or an uncompressed `.tar` of that directory's contents:
 
-    manifest.json        format, format_version (1), created_at, shadowpi_version, source, since, files
+    manifest.json        format, format_version (2), created_at, shadowpi_version, source, since, files
     manifest.sha256      "<sha256 of manifest.json>  manifest.json" (`sha256sum -c manifest.sha256` works)
-    deleted.json         {"deleted": [{"filename", "sha256", "deleted_at"}]}: every deleted private filename
+    deleted.json         {"deleted": [{"filename", "sha256", "deleted_at", "index"}]}: every deleted private filename
     pages/<name>.json    {"project", "etag", "last_modified", "fetched_at", "page", "upstream_files"}
-    private/<name>.json  {"project", "files": [private file records, without uploaded_by]}
+    private/<name>.json  {"project", "indexes": [every index holding the name],
+                          "files": [private file records with their "index", without uploaded_by],
+                          "members": [{"index", "principal", "role"}]}
+
+Version 1 (before indexes) lacks "index", "indexes" and "members": everything private in it is root's, which is
+how the reader decodes any record without them. `shadowpi export --index NAME` writes only those indexes'
+private records; `import` refuses an index the server does not define unless `--index-map OLD=NEW` renames it.
     blobs/<sha256>       the bytes of files, their PEP 658 `.metadata` files, private files and their metadata
 
 `manifest.json` lists EVERY other file with its size and sha256 (`{"path", "size", "sha256"}`); only the four

@@ -9,17 +9,19 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from proxy.access.model import ROOT
 from proxy.backends import open_backends
 from proxy.bundle.blobfiles import BlobFiles
 from proxy.bundle.export import export_bundle, resolve_since
 from proxy.bundle.importer import ImportResult, apply_bundle, opened_bundle
+from proxy.bundle.indexes import map_indexes
+from proxy.bundle.manifest import BundleError
 from proxy.bundle.reader import VerifiedBundle
 from proxy.bundle.static import plan_static, write_static
 from proxy.cli_common import add_common, run
 from proxy.config import Config
 from proxy.progress import Progress, Silent, progress_for
 from proxy.simple.names import parse_project_name
-from proxy.simple.policy import ShadowPolicy
 
 Print = Callable[[str], None]
 
@@ -35,8 +37,13 @@ def add_bundle_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     export.add_argument("--project", action="append", metavar="NAME", help="only this project (repeatable)")
     export.add_argument("--static", type=Path, metavar="DIR", help="also write a static PEP 503/691 index to DIR")
+    export.add_argument("--index", action="append", metavar="NAME",
+                        help="only this index's private projects (repeatable; default every index); with --static,"
+                             " the static index is this index's view")
     imported = commands.add_parser("import", help="verify a bundle and add its packages to this data dir")
     imported.add_argument("bundle", type=Path, metavar="BUNDLE", help="bundle directory or .tar")
+    imported.add_argument("--index-map", action="append", metavar="OLD=NEW",
+                          help="import the bundle's index OLD into this server's index NEW (repeatable)")
     for sub in (export, imported):
         add_common(sub, upstream_help=argparse.SUPPRESS)  # a bundle never involves upstream
 
@@ -44,11 +51,36 @@ def add_bundle_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPar
 def run_export(args: argparse.Namespace, config: Config) -> int:
     progress = progress_for(sys.stderr, "exporting")
     return run(export_command(config, args.out, since=args.since, projects=args.project, static=args.static,
-                              progress=progress))
+                              indexes=args.index, progress=progress))
 
 
 def run_import(args: argparse.Namespace, config: Config) -> int:
-    return run(import_command(config, args.bundle))
+    return run(import_command(config, args.bundle, index_map=args.index_map))
+
+
+def _indexes(config: Config, names: Sequence[str] | None, *, static: bool) -> frozenset[str] | None:
+    """`--index` values, each an index this config defines. Raises BundleError."""
+    known = config.access().indexes
+    for name in names or ():
+        if name not in known:
+            raise BundleError(f"--index: no index named {name!r} (known: {', '.join(known)})")
+    if static and names and len(set(names)) > 1:
+        raise BundleError("--static writes one index's view: give at most one --index with it")
+    return frozenset(names) if names else None
+
+
+def parse_index_map(config: Config, pairs: Sequence[str] | None) -> dict[str, str]:
+    """`--index-map OLD=NEW` values; NEW must be an index this config defines. Raises BundleError."""
+    known = config.access().indexes
+    mapping: dict[str, str] = {}
+    for pair in pairs or ():
+        old, sep, new = pair.partition("=")
+        if not sep or not old or not new:
+            raise BundleError(f"--index-map {pair!r}: expected OLD=NEW (an index of the bundle, one of this server)")
+        if new not in known:
+            raise BundleError(f"--index-map {pair!r}: no index named {new!r} here (known: {', '.join(known)})")
+        mapping[old] = new
+    return mapping
 
 
 async def export_command(
@@ -58,10 +90,12 @@ async def export_command(
     since: str | None = None,
     projects: Sequence[str] | None = None,
     static: Path | None = None,
+    indexes: Sequence[str] | None = None,
     out: Print = print,
     progress: Progress | None = None,
 ) -> int:
     """Export the data dir to a bundle at `path`. Raises ProxyError (BundleError, InvalidProjectName)."""
+    chosen = _indexes(config, indexes, static=static is not None)
     cutoff = await asyncio.to_thread(resolve_since, since) if since else None
     names = frozenset(parse_project_name(p) for p in projects) if projects else None
     written = 0
@@ -70,12 +104,12 @@ async def export_command(
     try:
         async with open_backends(config, migrate=True) as backends:
             result, snapshot = await export_bundle(
-                backends.meta, backends.blobs, config, path, cutoff=cutoff, projects=names, progress=shown
+                backends.meta, backends.blobs, config, path, cutoff=cutoff, projects=names, indexes=chosen,
+                progress=shown,
             )
             if static is not None:
                 shown.phase(f"writing the static index to {static}")
-                policy = ShadowPolicy(config.policy.merge_upstream, config.policy.private_patterns)
-                tree = plan_static(snapshot, policy)
+                tree = plan_static(snapshot, config.access(), min(chosen) if chosen else ROOT)
                 files = BlobFiles(backends.blobs, asyncio.get_running_loop())
                 written = await asyncio.to_thread(write_static, static, tree, files)
                 skipped = tree.skipped
@@ -96,11 +130,16 @@ async def export_command(
     return 0
 
 
-async def import_command(config: Config, path: Path, *, out: Print = print) -> int:
-    """Verify and import the bundle at `path`. Raises ProxyError (BundleError) before changing anything, and a
-    data dir this import created is removed again when it fails."""
-    async with opened_bundle(path) as (source, bundle):
-        out(_verified(path, bundle))
+async def import_command(
+    config: Config, path: Path, *, index_map: Sequence[str] | None = None, out: Print = print
+) -> int:
+    """Verify and import the bundle at `path`, each private project into its recorded index (renamed by
+    `index_map`). Raises ProxyError (BundleError) before changing anything, and a data dir this import created is
+    removed again when it fails."""
+    mapping = parse_index_map(config, index_map)
+    async with opened_bundle(path) as (source, verified):
+        out(_verified(path, verified))
+        bundle = map_indexes(verified, mapping, config.access().indexes)
         created = not await asyncio.to_thread(config.data_dir.exists)
         try:
             async with open_backends(config, migrate=True) as backends:
@@ -130,7 +169,8 @@ def _imported(result: ImportResult) -> str:
         f"Imported {result.blobs_added} new file(s) of {_size(result.blob_bytes)},"
         f" {result.pages_changed} upstream page(s) added or updated, {result.private_names_added} new private"
         f" project(s), private files: {result.private_added} added, {result.private_updated} updated,"
-        f" {result.private_removed} removed; {result.deleted_added} deleted filename(s) recorded."
+        f" {result.private_removed} removed; {result.deleted_added} deleted filename(s) recorded"
+        + (f"; {result.members_changed} owner(s) or maintainer(s) set." if result.members_changed else ".")
     )
 
 

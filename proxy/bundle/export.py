@@ -13,10 +13,12 @@ from functools import partial
 from pathlib import Path
 
 from proxy import __version__
+from proxy.access.model import ROOT
 from proxy.backends.blobs import BlobStore
 from proxy.backends.metadata import MetadataStore
 from proxy.backends.records import DeletedFile, PrivateFile
 from proxy.bundle.blobfiles import BlobFiles
+from proxy.bundle.indexes import only_indexes
 from proxy.bundle.manifest import (
     DELETED,
     MANIFEST,
@@ -35,6 +37,7 @@ from proxy.bundle.manifest import (
 from proxy.bundle.reader import open_source, read_small
 from proxy.bundle.records import (
     PageRecord,
+    PrivateProject,
     encode_deleted,
     encode_page,
     encode_private,
@@ -69,6 +72,7 @@ class Snapshot:
     deleted: list[DeletedFile]
     blob_times: dict[str, float]
     sizes: dict[str, int] = field(default_factory=dict)  # sha256 -> size of every blob referenced
+    projects: dict[NormalizedName, PrivateProject] = field(default_factory=dict)  # indexes and members by name
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,21 +117,28 @@ async def export_bundle(
     *,
     cutoff: Cutoff | None = None,
     projects: frozenset[NormalizedName] | None = None,
+    indexes: frozenset[str] | None = None,
     progress: Progress | None = None,
 ) -> tuple[ExportResult, Snapshot]:
-    """Write the bundle to `out` (a directory, or a tar when it ends with .tar). Raises BundleError."""
+    """Write the bundle to `out` (a directory, or a tar when it ends with .tar), with the private projects of
+    `indexes` (None: every index). Returns the snapshot of every index (a static tree needs a whole chain).
+    Raises BundleError."""
     shown = progress or Silent()
     shown.phase("reading the data dir")
     snapshot = await take_snapshot(db, store, projects)
-    pages, private, blobs = select(snapshot, cutoff)
+    chosen = only_indexes(snapshot, indexes)
+    pages, private, blobs = select(chosen, cutoff)
     now = datetime.now(UTC)
     since = None
     if cutoff is not None:
         since = Since(iso_utc(datetime.fromtimestamp(cutoff.time, UTC)), cutoff.previous_manifest_sha256)
     header = Manifest(iso_utc(now), __version__, _source(config), since, ())
-    contents = [Content(DELETED, data=encode_deleted(snapshot.deleted))]
+    contents = [Content(DELETED, data=encode_deleted(chosen.deleted))]
     contents += [Content(page_path(p.name), data=encode_page(p)) for p in pages]
-    contents += [Content(private_path(name), data=encode_private(name, rows)) for name, rows in private.items()]
+    contents += [
+        Content(private_path(name), data=encode_private(name, rows, chosen.projects[name]))
+        for name, rows in private.items()
+    ]
     files = BlobFiles(store, asyncio.get_running_loop())
     contents += [
         Content(blob_path(sha), blob=partial(files.open, sha), sha256=sha, size=snapshot.sizes[sha])
@@ -149,9 +160,10 @@ def _source(config: Config) -> str:
 
 
 async def take_snapshot(db: MetadataStore, store: BlobStore, projects: frozenset[NormalizedName] | None) -> Snapshot:
-    """Every cached page and private project (optionally only `projects`), keeping only files whose blobs exist."""
+    """Every cached page and private project of every index (optionally only `projects`), keeping only files
+    whose blobs exist."""
     upstream_files = await db.bundle_upstream_files()
-    snapshot = Snapshot([], {}, await db.bundle_deleted_files(), await db.bundle_blob_times())
+    snapshot = Snapshot([], {}, [], await db.bundle_blob_times())
     known: set[NormalizedName] = set()
     for name, stored in await db.bundle_pages():
         known.add(name)
@@ -159,24 +171,42 @@ async def take_snapshot(db: MetadataStore, store: BlobStore, projects: frozenset
             record = await _present_page(snapshot, store, PageRecord(name, stored, upstream_files))
             if record is not None:
                 snapshot.pages.append(record)
-    live: set[str] = set()
-    for row in await db.bundle_private_files():
-        known.add(row.project)
-        live.add(row.filename)
-        if projects is None or row.project in projects:
-            present = await _present_private(snapshot, store, row)
-            if present is not None:
-                snapshot.private.setdefault(row.project, []).append(present)
-    for name in await db.private_projects():  # names stay private after their last file is deleted
+    held: dict[NormalizedName, list[str]] = {}
+    for index, name in await db.private_project_indexes():  # names stay private after their last file is deleted
         known.add(name)
         if projects is None or name in projects:
-            snapshot.private.setdefault(name, [])
+            held.setdefault(name, []).append(index)
+    live: set[tuple[str, str]] = set()
+    for index in sorted({ROOT} | {i for names in held.values() for i in names}):
+        await _read_index(db, store, snapshot, index, projects, live)
+    for name, rows in snapshot.private.items():  # a file makes its name private: say so even if a row is missing
+        held.setdefault(name, []).extend(r.index for r in rows)
+    for name, found in sorted(held.items()):
+        indexes = tuple(sorted(set(found)))
+        members = [(i, m) for i in indexes for m in await db.project_members(i, name)]
+        snapshot.projects[name] = PrivateProject(indexes, tuple(members))
+        snapshot.private.setdefault(name, [])
+    snapshot.private = {name: snapshot.private[name] for name in sorted(snapshot.private)}
     unknown = sorted((projects or frozenset()) - known)
     if unknown:
         raise BundleError(f"no cached or private project named {unknown[0]} in this data dir")
     # A filename deleted and then uploaded again with the same bytes is live: the import must not remove it.
-    snapshot.deleted = [d for d in snapshot.deleted if d.filename not in live and _selected(d.filename, projects)]
+    snapshot.deleted = [d for d in snapshot.deleted if (d.index, d.filename) not in live]
     return snapshot
+
+
+async def _read_index(
+    db: MetadataStore, store: BlobStore, snapshot: Snapshot, index: str,
+    projects: frozenset[NormalizedName] | None, live: set[tuple[str, str]],
+) -> None:
+    """One index's private files (those whose bytes are stored) and deleted filenames, into the snapshot."""
+    for row in await db.bundle_private_files(index):
+        live.add((index, row.filename))
+        if projects is None or row.project in projects:
+            present = await _present_private(snapshot, store, row)
+            if present is not None:
+                snapshot.private.setdefault(row.project, []).append(present)
+    snapshot.deleted += [d for d in await db.bundle_deleted_files(index) if _selected(d.filename, projects)]
 
 
 def _selected(filename: str, projects: frozenset[NormalizedName] | None) -> bool:

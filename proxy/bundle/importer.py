@@ -16,7 +16,7 @@ from proxy.backends.records import DeletedFile, PrivateFile, StoredPage
 from proxy.backends.spools import SpoolDir
 from proxy.bundle.manifest import BundleError, blob_path
 from proxy.bundle.reader import Source, VerifiedBundle, iter_chunks, open_source, verify
-from proxy.bundle.records import page_blobs, private_blobs
+from proxy.bundle.records import PrivateProject, page_blobs, private_blobs
 from proxy.simple.policy import merge_versions
 
 
@@ -30,11 +30,12 @@ class ImportResult:
     private_updated: int = 0
     private_removed: int = 0
     deleted_added: int = 0
+    members_changed: int = 0
 
     @property
     def changed(self) -> bool:
         return any((self.blobs_added, self.pages_changed, self.private_names_added, self.private_added,
-                    self.private_updated, self.private_removed, self.deleted_added))
+                    self.private_updated, self.private_removed, self.deleted_added, self.members_changed))
 
 
 @asynccontextmanager
@@ -73,9 +74,10 @@ async def check_fits(db: MetadataStore, store: BlobStore, bundle: VerifiedBundle
         )
     for rows in bundle.private.values():
         for row in rows:
-            private_action(row, await db.private_file(row.filename), await db.deleted_sha256(row.filename))
+            existing = await db.private_file(row.filename, row.index)
+            private_action(row, existing, await db.deleted_sha256(row.filename, row.index))
     for gone in _deletions(bundle):
-        deletion_action(gone.filename, gone.sha256, await db.private_file(gone.filename))
+        deletion_action(gone.filename, gone.sha256, await db.private_file(gone.filename, gone.index))
 
 
 def private_action(incoming: PrivateFile, existing: PrivateFile | None, deleted_sha256: str | None) -> str:
@@ -102,8 +104,8 @@ def deletion_action(filename: str, sha256: str, existing: PrivateFile | None) ->
 
 
 def _deletions(bundle: VerifiedBundle) -> list[DeletedFile]:
-    live = {row.filename for rows in bundle.private.values() for row in rows}
-    return [d for d in bundle.deleted if d.filename not in live]
+    live = {(row.index, row.filename) for rows in bundle.private.values() for row in rows}
+    return [d for d in bundle.deleted if (d.index, d.filename) not in live]
 
 
 def merge_page(existing: StoredPage | None, incoming: StoredPage) -> StoredPage:
@@ -161,7 +163,7 @@ async def _commit_one(store: BlobStore, spools: SpoolDir, source: Source, sha256
 
 async def write_rows(db: MetadataStore, bundle: VerifiedBundle) -> ImportResult:
     """Every page, mapping, private file and deleted filename, in one transaction (conflicts re-checked in it)."""
-    counts = {"page": 0, "names": 0, "add": 0, "update": 0, "skip": 0, "removed": 0, "deleted": 0}
+    counts = {"page": 0, "names": 0, "add": 0, "update": 0, "skip": 0, "removed": 0, "deleted": 0, "members": 0}
     async with db.transaction() as tx:
         for sha256, size in bundle.manifest.blobs.items():
             await tx.record_pinned_blob(sha256, size)
@@ -174,14 +176,18 @@ async def write_rows(db: MetadataStore, bundle: VerifiedBundle) -> ImportResult:
             for url, sha256 in record.upstream_files.items():
                 await tx.remember_upstream_file(url, sha256)
         for name, rows in bundle.private.items():
-            counts["names"] += await tx.add_private_project(name)  # private for good, files or not
+            project = bundle.projects.get(name, PrivateProject())
+            for index in project.indexes:
+                counts["names"] += await tx.add_private_project(name, index)  # private for good, files or not
+            for index, member in project.members:  # the bundle's role wins, like its yank state
+                counts["members"] += await tx.add_member(index, name, member.principal, member.role)
             for row in rows:
                 await _stage_private(tx, row, counts)
         for gone in bundle.deleted:
             counts["deleted"] += await tx.add_deleted_file(gone)
         for gone in _deletions(bundle):
-            if deletion_action(gone.filename, gone.sha256, await tx.private_file(gone.filename)):
-                await tx.remove_private_file(gone.filename)
+            if deletion_action(gone.filename, gone.sha256, await tx.private_file(gone.filename, gone.index)):
+                await tx.remove_private_file(gone.filename, gone.index)
                 counts["removed"] += 1
     return ImportResult(
         pages_changed=counts["page"],
@@ -190,12 +196,13 @@ async def write_rows(db: MetadataStore, bundle: VerifiedBundle) -> ImportResult:
         private_updated=counts["update"],
         private_removed=counts["removed"],
         deleted_added=counts["deleted"],
+        members_changed=counts["members"],
     )
 
 
 async def _stage_private(tx: Transaction, row: PrivateFile, counts: dict[str, int]) -> None:
-    existing = await tx.private_file(row.filename)
-    action = private_action(row, existing, await tx.deleted_sha256(row.filename))
+    existing = await tx.private_file(row.filename, row.index)
+    action = private_action(row, existing, await tx.deleted_sha256(row.filename, row.index))
     counts[action] += 1
     if action != "skip":
         uploaded_by = existing.uploaded_by if existing is not None else None

@@ -15,7 +15,8 @@ from packaging.utils import InvalidName, canonicalize_name
 from proxy.errors import ProxyError
 
 FORMAT = "shadowpi-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: private records and deleted filenames name their index (and carry project members)
+READ_VERSIONS = (1, 2)  # a version 1 bundle predates indexes: everything private in it belongs to the root index
 MANIFEST = "manifest.json"
 MANIFEST_SHA256 = "manifest.sha256"
 DELETED = "deleted.json"
@@ -56,6 +57,7 @@ class Manifest:
     source: str
     since: Since | None
     files: tuple[FileEntry, ...]
+    format_version: int = FORMAT_VERSION
 
     def entry(self, path: str) -> FileEntry | None:
         return next((f for f in self.files if f.path == path), None)
@@ -123,8 +125,10 @@ def parse_manifest(data: bytes) -> Manifest:
     if doc.get("format") != FORMAT:
         raise BundleError("manifest.json is not a shadowpi bundle manifest")
     version = doc.get("format_version")
-    if version != FORMAT_VERSION:
-        raise BundleError(f"bundle format version {version!r} is not supported (this shadowpi reads {FORMAT_VERSION})")
+    if version not in READ_VERSIONS or isinstance(version, bool):
+        raise BundleError(
+            f"bundle format version {version!r} is not supported (this shadowpi reads versions 1 to {FORMAT_VERSION})"
+        )
     files = tuple(_entry(item) for item in _field(doc, "files", list))
     seen: set[str] = set()
     for entry in files:
@@ -137,6 +141,7 @@ def parse_manifest(data: bytes) -> Manifest:
         source=_field(doc, "source", str),
         since=_since(doc.get("since")),
         files=files,
+        format_version=version,
     )
 
 

@@ -7,7 +7,7 @@ import hashlib
 import os
 import tarfile
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -24,7 +24,7 @@ from proxy.bundle.manifest import (
     check_path,
     parse_manifest,
 )
-from proxy.bundle.records import PageRecord, decode_deleted, decode_page, decode_private
+from proxy.bundle.records import PageRecord, PrivateProject, decode_deleted, decode_page, decode_private
 from proxy.simple.names import NormalizedName
 
 CHUNK = 1024 * 1024
@@ -139,6 +139,7 @@ class VerifiedBundle:
     pages: tuple[PageRecord, ...]
     private: dict[NormalizedName, list[PrivateFile]]
     deleted: tuple[DeletedFile, ...]
+    projects: dict[NormalizedName, PrivateProject] = field(default_factory=dict)  # indexes and members by name
 
 
 def read_small(source: Source, path: str, limit: int = MAX_RECORD_BYTES) -> bytes:
@@ -205,6 +206,7 @@ def _hash(source: Source, path: str, *, keep: bool) -> tuple[str, bytes | None]:
 def _decode(manifest: Manifest, manifest_sha256: str, records: dict[str, bytes]) -> VerifiedBundle:
     pages: list[PageRecord] = []
     private: dict[NormalizedName, list[PrivateFile]] = {}
+    projects: dict[NormalizedName, PrivateProject] = {}
     deleted: list[DeletedFile] = []
     for path, data in sorted(records.items()):
         top, _, rest = path.partition("/")
@@ -214,5 +216,5 @@ def _decode(manifest: Manifest, manifest_sha256: str, records: dict[str, bytes])
         elif top == PAGES:
             pages.append(decode_page(path, name, data))
         else:
-            private[name] = decode_private(path, name, data)
-    return VerifiedBundle(manifest, manifest_sha256, tuple(pages), private, tuple(deleted))
+            private[name], projects[name] = decode_private(path, name, data)
+    return VerifiedBundle(manifest, manifest_sha256, tuple(pages), private, tuple(deleted), projects)

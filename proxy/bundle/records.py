@@ -8,6 +8,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from proxy.access.graph import INDEX_NAME, USER_NAME
+from proxy.access.model import GROUP_PREFIX, ROOT, Member
 from proxy.backends.records import DeletedFile, PrivateFile, StoredPage
 from proxy.bundle.manifest import BundleError, is_sha256
 from proxy.errors import InvalidFilename, UpstreamInvalid
@@ -23,6 +25,15 @@ class PageRecord:
     name: NormalizedName
     stored: StoredPage
     upstream_files: Mapping[str, str]  # url -> sha256, for files (and .metadata files) without a declared sha256
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateProject:
+    """A private name's place in the indexes: every index holding it (with or without files) and its members
+    there (owners and maintainers: who may upload, yank and delete after an import, as before the export)."""
+
+    indexes: tuple[str, ...] = (ROOT,)
+    members: tuple[tuple[str, Member], ...] = ()  # (index, member)
 
 
 def file_blob(dist: DistFile, upstream_files: Mapping[str, str]) -> str | None:
@@ -74,7 +85,7 @@ def encode_page(record: PageRecord) -> bytes:
     return _dump(doc)
 
 
-def encode_private(name: NormalizedName, records: list[PrivateFile]) -> bytes:
+def encode_private(name: NormalizedName, records: list[PrivateFile], project: PrivateProject) -> bytes:
     files = [
         {
             "filename": r.filename,
@@ -86,14 +97,18 @@ def encode_private(name: NormalizedName, records: list[PrivateFile]) -> bytes:
             "metadata_sha256": r.metadata_sha256,
             "yanked": r.yanked,
             "upload_time": r.upload_time,
+            "index": r.index,
         }
         for r in records
     ]
-    return _dump({"project": name, "files": files})
+    members = [{"index": index, "principal": m.principal, "role": m.role} for index, m in project.members]
+    return _dump({"project": name, "indexes": list(project.indexes), "files": files, "members": members})
 
 
 def encode_deleted(deleted: list[DeletedFile]) -> bytes:
-    entries = [{"filename": d.filename, "sha256": d.sha256, "deleted_at": d.deleted_at} for d in deleted]
+    entries = [
+        {"filename": d.filename, "sha256": d.sha256, "deleted_at": d.deleted_at, "index": d.index} for d in deleted
+    ]
     return _dump({"deleted": entries})
 
 
@@ -126,12 +141,40 @@ def decode_page(path: str, name: NormalizedName, data: bytes) -> PageRecord:
     return PageRecord(name, stored, dict(mapping))
 
 
-def decode_private(path: str, name: NormalizedName, data: bytes) -> list[PrivateFile]:
+def decode_private(path: str, name: NormalizedName, data: bytes) -> tuple[list[PrivateFile], PrivateProject]:
+    """A project's private files and indexes. A record without indexes (format 1, before indexes) is root's."""
     doc = _load(path, data)
     files = doc.get("files")
     if doc.get("project") != name or not isinstance(files, list):
         raise BundleError(f"{path} is not the private file list of {name}")
-    return [_private_file(path, name, item) for item in files]
+    rows = [_private_file(path, name, item) for item in files]
+    raw = doc.get("indexes", [ROOT])
+    if not isinstance(raw, list):
+        raise BundleError(f"{path}: 'indexes' must be a list of index names")
+    indexes = sorted({_index(path, {"index": i}) for i in raw} | {r.index for r in rows})
+    members = doc.get("members", [])
+    if not isinstance(members, list):
+        raise BundleError(f"{path}: 'members' must be a list")
+    return rows, PrivateProject(tuple(indexes), tuple(_member(path, item) for item in members))
+
+
+def _index(path: str, item: Mapping[str, Any]) -> str:
+    """The "index" of an entry (root when absent: written before indexes existed)."""
+    index = item.get("index", ROOT)
+    if not isinstance(index, str) or not INDEX_NAME.fullmatch(index):
+        raise BundleError(f"{path}: {index!r} is not an index name")
+    return index
+
+
+def _member(path: str, item: object) -> tuple[str, Member]:
+    if not isinstance(item, dict):
+        raise BundleError(f"{path}: a member entry is not an object")
+    principal, role = item.get("principal"), item.get("role")
+    user = principal.removeprefix(GROUP_PREFIX) if isinstance(principal, str) else ""
+    if not USER_NAME.fullmatch(user) or role not in ("owner", "maintainer"):
+        raise BundleError(f"{path}: a member entry lacks a valid 'principal' or 'role'")
+    assert isinstance(principal, str)
+    return _index(path, item), Member(principal, "owner" if role == "owner" else "maintainer")
 
 
 def _private_file(path: str, name: NormalizedName, item: object) -> PrivateFile:
@@ -167,6 +210,7 @@ def _private_file(path: str, name: NormalizedName, item: object) -> PrivateFile:
         yanked=_opt_str(path, item, "yanked"),
         upload_time=upload_time,
         uploaded_by=None,  # user names stay on the exporting side
+        index=_index(path, item),
     )
 
 
@@ -183,7 +227,7 @@ def decode_deleted(path: str, data: bytes) -> list[DeletedFile]:
             raise BundleError(f"{path}: an entry lacks a filename or a valid sha256")
         if not _is_number(when):
             raise BundleError(f"{path}: {filename} has no numeric 'deleted_at'")
-        result.append(DeletedFile(filename, sha256, float(when)))
+        result.append(DeletedFile(filename, sha256, float(when), _index(path, entry)))
     return result
 
 

@@ -4,8 +4,9 @@
     DIR/simple/<project>/index.html, .../index.json              project pages, relative links
     DIR/files/<sha256>/<filename>, .../<filename>.metadata      the bytes (PEP 658 metadata beside its file)
 
-The tree is always complete for the exported projects (it ignores --since), resolved by the same shadow policy as
-the server: a private project hides the upstream one unless it is in merge_upstream.
+The tree is always complete for the exported projects (it ignores --since), and it is one index's view (root's, or
+`--index NAME`'s), resolved by the same rule as the server: the first index of its chain holding a name serves it,
+and hides it in every later index and upstream (unless the holder lists it in merge_upstream).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote
 
+from proxy.access.model import ROOT, Access
+from proxy.access.resolve import locate
 from proxy.bundle.blobfiles import BlobFiles
 from proxy.bundle.export import Snapshot
 from proxy.bundle.manifest import BundleError
@@ -26,7 +29,7 @@ from proxy.private import to_dist
 from proxy.simple import html, json
 from proxy.simple.model import METADATA_SUFFIX, DistFile, Origin, ProjectList, ProjectPage
 from proxy.simple.names import NormalizedName, check_safe_filename, filename_length_error
-from proxy.simple.policy import ShadowPolicy, merge_versions, resolve_project, upstream_allowed
+from proxy.simple.policy import merge_versions, resolve_project
 from proxy.simple.publishing import display_value
 
 COPY_CHUNK = 1024 * 1024
@@ -41,8 +44,9 @@ class StaticTree:
     skipped: list[str] = field(default_factory=list)  # one line per file left out, saying why
 
 
-def plan_static(snapshot: Snapshot, policy: ShadowPolicy) -> StaticTree:
-    """The static index for a snapshot (pure)."""
+def plan_static(snapshot: Snapshot, access: Access, index: str = ROOT) -> StaticTree:
+    """The static index of what `index`'s readers see, for a snapshot of every index (pure)."""
+    chain = access.chain(index)
     upstream = {record.name: record for record in snapshot.pages}
     mapping: dict[str, str] = {}
     for record in snapshot.pages:
@@ -50,9 +54,10 @@ def plan_static(snapshot: Snapshot, policy: ShadowPolicy) -> StaticTree:
     tree = StaticTree({}, {})
     names: list[NormalizedName] = []
     for name in sorted(set(upstream) | set(snapshot.private)):
-        private = _private_page(name, snapshot)
-        allowed = upstream_allowed(name, has_private=private is not None, policy=policy)
-        cached = upstream.get(name) if allowed else None
+        holders = snapshot.projects[name].indexes if name in snapshot.projects else ()
+        where = locate(name, chain, holders.__contains__, reserved_anywhere=access.all_patterns)
+        private = _private_page(name, snapshot, where.holder) if where.holder is not None else None
+        cached = upstream.get(name) if where.upstream else None
         page = resolve_project(private, cached.stored.page if cached is not None else None)
         if page is None or not page.files:
             continue
@@ -67,11 +72,9 @@ def plan_static(snapshot: Snapshot, policy: ShadowPolicy) -> StaticTree:
     return tree
 
 
-def _private_page(name: NormalizedName, snapshot: Snapshot) -> ProjectPage | None:
-    """The private page; without files when every file was deleted (the name still hides upstream)."""
-    rows = snapshot.private.get(name)
-    if rows is None:
-        return None
+def _private_page(name: NormalizedName, snapshot: Snapshot, index: str) -> ProjectPage:
+    """The private page in an index; without files when every file was deleted (the name still hides upstream)."""
+    rows = [row for row in snapshot.private.get(name, []) if row.index == index]
     files = tuple(to_dist(row) for row in rows)
     return ProjectPage(name, files, merge_versions(row.version for row in rows), Origin.PRIVATE)
 

@@ -36,12 +36,16 @@ async def test_the_same_filename_lives_in_two_indexes_independently(backends: Ba
     assert await meta.deleted_sha256("x-1.0.tar.gz", "ml") == SHA_A
 
 
-async def test_bundles_hold_the_root_index_only(backends: Backends):
-    """Export reads root's private files and deleted names (named indexes are not exported yet)."""
+async def test_bundle_reads_are_per_index(backends: Backends):
+    """Export reads one index's private files and deleted names at a time (root by default), each with its index."""
     meta = backends.meta
     await meta.add_private_file(private_file())
     await meta.add_private_file(replace(private_file("b-1.0.tar.gz", project="b"), index="ml"))
+    await meta.add_deleted_file(DeletedFile("c-1.0.tar.gz", SHA_A, 1.0, "ml"))
     assert [f.filename for f in await meta.bundle_private_files()] == ["acme-1.0.tar.gz"]
+    assert [(f.filename, f.index) for f in await meta.bundle_private_files("ml")] == [("b-1.0.tar.gz", "ml")]
+    assert await meta.bundle_deleted_files() == []
+    assert await meta.bundle_deleted_files("ml") == [DeletedFile("c-1.0.tar.gz", SHA_A, 1.0, "ml")]
 
 
 async def test_owners_and_maintainers(backends: Backends):

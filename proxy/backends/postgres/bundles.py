@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from proxy.access.model import ROOT
 from proxy.backends.postgres.pages import PageReads
 from proxy.backends.postgres.private import PRIVATE_COLUMNS
 from proxy.backends.postgres.tokens import TOKEN_COLUMNS
@@ -22,15 +23,15 @@ class BundleReads(PageReads):
     async def bundle_upstream_files(self) -> dict[str, str]:
         return {str(row[0]): str(row[1]) for row in await self._all("SELECT url, sha256 FROM upstream_files")}
 
-    async def bundle_private_files(self) -> list[PrivateFile]:
-        query = f"SELECT {PRIVATE_COLUMNS} FROM private_files WHERE index_name = 'root' ORDER BY project, filename"  # noqa: S608 constant columns
-        return [PrivateFile(*row) for row in await self._all(query)]
+    async def bundle_private_files(self, index: str = ROOT) -> list[PrivateFile]:
+        query = f"SELECT {PRIVATE_COLUMNS} FROM private_files WHERE index_name = $1 ORDER BY project, filename"  # noqa: S608 constant columns
+        return [PrivateFile(*row) for row in await self._all(query, index)]
 
     async def bundle_tokens(self) -> list[tuple[TokenRecord, str]]:
         query = f"SELECT {TOKEN_COLUMNS}, token_hash FROM tokens ORDER BY id"  # noqa: S608 constant columns
         return [(token_record(row[:-1]), str(row[-1])) for row in await self._all(query)]
 
-    async def bundle_deleted_files(self) -> list[DeletedFile]:
-        query = "SELECT filename, sha256, deleted_at FROM deleted_files WHERE index_name = 'root' ORDER BY filename"
-        rows = await self._all(query)
-        return [DeletedFile(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+    async def bundle_deleted_files(self, index: str = ROOT) -> list[DeletedFile]:
+        query = "SELECT filename, sha256, deleted_at FROM deleted_files WHERE index_name = $1 ORDER BY filename"
+        rows = await self._all(query, index)
+        return [DeletedFile(str(r[0]), str(r[1]), float(r[2]), index) for r in rows]

@@ -18,6 +18,7 @@ from typing import Literal
 
 import aiosqlite
 
+from proxy.access.model import ROOT
 from proxy.backends.changes import ChangeFeed
 from proxy.backends.keyed import KeyedLocks
 from proxy.backends.metadata import SchemaMismatch
@@ -141,11 +142,11 @@ class SqliteMetadata(
     async def bundle_upstream_files(self) -> dict[str, str]:
         return await self._background.bundle_upstream_files()
 
-    async def bundle_private_files(self) -> list[PrivateFile]:
-        return await self._background.bundle_private_files()
+    async def bundle_private_files(self, index: str = ROOT) -> list[PrivateFile]:
+        return await self._background.bundle_private_files(index)
 
-    async def bundle_deleted_files(self) -> list[DeletedFile]:
-        return await self._background.bundle_deleted_files()
+    async def bundle_deleted_files(self, index: str = ROOT) -> list[DeletedFile]:
+        return await self._background.bundle_deleted_files(index)
 
     async def bundle_tokens(self) -> list[tuple[TokenRecord, str]]:
         return await self._background.bundle_tokens()

@@ -11,7 +11,9 @@ backends (PostgreSQL + S3, or any other pair), through the backend Protocols on 
 - **Refusals**, one line each, before anything is written: the target is the source, DIR holds no shadowpi
   data, or the target's schema is not this shadowpi's (`shadowpi db upgrade` first).
 
-Not copied: remembered upstream 404s (asked again), the web interface's signing secret (sessions sign in again).
+Copied too: every index's private files and names, project owners and maintainers, the audit log (entries the target
+lacks). Not copied: remembered upstream 404s (asked again), the web interface's signing secret (sessions sign in
+again).
 """
 
 from __future__ import annotations
@@ -23,20 +25,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
+from proxy.access.model import ROOT
 from proxy.backends import Backends, holds_local_install, local_locations, open_backends
 from proxy.backends.metadata import MetadataStore, Transaction
-from proxy.backends.records import PrivateFile
+from proxy.backends.records import AuditEntry, PrivateFile
 from proxy.bundle.importer import deletion_action, merge_page, private_action
 from proxy.bundle.manifest import BundleError
 from proxy.config import Config, DatabaseConfig, StorageConfig
 from proxy.errors import ProxyError
 from proxy.migrate_blobs import Blobs, copy_blobs
+from proxy.simple.names import NormalizedName
 
 __all__ = ["MigrationRefused", "migrate", "plan"]
 
 Print = Callable[[str], None]
 T = TypeVar("T")
 ROWS_PER_TRANSACTION = 200  # short write transactions: a running cluster's writers are held back only briefly
+AUDIT_LIMIT = 10_000_000  # every entry: the log is read whole once per run
 
 
 class MigrationRefused(ProxyError):
@@ -113,7 +118,7 @@ async def _source_blobs(source: Backends) -> tuple[Blobs, dict[str, float], set[
     sizes = {record.sha256: record.size for record in cached}
     used = {**times, **{record.sha256: record.last_access for record in cached}}
     private: set[str] = set()
-    for row in await meta.bundle_private_files():
+    for row in await _private_files(meta):
         private.update(sha for sha in (row.sha256, row.metadata_sha256) if sha)
     # Not evictable and not private: pinned (`warm --pin`, imports). Their sizes are the store's.
     pinned = set(times) - set(sizes) - private
@@ -123,25 +128,37 @@ async def _source_blobs(source: Backends) -> tuple[Blobs, dict[str, float], set[
     return Blobs(sizes=sizes, private=frozenset(private)), used, pinned
 
 
+async def _indexes(meta: MetadataStore) -> list[str]:
+    """Every index holding (or having held) a private name in this store, root first."""
+    return sorted({ROOT} | {index for index, _ in await meta.private_project_indexes()}, key=lambda i: (i != ROOT, i))
+
+
+async def _private_files(meta: MetadataStore) -> list[PrivateFile]:
+    return [row for index in await _indexes(meta) for row in await meta.bundle_private_files(index)]
+
+
 async def _copy_rows(source: MetadataStore, target: MetadataStore, blobs: Blobs, out: Print) -> dict[str, int]:
     """Check that the private files fit, then write every row (idempotently); returns what changed, by kind."""
-    files = await source.bundle_private_files()
-    deleted = await source.bundle_deleted_files()
-    live = {row.filename for row in files}
-    gone = [d for d in deleted if d.filename not in live]
+    files = await _private_files(source)
+    deleted = [d for index in await _indexes(source) for d in await source.bundle_deleted_files(index)]
+    live = {(row.index, row.filename) for row in files}
+    gone = [d for d in deleted if (d.index, d.filename) not in live]
     try:
         for row in files:
-            private_action(row, await target.private_file(row.filename), await target.deleted_sha256(row.filename))
+            existing = await target.private_file(row.filename, row.index)
+            private_action(row, existing, await target.deleted_sha256(row.filename, row.index))
         for d in gone:
-            deletion_action(d.filename, d.sha256, await target.private_file(d.filename))
+            deletion_action(d.filename, d.sha256, await target.private_file(d.filename, d.index))
     except BundleError as exc:  # the same clash rules as an import: nothing is overwritten with other bytes
         raise MigrationRefused(f"{exc}; nothing was changed") from None
-    counts = {"pages": 0, "private names": 0, "private files": 0, "deleted names": 0, "tokens": 0}
+    counts = {"pages": 0, "private names": 0, "private files": 0, "deleted names": 0, "tokens": 0, "owners": 0,
+              "audit entries": 0}
     counts["pages"] = await _copy_pages(source, target, blobs)
     out(f"pages: {counts['pages']:,} written")
-    for names in _batches(await source.private_projects()):
+    projects = await source.private_project_indexes()
+    for names in _batches(projects):
         async with target.transaction() as tx:
-            counts["private names"] += sum([await tx.add_private_project(name) for name in names])
+            counts["private names"] += sum([await tx.add_private_project(name, index) for index, name in names])
     for rows in _batches(files):
         async with target.transaction() as tx:
             counts["private files"] += sum([await _put_private(tx, row) for row in rows])
@@ -150,17 +167,46 @@ async def _copy_rows(source: MetadataStore, target: MetadataStore, blobs: Blobs,
             counts["deleted names"] += sum([await tx.add_deleted_file(d) for d in deletions])
     async with target.transaction() as tx:
         for d in gone:
-            if deletion_action(d.filename, d.sha256, await tx.private_file(d.filename)):
-                await tx.remove_private_file(d.filename)
+            if deletion_action(d.filename, d.sha256, await tx.private_file(d.filename, d.index)):
+                await tx.remove_private_file(d.filename, d.index)
     for token_batch in _batches(await source.bundle_tokens()):
         async with target.transaction() as tx:
             counts["tokens"] += sum([await tx.restore_token(record, token_hash) for record, token_hash in token_batch])
+    counts["owners"] = await _copy_members(source, target, projects)
+    counts["audit entries"] = await _copy_audit(source, target)
     return counts
 
 
+async def _copy_members(source: MetadataStore, target: MetadataStore,
+                        projects: Sequence[tuple[str, NormalizedName]]) -> int:
+    """Owners and maintainers of every private project, added where the target lacks them (never removed)."""
+    added = 0
+    for batch in _batches(projects):
+        async with target.transaction() as tx:
+            for index, name in batch:
+                for member in await source.project_members(index, name):
+                    added += await tx.add_member(index, name, member.principal, member.role)
+    return added
+
+
+async def _copy_audit(source: MetadataStore, target: MetadataStore) -> int:
+    """The audit log's entries the target does not have yet (by time, actor, action and what), oldest first."""
+    def key(entry: AuditEntry) -> tuple[object, ...]:
+        return entry.at, entry.actor, entry.via, entry.action, entry.index, entry.project, entry.target, entry.detail
+
+    present = {key(entry) for entry in await target.audit_entries(limit=AUDIT_LIMIT)}
+    missing = [e for e in reversed(await source.audit_entries(limit=AUDIT_LIMIT)) if key(e) not in present]
+    for batch in _batches(missing):
+        async with target.transaction() as tx:
+            for entry in batch:
+                await tx.add_audit(replace(entry, id=0))
+    return len(missing)
+
+
 async def _put_private(tx: Transaction, row: PrivateFile) -> bool:
-    existing = await tx.private_file(row.filename)
-    private_action(row, existing, await tx.deleted_sha256(row.filename))  # raises on a clash (checked before, too)
+    existing = await tx.private_file(row.filename, row.index)
+    # Raises on a clash (checked before, too).
+    private_action(row, existing, await tx.deleted_sha256(row.filename, row.index))
     if existing == row:
         return False
     await tx.add_private_file(row, replace=existing is not None)

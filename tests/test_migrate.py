@@ -22,7 +22,7 @@ import pytest
 
 from proxy.backends import Backends, open_backends
 from proxy.backends.postgres.schema import MIGRATIONS
-from proxy.backends.records import DeletedFile, PrivateFile, StoredPage
+from proxy.backends.records import AuditEntry, DeletedFile, PrivateFile, StoredPage
 from proxy.config import Config, build_config
 from proxy.simple.model import DistFile, ProjectPage
 from proxy.simple.names import NormalizedName
@@ -82,6 +82,12 @@ async def populate_backends(b: Backends) -> None:
         await tx.add_private_file(private("acme-1.0-py3-none-any.whl", WHEEL, metadata=METADATA, yanked="bad"))
         await tx.add_deleted_file(DeletedFile("acme-0.9.tar.gz", "d" * 64, 500.0))
         await tx.add_private_project(NormalizedName("secret-only"))
+        # Issue 14: the same file promoted to index ml, its owner there, and the audit log's record of it.
+        await tx.add_private_file(replace(private("acme-1.0.tar.gz", PRIVATE), index="ml"))
+        await tx.add_private_project(NormalizedName("acme"), "ml")
+        await tx.add_member("ml", "acme", "bob", "owner")
+        await tx.add_audit(AuditEntry(at=1500.0, actor="bob", via="password", address="10.0.0.7", action="push",
+                                      index="ml", project="acme", target="1.0", detail='{"from": "root"}'))
     await b.meta.add_token("alice", "1" * 64, "CI")
     revoked = await b.meta.add_token("bob", "2" * 64)
     await b.meta.revoke_token(revoked)
@@ -132,16 +138,20 @@ async def snapshot(b: Backends) -> dict[str, Any]:
         "pages": await b.meta.bundle_pages(),
         "upstream_files": await b.meta.bundle_upstream_files(),
         "private_files": await b.meta.bundle_private_files(),
-        "private_projects": await b.meta.private_projects(),
+        "private_files_ml": await b.meta.bundle_private_files("ml"),
+        "private_projects": await b.meta.private_project_indexes(),
         "deleted": await b.meta.bundle_deleted_files(),
+        "members": [(i, n, await b.meta.project_members(i, n)) for i, n in await b.meta.private_project_indexes()],
+        "audit": [replace(e, id=0) for e in await b.meta.audit_entries()],
         "tokens": [(replace(t, id=0), h) for t, h in await b.meta.bundle_tokens()],
     }
 
 
 async def test_migrate_copies_everything_verified_and_a_second_run_changes_nothing(tmp_path: Path, target: Target):
     """Pages, the upstream-file mapping, cached/pinned/private blobs (bytes and LRU order), private files with
-    their yanks, private names, deleted names and tokens (revocations too) arrive in PostgreSQL + S3 exactly as in
-    the source; run again, migrate copies nothing, writes nothing and says so."""
+    their yanks (in every index), private names, deleted names, tokens (revocations too), owners and the audit log
+    arrive in PostgreSQL + S3 exactly as in the source; run again, migrate copies nothing, writes nothing and says
+    so."""
     source = tmp_path / "old"
     await populate(source)
     first = await shadowpi("migrate", "--from-data-dir", str(source), *target.flags())
@@ -151,7 +161,7 @@ async def test_migrate_copies_everything_verified_and_a_second_run_changes_nothi
     assert lines[0] == f"migrating {source}: 6 file(s), {total:,} bytes"
     assert lines[-1] == (
         f"migrated {source}: 6 file(s) copied ({total:,} bytes), 0 already there, 0 skipped; 1 pages,"
-        " 2 private names, 2 private files, 1 deleted names, 2 tokens"
+        " 3 private names, 3 private files, 1 deleted names, 2 tokens, 1 owners, 1 audit entries"
     )
     async with data_dir_backends(source) as old, opened(target.config()) as new:
         expected = await snapshot(old)
@@ -161,7 +171,7 @@ async def test_migrate_copies_everything_verified_and_a_second_run_changes_nothi
     assert second.returncode == 0, second.stderr
     assert second.stdout.splitlines()[-1] == (
         f"migrated {source}: 0 file(s) copied (0 bytes), 6 already there, 0 skipped; 0 pages, 0 private names,"
-        " 0 private files, 0 deleted names, 0 tokens"
+        " 0 private files, 0 deleted names, 0 tokens, 0 owners, 0 audit entries"
     )
     async with opened(target.config()) as new:
         assert await snapshot(new) == expected
@@ -187,7 +197,7 @@ async def test_a_later_run_carries_the_sources_last_changes_over(tmp_path: Path,
     again = await shadowpi("migrate", "--from-data-dir", str(source), *target.flags())
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[-1].endswith(
-        "0 pages, 0 private names, 2 private files, 0 deleted names, 1 tokens")
+        "0 pages, 0 private names, 2 private files, 0 deleted names, 1 tokens, 0 owners, 0 audit entries")
     async with data_dir_backends(source) as old, opened(target.config()) as new:
         expected, got = await snapshot(old), await snapshot(new)
         assert {k: v for k, v in got.items() if k != "tokens"} == {k: v for k, v in expected.items() if k != "tokens"}

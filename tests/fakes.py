@@ -90,6 +90,7 @@ class FakeIndex:
     file_chunk_size: int = 64 * 1024
     ranges: bool = True  # file GETs with `Range: bytes=N-` get a 206 with the bytes from N (else the whole file)
     ranged_data: bytes | None = None  # requests with a Range get these bytes instead of the file's (it changed)
+    range_skew: int = 0  # 206s start this many bytes past the asked offset (and say so in Content-Range)
     # -- hostile upstream --
     file_framing: Framing = "length"
     oversend: bytes = b""  # appended to every file body: more bytes than the page declares (see SMUGGLED)
@@ -261,6 +262,7 @@ class FakeIndex:
         if start is not None and self.ranged_data is not None:
             data = self.ranged_data
         if self.ranges and start is not None and start < len(data):
+            start += self.range_skew
             data = data[start:]
             ranged = {"Content-Range": f"bytes {start}-{start + len(data) - 1}/{start + len(data)}"}
             return await self._stream(request, data, ranged)

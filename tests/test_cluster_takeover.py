@@ -87,16 +87,24 @@ async def test_the_followers_of_a_killed_leader_complete_from_upstream_at_their_
         assert upstream.fake.hits[UPSTREAM_PATH] == 2
 
 
-@pytest.mark.parametrize(("ranges", "lie_at"), [(True, 100_000), (False, 100)], ids=["range", "no-range"])
+@pytest.mark.parametrize(
+    ("ranges", "lie_at", "skew"),
+    [(True, 100_000, 0), (False, 100, 0), (True, None, 1000)],
+    ids=["range-other-bytes", "no-range-other-bytes", "range-from-elsewhere"],
+)
 async def test_a_continuation_with_other_bytes_cuts_every_follower_off_and_stores_nothing(
-    tmp_path: Path, upstream: Upstream, postgres_db: Database, s3_bucket: S3Bucket, ranges: bool, lie_at: int
+    tmp_path: Path, upstream: Upstream, postgres_db: Database, s3_bucket: S3Bucket, ranges: bool,
+    lie_at: int | None, skew: int,
 ):
     """Asked again after the leader died, upstream sends different bytes (after the followers' offset, or, without
-    Range support, among the bytes the clients have already): every follower's client is cut off (never a
-    complete-looking body), nothing is in the bucket, and the next request downloads the file afresh."""
+    Range support, among the bytes the clients have already), or a 206 whose Content-Range starts elsewhere than
+    asked: every follower's client is cut off (never a complete-looking body), nothing is in the bucket, and the
+    next request downloads the file afresh."""
     upstream.fake.add(BIG)
     upstream.fake.ranges = ranges
-    upstream.fake.ranged_data = BIG.data[:lie_at] + bytes([BIG.data[lie_at] ^ 0xFF]) + BIG.data[lie_at + 1 :]
+    upstream.fake.range_skew = skew
+    if lie_at is not None:
+        upstream.fake.ranged_data = BIG.data[:lie_at] + bytes([BIG.data[lie_at] ^ 0xFF]) + BIG.data[lie_at + 1 :]
     async with AsyncExitStack() as stack, asyncio.timeout(GUARD):
         nodes, responses, session, have = await followers_of_a_killed_leader(
             stack, tmp_path, upstream, postgres_db, s3_bucket)

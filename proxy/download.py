@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from proxy.backends.blobs import BlobInfo
-from proxy.backends.fills import FillOutcome, ForeignFill
+from proxy.backends.fills import FillOutcome, ForeignFill, Lead, Resumable
 from proxy.backends.spools import Spool
 from proxy.config import UpstreamConfig
 from proxy.errors import IntegrityError, UpstreamTimeout, UpstreamUnavailable
@@ -93,14 +93,15 @@ class Guard:
     """
 
     def __init__(
-        self, filename: str, expected: int | None, limits: Limits, clock: Callable[[], float]
+        self, filename: str, expected: int | None, limits: Limits, clock: Callable[[], float], received: int = 0
     ) -> None:
+        """`received`: bytes of the file before the first one this download takes (a resumed download's)."""
         self._filename = filename
         self._expected = expected
         self._limits = limits
         self._clock = clock
         self._started = self._window_start = clock()
-        self._received = self._window_bytes = 0
+        self._received, self._window_bytes = received, 0
 
     def take(self, size: int) -> None:
         """Account for `size` more bytes. Raises IntegrityError past the expected length, UpstreamUnavailable
@@ -248,9 +249,47 @@ async def _expect_end(chunks: AsyncIterator[bytes], guard: Guard) -> None:
         guard.take(len(chunk))
 
 
-async def follow(fill: Fill, foreign: ForeignFill) -> None:
+async def resume(
+    fill: Fill, spool: Spool, upstream: UpstreamClient, limits: Limits, clock: Callable[[], float]
+) -> None:
+    """Continue the fill's download from upstream into `spool`, which holds its first bytes already (streamed here
+    from a leader that died): the rest is asked for with a Range request, and an upstream that sends the whole file
+    instead has its first bytes compared with those here. The spool's running hashes cover every byte, so the
+    verification is download()'s; every limit of download() holds. Returns verified."""
+    dist = fill.dist
+    check_sha256(dist)
+    have = spool.size
+    async with upstream.open_file(dist.url, start=have) as remote:
+        length = expected_length(dist, remote.content_length, limits.max_size)
+        guard = Guard(dist.filename, length, limits, clock, received=remote.start)
+        if fill.state is FillState.PENDING:  # nothing was published yet: the spool is the source from now on
+            fill.started(spool.reader(), length)
+        elif fill.content_length is None:
+            fill.content_length = length
+        writer = WriteBehind(spool, fill.grew)
+        position = remote.start
+        try:
+            async for chunk in remote.chunks(CHUNK):
+                guard.take(len(chunk))
+                if position < have:  # sent again (no Range support): must be the very bytes the clients have
+                    head, chunk = chunk[: have - position], chunk[have - position :]
+                    if not hmac.compare_digest(await spool.read(position, len(head)), head):
+                        raise IntegrityError(f"upstream sent different bytes of {dist.filename} when asked again")
+                    position += len(head)
+                if chunk:
+                    position += len(chunk)
+                    await writer.put(chunk)
+        finally:
+            await writer.close()
+    verify(dist, spool, length)
+    fill.verified()
+
+
+async def follow(fill: Fill, foreign: ForeignFill) -> Lead | None:
     """Publish a fill another worker leads to this process's followers as it grows, until it is committed (then
-    the fill is COMMITTED here too) or fails (raises UpstreamUnavailable). The fill owns `foreign` once started."""
+    the fill is COMMITTED here too; returns None) or fails (raises UpstreamUnavailable). The fill owns `foreign`
+    once started. A leader that died and whose fill this process took over (Resumable) returns the lead: the
+    caller continues the download into its spool (resume) and finishes it."""
     dist = fill.dist
     delay = POLL_MIN
     try:
@@ -265,6 +304,9 @@ async def follow(fill: Fill, foreign: ForeignFill) -> None:
                 if outcome is FillOutcome.FAILED:
                     raise UpstreamUnavailable(f"another worker's download of {dist.filename} failed")
                 if outcome is FillOutcome.ABANDONED:
+                    lead = foreign.take_over() if isinstance(foreign, Resumable) else None
+                    if lead is not None:
+                        return lead
                     raise UpstreamUnavailable(f"the worker downloading {dist.filename} died")
                 delay = min(2 * delay, POLL_MAX)
             await foreign.wait(delay)
@@ -279,6 +321,7 @@ async def follow(fill: Fill, foreign: ForeignFill) -> None:
             foreign.close()
     fill.verified()  # the leader committed this very file under the declared sha256
     fill.committed(BlobInfo(foreign.sha256, foreign.size))
+    return None
 
 
 def _publish(fill: Fill, foreign: ForeignFill) -> None:

@@ -25,7 +25,7 @@ from proxy.backends.fills import FillCoordinator, ForeignFill, Lead
 from proxy.backends.metadata import BlobIndex
 from proxy.backends.spools import Spool, SpoolDir
 from proxy.config import UpstreamConfig
-from proxy.download import Limits, download, follow, is_sha256
+from proxy.download import Limits, download, follow, is_sha256, resume
 from proxy.errors import ProxyError, UpstreamUnavailable
 from proxy.fill import Fill, FillState, Following
 from proxy.janitor import CacheJanitor
@@ -206,7 +206,9 @@ class FileCache:
         error: ProxyError | None = None
         try:
             if isinstance(claimed, ForeignFill):
-                await follow(fill, claimed)
+                lead = await follow(fill, claimed)
+                if lead is not None:  # its leader died; this process leads now, from the bytes it has
+                    await self._lead(fill, lead, resuming=True)
             else:
                 await self._lead(fill, claimed)
         except ProxyError as exc:
@@ -227,12 +229,14 @@ class FileCache:
             elif fill.state is FillState.VERIFIED:  # cancelled during the commit: clients have their bytes
                 fill.not_stored()
 
-    async def _lead(self, fill: Fill, lead: Lead | None) -> None:
-        """Download into the lead's spool (a private spool for a file without a sha256), then commit it. The spool
-        is gone before the fill ends: whoever sees a failure also sees no spool on disk."""
+    async def _lead(self, fill: Fill, lead: Lead | None, *, resuming: bool = False) -> None:
+        """Download into the lead's spool (a private spool for a file without a sha256), then commit it; `resuming`:
+        the spool holds the first bytes already (a dead leader's). The spool is gone before the fill ends: whoever
+        sees a failure also sees no spool on disk."""
         spool = lead.spool if lead is not None else await self._spools.create(fill.dist.hashes)
+        fetch = resume if resuming else download
         try:
-            await download(fill, spool, self._upstream, self._limits, self._clock)
+            await fetch(fill, spool, self._upstream, self._limits, self._clock)
             try:
                 blob = await self._commit(fill, spool)
                 await self._record(fill.dist, blob.sha256, blob.size)

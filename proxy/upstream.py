@@ -8,6 +8,7 @@ shadowpi into a way to reach it.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
@@ -66,10 +67,12 @@ def _ignore(_kind: str, _result: str, _seconds: float) -> None:
 
 @dataclass(slots=True)
 class UpstreamFile:
-    """An open upstream file response; iterate `chunks()` inside the `open_file` context."""
+    """An open upstream file response; iterate `chunks()` inside the `open_file` context. `content_length` is the
+    whole file's (also for a partial answer), `start` the offset of the body's first byte in the file."""
 
     response: aiohttp.ClientResponse
     content_length: int | None
+    start: int = 0
 
     async def chunks(self, size: int) -> AsyncIterator[bytes]:
         try:
@@ -217,25 +220,29 @@ class UpstreamClient:
         raise UpstreamUnavailable(f"upstream redirected {what} more than {MAX_REDIRECTS} times")
 
     @asynccontextmanager
-    async def open_file(self, url: str) -> AsyncIterator[UpstreamFile]:
-        """Open a file download; the body is not decompressed (archives must stay byte-exact).
+    async def open_file(self, url: str, start: int = 0) -> AsyncIterator[UpstreamFile]:
+        """Open a file download; the body is not decompressed (archives must stay byte-exact). From byte `start`
+        on when it is not 0 (a Range request): upstream may still answer 200 with the whole file (`start` of the
+        result says which).
 
-        Raises FileNotFound for 404/410 and UpstreamUnavailable for anything else that is not a 200, or for a
-        host that is not allowed.
+        Raises FileNotFound for 404/410 and UpstreamUnavailable for anything else that is not a 200 (or a 206 with
+        a Content-Range from `start` to the end), or for a host that is not allowed.
         """
         started = time.monotonic()
+        headers = {"Accept-Encoding": "identity"}
+        if start:
+            headers["Range"] = f"bytes={start}-"
         try:
             async with self._get(
-                url,
-                URL(url).name or "a file",
-                timeout=self._file_timeout,
-                auto_decompress=False,
-                headers={"Accept-Encoding": "identity"},
+                url, URL(url).name or "a file", timeout=self._file_timeout, auto_decompress=False, headers=headers
             ) as resp:
-                result = "ok" if resp.status == 200 else str(resp.status)
+                result = "ok" if resp.status in {200, 206} else str(resp.status)
                 self._observe("file", result, time.monotonic() - started)
                 if resp.status in {404, 410}:
                     raise FileNotFound(f"upstream has no file at {mask_url(url)}")
+                if resp.status == 206 and start:
+                    yield UpstreamFile(resp, _range_total(resp, start), start)
+                    return
                 if resp.status != 200:
                     raise UpstreamUnavailable(f"upstream answered {resp.status} for a file download")
                 yield UpstreamFile(resp, resp.content_length)
@@ -245,6 +252,29 @@ class UpstreamClient:
         except aiohttp.ClientError as exc:
             self._observe("file", "error", time.monotonic() - started)
             raise UpstreamUnavailable(f"upstream unreachable: {_describe(exc)}") from None
+
+
+_CONTENT_RANGE = re.compile(r"bytes (\d{1,18})-(\d{1,18})/(\d{1,18}|\*)")
+
+
+def _range_total(resp: aiohttp.ClientResponse, start: int) -> int | None:
+    """The whole file's length from a 206 answering `Range: bytes=start-` (None: upstream does not say). Raises
+    UpstreamUnavailable unless the body is exactly the bytes from `start` to the end."""
+    header = resp.headers.get("Content-Range", "")
+    match = _CONTENT_RANGE.fullmatch(header.strip())
+    first, last = (int(match[1]), int(match[2])) if match else (-1, -1)
+    total = None if match is None or match[3] == "*" else int(match[3])
+    if (
+        match is None
+        or first != start
+        or last < first
+        or (total is not None and last + 1 != total)
+        or (resp.content_length is not None and resp.content_length != last - first + 1)
+    ):
+        raise UpstreamUnavailable(
+            f"upstream answered the request for bytes {start}- of a file with Content-Range {header[:80]!r}"
+        )
+    return total
 
 
 def _redirected(current: URL, location: str) -> URL:

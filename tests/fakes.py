@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -87,6 +88,9 @@ class FakeIndex:
     cut_after: int | None = None  # file bodies: full Content-Length, N bytes, then the connection closes
     file_stream_gate: asyncio.Event | None = None  # awaited between file chunks, after the first chunk
     file_chunk_size: int = 64 * 1024
+    ranges: bool = True  # file GETs with `Range: bytes=N-` get a 206 with the bytes from N (else the whole file)
+    ranged_data: bytes | None = None  # requests with a Range get these bytes instead of the file's (it changed)
+    range_skew: int = 0  # 206s start this many bytes past the asked offset (and say so in Content-Range)
     # -- hostile upstream --
     file_framing: Framing = "length"
     oversend: bytes = b""  # appended to every file body: more bytes than the page declares (see SMUGGLED)
@@ -254,11 +258,21 @@ class FakeIndex:
         data = found.artifact.data
         if request.method == "HEAD":
             return web.Response(body=data, content_type="application/octet-stream")
+        start = _range_start(request.headers.get("Range"))
+        if start is not None and self.ranged_data is not None:
+            data = self.ranged_data
+        if self.ranges and start is not None and start < len(data):
+            start += self.range_skew
+            data = data[start:]
+            ranged = {"Content-Range": f"bytes {start}-{start + len(data) - 1}/{start + len(data)}"}
+            return await self._stream(request, data, ranged)
         return await self._stream(request, data)
 
-    async def _stream(self, request: web.Request, data: bytes) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, data: bytes, ranged: dict[str, str] | None = None
+    ) -> web.StreamResponse:
         body = data + self.oversend
-        resp = await _start_body(request, self.file_framing, len(body))
+        resp = await _start_body(request, self.file_framing, len(body), ranged)
         end = len(body) if self.cut_after is None else min(self.cut_after, len(body))
         step = max(1, self.file_chunk_size)
         for offset in range(0, end, step):
@@ -274,7 +288,15 @@ class FakeIndex:
         return resp
 
 
-async def _start_body(request: web.Request, framing: Framing, length: int) -> web.StreamResponse | None:
+def _range_start(header: str | None) -> int | None:
+    """N of `Range: bytes=N-` (the only form shadowpi sends), else None."""
+    match = re.fullmatch(r"bytes=(\d+)-", header or "")
+    return int(match[1]) if match else None
+
+
+async def _start_body(
+    request: web.Request, framing: Framing, length: int, ranged: dict[str, str] | None = None
+) -> web.StreamResponse | None:
     """Send the headers of a file response; None for "close" framing, whose bytes go straight to the transport
     (aiohttp itself never sends a body without a length on HTTP/1.1: it chunks it)."""
     if framing == "close":
@@ -283,7 +305,8 @@ async def _start_body(request: web.Request, framing: Framing, length: int) -> we
             b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
         )
         return None
-    resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    resp = web.StreamResponse(status=206 if ranged else 200,
+                              headers={"Content-Type": "application/octet-stream", **(ranged or {})})
     if framing == "length":
         resp.content_length = length  # always the full, honest length of what is sent, even when cutting
     else:

@@ -1,13 +1,12 @@
 """Replicas on one PostgreSQL database and one S3 bucket (the real engines), each with its own data dir and a real
 HTTP listener: one upstream GET per file in the whole cluster, followers on other replicas streamed the bytes while
-they arrive, a lying upstream failing every replica's client with nothing stored, and a killed leader taken over.
+they arrive, a lying upstream failing every replica's client with nothing stored (a killed leader taken over:
+test_cluster_takeover.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from tests.conftest import Upstream
 from tests.engines.postgres import Database
 from tests.engines.seaweed import S3Bucket
 from tests.servers import reserve_port
-from tests.test_serve import serving
 
 pytestmark = pytest.mark.engines
 
@@ -87,40 +85,6 @@ async def test_a_lying_upstream_fails_every_replicas_client_and_stores_nothing(
         blobs = nodes[0].app[BACKENDS].blobs
         assert await blobs.stat(declared) is None
         assert await blobs.stat(BIG.sha256) is None
-
-
-async def test_a_killed_leader_cuts_its_followers_off_cleanly_and_the_next_request_completes(
-    tmp_path: Path, upstream: Upstream, postgres_db: Database, s3_bucket: S3Bucket
-):
-    """The replica leading a download (a real `shadowpi serve`) is SIGKILLed mid-file while another replica's
-    client is streaming from it: that client is cut off (never handed a complete-looking body), the lock died with
-    the leader's connection, and the next request through the surviving replica leads a new download and gets
-    exactly the file."""
-    upstream.fake.add(BIG)
-    gate = upstream.fake.file_stream_gate = asyncio.Event()
-    flags = ("--database", postgres_db.url, "--storage", s3_bucket.url)
-    async with AsyncExitStack() as stack, asyncio.timeout(GUARD):
-        leader = await stack.enter_async_context(serving(tmp_path / "leader", upstream, *flags, env=s3_bucket.env))
-        (survivor,) = await replicas(stack, tmp_path, 1, postgres_db, s3_bucket, upstream)
-        session = await stack.enter_async_context(aiohttp.ClientSession())
-        led = await stack.enter_async_context(session.get(await file_url(session, leader.url, "clusterlib")))
-        await upstream.fake.wait_for_request(UPSTREAM_PATH)
-        url = await file_url(session, survivor.url, "clusterlib")
-        following = await stack.enter_async_context(session.get(url))
-        assert following.status == 200
-        await following.content.readexactly(1000)  # streaming from the leader
-        os.killpg(leader.proc.pid, signal.SIGKILL)
-        await leader.proc.wait()
-        gate.set()
-        with pytest.raises(aiohttp.ClientPayloadError):
-            await following.read()
-        led.release()
-        async with session.get(url) as again:
-            assert again.status == 200
-            assert await again.read() == BIG.data
-        assert upstream.fake.hits[UPSTREAM_PATH] == 2
-        await survivor.app[FILES].settled()  # its client had every byte once verified; the commit follows
-        assert await survivor.app[BACKENDS].blobs.stat(BIG.sha256) is not None
 
 
 async def test_a_leader_advertising_the_followers_own_url_is_not_asked(

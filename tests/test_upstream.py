@@ -1,4 +1,5 @@
-"""Tests for proxy.upstream: which hosts shadowpi may send a request to ([upstream] file_hosts)."""
+"""Tests for proxy.upstream: which hosts shadowpi may send a request to ([upstream] file_hosts), and file downloads
+from an offset (a Range request, answered 206 or 200)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import pytest
 from yarl import URL
 
 from proxy.config import build_config
+from proxy.errors import UpstreamUnavailable
 from proxy.upstream import UpstreamClient
+from tests.artifacts import build_wheel
+from tests.conftest import Upstream
 
 
 @pytest.mark.parametrize(
@@ -43,3 +47,39 @@ async def test_file_host_with_port_allows_that_port_only(url: str, allowed: bool
     config = build_config({"upstream": {"url": "https://pypi.org/simple/", "file_hosts": ["cdn.local:8443"]}})
     async with aiohttp.ClientSession() as session:
         assert UpstreamClient(session, config.upstream).allows(URL(url)) is allowed
+
+
+WHEEL = build_wheel("rangelib", "1.0", payload_size=200_000)
+
+
+@pytest.mark.parametrize(
+    ("ranges", "start", "first"),
+    [(True, 100_000, 100_000), (False, 100_000, 0), (True, 0, 0)],
+    ids=["206", "200-no-range-support", "from-0-no-range"],
+)
+async def test_a_file_from_an_offset_is_the_bytes_from_there_or_the_whole_file(
+    upstream: Upstream, ranges: bool, start: int, first: int
+) -> None:
+    """open_file(url, start=N) asks for `Range: bytes=N-`: a 206 is the bytes from N (its `start`), an upstream
+    without Range support answers the whole file (start 0); content_length is the whole file's either way."""
+    upstream.fake.add(WHEEL)
+    upstream.fake.ranges = ranges
+    url = f"{upstream.url.removesuffix('/simple/')}/files/rangelib/{WHEEL.filename}"
+    config = build_config({"upstream": {"url": upstream.url}}).upstream
+    async with aiohttp.ClientSession() as session, UpstreamClient(session, config).open_file(url, start) as remote:
+        body = b"".join([chunk async for chunk in remote.chunks(65536)])
+    assert (remote.start, remote.content_length, body) == (first, len(WHEEL.data), WHEEL.data[first:])
+    assert upstream.fake.headers_seen[-1].get("Range") == (f"bytes={start}-" if start else None)
+
+
+async def test_a_206_from_another_offset_than_asked_is_refused(upstream: Upstream) -> None:
+    """A 206 whose Content-Range does not start at the offset asked for is refused before any byte is read: its
+    bytes would land at the wrong place in the file."""
+    upstream.fake.add(WHEEL)
+    upstream.fake.range_skew = 1000
+    url = f"{upstream.url.removesuffix('/simple/')}/files/rangelib/{WHEEL.filename}"
+    config = build_config({"upstream": {"url": upstream.url}}).upstream
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(UpstreamUnavailable, match="Content-Range 'bytes 101000-"):
+            async with UpstreamClient(session, config).open_file(url, 100_000):
+                pass

@@ -22,7 +22,7 @@ from proxy.backends.blobs import BlobReader, ByteSource
 if TYPE_CHECKING:
     from proxy.backends.spools import Spool
 
-__all__ = ["FillCoordinator", "FillOutcome", "ForeignFill", "Lead"]
+__all__ = ["FillCoordinator", "FillOutcome", "ForeignFill", "Lead", "Resumable"]
 
 
 class FillOutcome(enum.Enum):
@@ -66,6 +66,18 @@ class ForeignFill(ByteSource, Protocol):
     async def wait(self, seconds: float) -> None:
         """Until the fill may have moved on (more bytes, an outcome), at most `seconds`: a fill written by another
         process is polled (it just sleeps), one written by this process wakes its followers at once."""
+        ...
+
+
+@runtime_checkable  # a ForeignFill that may also be this: callers ask with isinstance
+class Resumable(Protocol):
+    """A fill followed from here whose leader's death this process answers by leading it (across replicas:
+    postgres/remote.py), so that its clients, which have part of the file already, are not cut off."""
+
+    def take_over(self) -> Lead | None:
+        """After the outcome ABANDONED: the lead of the fill that this process took over, its spool holding every
+        byte received so far (hashed as they came), for the caller to continue from upstream, commit and finish();
+        None when it was not taken over (the clients are cut off). Hands the lead out once."""
         ...
 
 

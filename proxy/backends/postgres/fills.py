@@ -27,9 +27,8 @@ from proxy.backends.blobs import BlobReader, BlobStore
 from proxy.backends.fills import FillCoordinator, ForeignFill, Lead
 from proxy.backends.metadata import MetadataStore
 from proxy.backends.postgres.database import PgMetadata
-from proxy.backends.postgres.leases import FillLeases, Lease
-from proxy.backends.postgres.remote import Peer, RemoteFill
-from proxy.backends.spools import Spool
+from proxy.backends.postgres.leases import FillLeases
+from proxy.backends.postgres.remote import ClusterLead, Peer, RemoteFill
 from proxy.peer_token import SECRET_NAME, SharedSecret
 
 __all__ = ["ClusterFills", "ClusterLead", "open_cluster_fills"]
@@ -37,24 +36,6 @@ __all__ = ["ClusterFills", "ClusterLead", "open_cluster_fills"]
 log = logging.getLogger(__name__)
 
 PEER_CONNECT_TIMEOUT = 5.0  # seconds to connect to a leader's peer endpoint (then: wait for the commit instead)
-
-
-class ClusterLead:
-    """This process leads the fill in the whole cluster: the host's lead plus the cluster lease (a Lead)."""
-
-    def __init__(self, host: Lead, lease: Lease) -> None:
-        self._host = host
-        self._lease = lease
-
-    @property
-    def spool(self) -> Spool:
-        return self._host.spool
-
-    async def finish(self) -> None:
-        try:
-            await self._host.finish()  # the spool is sealed (committed) or gone before the lease is
-        finally:
-            await asyncio.shield(self._lease.release())
 
 
 class ClusterFills:

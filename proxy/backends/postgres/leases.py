@@ -46,6 +46,8 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND l.classid = $2::bigint::oid AND l.objid = $3::bigint::oid
 """
+# The row of a leader whose lock is gone (asked once nobody holds it): it died instead of giving up (which deletes it).
+_DEAD = "SELECT EXISTS (SELECT 1 FROM fill_leaders WHERE sha256 = $1)"
 
 
 def fill_key(sha256: str) -> int:
@@ -114,3 +116,8 @@ class FillLeases:
         if row is None:
             return None
         return Leader(row["url"] if row["current"] else None)
+
+    async def died(self, sha256: str) -> bool:
+        """Whether the last leader of the fill of `sha256` died mid-fill rather than ending it (asked once leader()
+        found nobody holding its lock): its row outlived its lock."""
+        return bool(await self._pool.fetchval(_DEAD, sha256))

@@ -7,6 +7,11 @@ in the store. A stream that breaks is taken up again from the bytes already here
 then (a new leader downloads the same file: same sha256, same bytes at every offset) or from the store once the
 file is committed; with nobody leading and nothing committed, the fill was abandoned (clients are cut off, never
 handed wrong bytes, and the next request leads). Without a reachable leader it waits for the commit.
+
+A leader that died mid-fill (its lock is free, its row is still there: leases.py) is taken over: this replica
+claims the lease itself, so the other followers now stream from it, and hands its host spool with the bytes
+received so far to the download (take_over), which continues from upstream at that offset (download.py: resume).
+Its clients lose nothing; the sha256 check still covers every byte they were sent.
 """
 
 from __future__ import annotations
@@ -22,17 +27,35 @@ import aiohttp
 
 from proxy.backends.blobs import BlobStore
 from proxy.backends.fills import FillOutcome, Lead
-from proxy.backends.postgres.leases import FillLeases, Leader
-from proxy.backends.spools import SpoolReader
+from proxy.backends.postgres.leases import FillLeases, Leader, Lease
+from proxy.backends.spools import Spool, SpoolReader
 from proxy.peer_token import authorization
 
-__all__ = ["PEER_PATH", "Peer", "RemoteFill"]
+__all__ = ["PEER_PATH", "ClusterLead", "Peer", "RemoteFill"]
 
 log = logging.getLogger(__name__)
 
 PEER_PATH = "/_shadowpi/fills/"  # + sha256 (proxy/web/peers.py)
 PEER_ATTEMPTS = 5  # streams tried per leader before waiting for the commit (a new leader is tried afresh)
 WAIT_MIN, WAIT_MAX = 0.05, 1.0  # seconds between looks at the store and the lease while no leader is reachable
+
+
+class ClusterLead:
+    """This process leads the fill in the whole cluster: the host's lead plus the cluster lease (a Lead)."""
+
+    def __init__(self, host: Lead, lease: Lease) -> None:
+        self._host = host
+        self._lease = lease
+
+    @property
+    def spool(self) -> Spool:
+        return self._host.spool
+
+    async def finish(self) -> None:
+        try:
+            await self._host.finish()  # the spool is sealed (committed) or gone before the lease is
+        finally:
+            await asyncio.shield(self._lease.release())
 
 
 class Peer:
@@ -70,8 +93,10 @@ class RemoteFill:
         self._leases = leases
         self._peer = peer
         self._own_url = own_url
-        self.size = 0  # as of the last grown()
+        self._seen = 0  # the size as of the last grown()
         self._outcome = FillOutcome.WRITING
+        self._taken: ClusterLead | None = None  # the lead, once taken over from a dead leader, until handed out
+        self._orphaned: asyncio.Task[None] | None = None
         self._moved = asyncio.Event()  # set on every write and at the end: wakes wait()
         self.done = asyncio.create_task(self._run(), name=f"follow-peer:{sha256[:12]}")
 
@@ -79,10 +104,18 @@ class RemoteFill:
     def sha256(self) -> str:
         return self._sha256
 
+    @property
+    def size(self) -> int:  # what is in the spool: once taken over, it grows with the download here
+        return self._spool.size
+
     def grown(self) -> bool:
         size = self._spool.size
-        grew, self.size = size > self.size, max(size, self.size)
+        grew, self._seen = size > self._seen, max(size, self._seen)
         return grew
+
+    def take_over(self) -> Lead | None:
+        taken, self._taken = self._taken, None
+        return taken
 
     async def outcome(self) -> FillOutcome:
         return self._outcome
@@ -102,6 +135,9 @@ class RemoteFill:
     def close(self) -> None:
         if not self.done.done():  # nobody follows any more: stop (the host spool is discarded)
             self.done.cancel()
+        if self._taken is not None:  # taken over, but nobody continues the download: give it up
+            self._orphaned = asyncio.ensure_future(self._taken.finish())
+            self._taken = None
         self._reader.close()
 
     async def _run(self) -> None:
@@ -118,7 +154,8 @@ class RemoteFill:
                 if outcome is FillOutcome.COMMITTED:
                     await self._spool.seal()  # this host's followers see the bytes committed
             finally:
-                await asyncio.shield(self._host.finish())
+                if self._taken is None:  # taken over: the spool goes on, to whoever takes the lead (take_over)
+                    await asyncio.shield(self._host.finish())
                 self._outcome = outcome  # only now: a follower told COMMITTED may find the spool name gone
                 self._moved.set()
 
@@ -127,8 +164,13 @@ class RemoteFill:
         attempts, delay, asked = 0, WAIT_MIN, None
         while True:
             leader = await self._leases.leader(self._sha256)
-            if leader is None:  # nobody leads: committed meanwhile, or given up
-                return await self._from_store()
+            if leader is None:  # nobody leads: committed meanwhile, given up, or the leader died
+                outcome = await self._from_store()
+                if outcome is not FillOutcome.ABANDONED or not await self._leases.died(self._sha256):
+                    return outcome
+                if await self._take_over():
+                    return FillOutcome.ABANDONED  # and the lead is ours (take_over)
+                continue  # another follower took it over first: stream from it
             if leader.url != asked:  # a new leader (the last one died): stream from it, from what is here
                 attempts, asked = 0, leader.url
             if leader.url is not None and leader.url == self._own_url:
@@ -146,6 +188,16 @@ class RemoteFill:
                 return await self._from_store()
             await asyncio.sleep(delay)  # polling another process (the leader, the store): no event to wait on
             delay = min(2 * delay, WAIT_MAX)
+
+    async def _take_over(self) -> bool:
+        """Lead the fill of a dead leader; False when another process leads it by now."""
+        lease = await self._leases.lead(self._sha256, self._own_url)
+        if lease is None:
+            return False
+        log.warning("the replica leading the download of %s died at %d bytes here: continuing it from upstream",
+                    self._sha256, self._spool.size)
+        self._taken = ClusterLead(self._host, lease)
+        return True
 
     async def _stream(self, leader: Leader) -> bool:
         """Append the leader's bytes from what is here; True when it ended its stream cleanly."""

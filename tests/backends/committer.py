@@ -2,7 +2,9 @@
 
 CONFIG is the JSON of the [server]/[database]/[storage] tables. The blob's bytes are SIZE bytes of a fixed
 pattern (the parent computes the same sha256). It prints "committing" once the verified spool is written and the
-commit starts, and "committed" when it is done.
+commit starts, and "committed" when it is done. An object store's upload reads the spool part by part: reading
+past the first part waits forever here, so the first part reaches the store but the upload can never complete, and
+the parent's kill always lands mid-commit (a fast store on an idle machine could otherwise finish first).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import sys
 
 from proxy.backends import open_backends
+from proxy.backends.spools import Spool
 from proxy.config import build_config
 
 
@@ -21,10 +24,23 @@ def pattern(size: int) -> bytes:
     return b"".join(i.to_bytes(8, "big") * (block // 8) for i in range(-(-size // block)))[:size]
 
 
+def hold_after_the_first_part(spool: Spool) -> None:
+    """Reads at offset 0 go through; any later read waits forever (see the module docstring)."""
+    read = spool.read
+
+    async def gated(offset: int, length: int) -> bytes:
+        if offset > 0:
+            await asyncio.Event().wait()
+        return await read(offset, length)
+
+    spool.read = gated  # type: ignore[method-assign]
+
+
 async def main(raw: str, size: int) -> None:
     config = build_config(json.loads(raw))
     async with open_backends(config) as backends, backends.spools.new() as spool:
         await spool.write(pattern(size))
+        hold_after_the_first_part(spool)
         print("committing", flush=True)
         await backends.blobs.commit(spool)
         print("committed", flush=True)

@@ -323,8 +323,8 @@ class BundleReads(Protocol):
         """URL -> sha256 of every upstream file whose page declared no sha256."""
         ...
 
-    async def bundle_private_files(self) -> list[PrivateFile]:
-        """Every private file, by project and filename."""
+    async def bundle_private_files(self, *, every_index: bool = False) -> list[PrivateFile]:
+        """Every private file of the root index (of every index with `every_index`), by project and filename."""
         ...
 
     async def bundle_deleted_files(self) -> list[DeletedFile]:

@@ -21,8 +21,9 @@ class BundleReads(PageReads):
     async def bundle_upstream_files(self) -> dict[str, str]:
         return {str(row[0]): str(row[1]) for row in await self._all("SELECT url, sha256 FROM upstream_files")}
 
-    async def bundle_private_files(self) -> list[PrivateFile]:
-        query = f"SELECT {PRIVATE_COLUMNS} FROM private_files WHERE index_name = 'root' ORDER BY project, filename"  # noqa: S608 constant columns
+    async def bundle_private_files(self, *, every_index: bool = False) -> list[PrivateFile]:
+        where = "" if every_index else "WHERE index_name = 'root' "
+        query = f"SELECT {PRIVATE_COLUMNS} FROM private_files {where}ORDER BY project, filename"  # noqa: S608 constant columns
         return [PrivateFile(*row) for row in await self._all(query)]
 
     async def bundle_deleted_files(self) -> list[DeletedFile]:

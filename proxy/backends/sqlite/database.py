@@ -120,8 +120,8 @@ class SqliteMetadata(
     async def bundle_upstream_files(self) -> dict[str, str]:
         return await self._background.bundle_upstream_files()
 
-    async def bundle_private_files(self) -> list[PrivateFile]:
-        return await self._background.bundle_private_files()
+    async def bundle_private_files(self, *, every_index: bool = False) -> list[PrivateFile]:
+        return await self._background.bundle_private_files(every_index=every_index)
 
     async def bundle_deleted_files(self) -> list[DeletedFile]:
         return await self._background.bundle_deleted_files()

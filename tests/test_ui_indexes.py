@@ -25,7 +25,7 @@ INDEXES = {
     # only alice reads it: bob gets 403, anonymous 401.
     "secret": {"read": ["alice"], "upload": ["alice"]},
 }
-SECRET_PAGES = ["/index/secret/", "/index/secret/search?q=secret", "/index/secret/project/secret-lib/",
+SECRET_PAGES = ["/index/secret/", "/index/secret", "/index/secret/search?q=secret", "/index/secret/project/secret-lib/",
                 "/index/secret/project/secret-lib/delete?target=1.0", "/index/secret/search?kind=private"]
 
 
@@ -141,7 +141,7 @@ async def test_a_non_reader_learns_nothing_of_the_index(ui: Ui, path: str, user:
 
 async def test_pages_of_an_index_not_everyone_reads_are_never_public(ui: Ui):
     """alice reads secret: 200, never a public cache header; open (world-readable) keeps the root's no-cache."""
-    for path in SECRET_PAGES[:3]:
+    for path in SECRET_PAGES[:1] + SECRET_PAGES[2:4]:
         resp = await ui.client.get(path, headers=basic("alice"))
         assert resp.status == 200
         assert resp.headers["Cache-Control"] == "private, no-store"
@@ -210,3 +210,24 @@ async def test_a_form_post_to_an_unreadable_index_is_refused_before_the_form_is_
                                 data={"csrf": csrf_of(html), "target": "1.0"}, allow_redirects=False)
     assert resp.status == 403
     assert "secret-lib" not in await resp.text()
+
+
+async def test_an_index_home_without_its_slash_redirects(ui: Ui):
+    """/index/team (no slash) is a 301 to /index/team/ for a reader."""
+    resp = await ui.client.get("/index/team", headers=basic("bob"), allow_redirects=False)
+    assert (resp.status, resp.headers["Location"]) == (301, "./team/")
+
+
+async def test_an_index_admin_deletes_through_the_named_index_form(ui: Ui):
+    """alice (team's admin, not the owner) deletes team-lib 1.0 after typing it: gone from team's simple page,
+    and the audit log names her."""
+    assert (await ui.sign_in("alice")).status == 303
+    page = "/index/team/project/team-lib/"
+    resp = await ui.submit(f"{page}delete?target=1.0", f"{page}delete", {"target": "1.0", "confirm": "1.0"})
+    assert (resp.status, resp.headers["Location"]) == (303, "../../../../index/team/project/team-lib/?"
+                                                              "done=deleted&target=1.0")
+    gone = await ui.client.get("/index/team/simple/team-lib/", headers=basic("alice"))
+    assert gone.status == 404
+    async with data_dir_meta(ui.data_dir) as meta:
+        entries = await meta.audit_entries(index="team", project="team-lib")
+    assert [(e.action, e.actor) for e in entries if e.action == "delete"] == [("delete", "alice")]

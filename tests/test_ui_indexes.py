@@ -90,6 +90,8 @@ async def test_search_lists_what_the_index_readers_see(ui: Ui, index: str, query
     assert status == 200
     listed = re.findall(r'<td><a href="\.\./\.\./index/' + index + r'/project/([a-z-]+)/">', html)
     assert sorted(listed) == sorted(shown)
+    # "look up" (which asks upstream) only where the index reaches upstream
+    assert ("look up" in html) is (index == "open" and query not in shown)
     for name in hidden:
         assert f">{name}<" not in html
 

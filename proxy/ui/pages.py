@@ -48,6 +48,7 @@ async def search(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     results = await request.app[UI].catalog.search(query, kind, parse_page(request.query.get("page")), chain)
     return render(request, viewer, "search.html", {
         "query": query, "kind": kind.value, "results": results, "lookup": _lookup_name(query, results.items),
+        "upstream": chain[0].upstream,  # an index without upstream has nothing to look up beyond its list
     })  # fmt: skip
 
 

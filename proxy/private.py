@@ -98,12 +98,13 @@ class PrivateIndex:
         return held
 
     async def files(self) -> tuple[PrivateFile, ...]:
-        """Every private file, by project and filename (listings, recent uploads): one query, then held until the
-        next private change, so the same tuple comes back while nothing changed."""
+        """Every private file of every index, by project and filename (the web interface's listings, recent
+        uploads): one query, then held until the next private change, so the same tuple comes back while nothing
+        changed."""
         stamp = self._current()
         files = self._files
         if files is None:
-            files = tuple(await self._db.bundle_private_files())
+            files = tuple(await self._db.bundle_private_files(None))  # every index
             if stamp == self._stamp:
                 self._files = files
         return files

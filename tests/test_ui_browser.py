@@ -11,10 +11,12 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
+from tests.artifacts import build_wheel
 from tests.browser import DESKTOP, PHONE, Browser, accessibility_violations, open_browser, screenshot
 from tests.clients import run_pip
 from tests.conftest import Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
+from tests.publishing import twine_upload
 from tests.ui_helpers import HOSTILE_README, USERS, Ui, acme_wheel, basic, start_ui
 
 pytestmark = pytest.mark.browser
@@ -183,4 +185,30 @@ async def test_main_pages_pass_accessibility_checks_and_are_screenshotted(
         await page.goto(url(ui, path))
         found[name] = await accessibility_violations(page)
         await screenshot(page, name)
+    assert {name: v for name, v in found.items() if v} == {}
+
+
+async def test_a_named_index_is_found_from_home_and_browsed(
+    make_proxy: ProxyFactory, upstream: Upstream, browser: Browser
+):
+    """Signed in, alice follows the home page's link to index team, searches it, opens team's project page whose
+    install line names team's simple URL; its pages pass axe-core and are screenshotted (index-*.png)."""
+    team = {"bases": ["root"], "read": ["alice"], "upload": ["alice"]}
+    ui = await start_ui(make_proxy, upstream, indexes={"team": team})
+    wheel = build_wheel("team-lib", "1.0")
+    assert (await twine_upload(ui.client, wheel, auth=("alice", USERS["alice"]), path="/index/team/")).status == 200
+    await sign_in(browser, ui, "alice")
+    page = await browser.page()
+    await page.goto(url(ui))
+    await page.get_by_role("link", name="team", exact=True).click()
+    await page.wait_for_url(url(ui, "/index/team/"))
+    found = {"index-home": await accessibility_violations(page)}
+    await screenshot(page, "index-home")
+    await page.get_by_label("Search projects").fill("team")
+    await page.get_by_role("button", name="Search").click()
+    await page.get_by_role("link", name="team-lib", exact=True).click()
+    await page.wait_for_url(url(ui, "/index/team/project/team-lib/"))
+    assert f"--index-url {url(ui, '/index/team/simple/')} team-lib==1.0" in await page.locator(".install").inner_text()
+    found["index-project"] = await accessibility_violations(page)
+    await screenshot(page, "index-project")
     assert {name: v for name, v in found.items() if v} == {}

@@ -336,8 +336,8 @@ class BundleReads(Protocol):
         """URL -> sha256 of every upstream file whose page declared no sha256."""
         ...
 
-    async def bundle_private_files(self, index: str = ROOT) -> list[PrivateFile]:
-        """Every private file of an index, by project and filename."""
+    async def bundle_private_files(self, index: str | None = ROOT) -> list[PrivateFile]:
+        """Every private file of an index (of every index with None), by project and filename."""
         ...
 
     async def bundle_deleted_files(self, index: str = ROOT) -> list[DeletedFile]:

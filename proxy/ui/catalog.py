@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from operator import attrgetter
 
+from proxy.access import IndexDef
 from proxy.backends.records import PrivateFile
 from proxy.pages import PageCache
 from proxy.private import PrivateIndex
@@ -29,13 +30,16 @@ RELEASE_MEMO = 64  # projects whose release list is kept
 INLINE_FILES = 2000  # pages with more files are grouped into releases in the executor
 LIST_TTL = 30.0  # seconds the list of cached upstream names and their summaries are reused
 SUMMARY_MEMO = 50_000  # upstream summaries kept (about 200 bytes each)
+Chain = tuple[IndexDef, ...]  # the index a page shows, then its bases (Access.chain)
 
 
 @dataclass(frozen=True, slots=True)
 class _Names:
     files: tuple[PrivateFile, ...]  # PrivateIndex.files() when built: another object means a private change
+    chain: Chain  # the chain it was built for (a reload builds a new one)
     at: float
     entries: tuple[Entry, ...]
+    holders: dict[NormalizedName, str]  # private project -> the chain's index whose files readers see
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,43 +57,48 @@ class Catalog:
         self._pages = pages
         self._executor = executor
         self._clock = clock
-        self._names: _Names | None = None
+        self._names: dict[str, _Names] = {}  # by the index shown
         self._summaries: OrderedDict[NormalizedName, tuple[float, Summary]] = OrderedDict()
-        self._grouped: tuple[tuple[PrivateFile, ...], dict[NormalizedName, list[PrivateFile]]] | None = None
-        self._recent: tuple[tuple[PrivateFile, ...], list[RecentRelease]] | None = None
+        self._grouped: tuple[tuple[PrivateFile, ...], dict[str, dict[NormalizedName, list[PrivateFile]]]] | None = None
+        self._recent: dict[str, tuple[tuple[PrivateFile, ...], Chain, list[RecentRelease]]] = {}
         self._releases: OrderedDict[NormalizedName, tuple[ProjectPage, tuple[Release, ...]]] = OrderedDict()
 
-    async def private_files(self) -> dict[NormalizedName, list[PrivateFile]]:
-        """Private files by project (rebuilt only after a private change)."""
+    async def private_files(self, index: str) -> dict[NormalizedName, list[PrivateFile]]:
+        """An index's own private files by project (rebuilt only after a private change)."""
         files = await self._private.files()
         if self._grouped is None or self._grouped[0] is not files:
-            grouped: dict[NormalizedName, list[PrivateFile]] = {}
+            grouped: dict[str, dict[NormalizedName, list[PrivateFile]]] = {}
             for record in files:
-                grouped.setdefault(record.project, []).append(record)
+                grouped.setdefault(record.index, {}).setdefault(record.project, []).append(record)
             self._grouped = (files, grouped)
-        return self._grouped[1]
+        return self._grouped[1].get(index, {})
 
-    async def _entries(self) -> tuple[Entry, ...]:
+    async def _known(self, chain: Chain) -> _Names:
         files = await self._private.files()
         now = self._clock()
-        known = self._names
-        if known is None or known.files is not files or now - known.at > LIST_TTL:
-            entries = merge_names(await self._private.names(), await self._pages.cached_names())
-            known = self._names = _Names(files, now, entries)
-        return known.entries
+        known = self._names.get(chain[0].name)
+        if known is None or known.files is not files or known.chain != chain or now - known.at > LIST_TTL:
+            holders: dict[NormalizedName, str] = {}
+            for index in chain:  # the first index holding a name is the one its readers see
+                for name in await self._private.names(index.name):
+                    holders.setdefault(name, index.name)
+            cached = await self._pages.cached_names() if chain[0].upstream else ()
+            known = self._names[chain[0].name] = _Names(files, chain, now, merge_names(holders, cached), holders)
+        return known
 
-    async def counts(self) -> tuple[int, int]:
-        """(private projects, cached upstream projects)."""
-        entries = await self._entries()
+    async def counts(self, chain: Chain) -> tuple[int, int]:
+        """(private projects, cached upstream projects) its readers see."""
+        entries = (await self._known(chain)).entries
         private = sum(1 for _name, is_private in entries if is_private)
         return private, len(entries) - private
 
-    async def search(self, query: str, kind: Kind, page: int) -> Paged[Row]:
+    async def search(self, query: str, kind: Kind, page: int, chain: Chain) -> Paged[Row]:
         """Projects whose normalized name contains `query`, one page of them, each with its summary."""
-        chosen = paginate(choose(await self._entries(), query, kind), page)
-        grouped = await self.private_files()
+        known = await self._known(chain)
+        chosen = paginate(choose(known.entries, query, kind), page)
         rows = []
         for name, is_private in chosen.items:
+            grouped = await self.private_files(known.holders[name]) if is_private else {}
             rows.append(Row(name, is_private, await self._summary(name, is_private, grouped)))
         return Paged(tuple(rows), chosen.page, chosen.pages, chosen.total)
 
@@ -111,12 +120,15 @@ class Catalog:
             self._summaries.popitem(last=False)
         return summary
 
-    async def recent(self, limit: int = 10) -> list[RecentRelease]:
-        """The most recently uploaded private releases, newest first."""
-        files = await self._private.files()
-        if self._recent is None or self._recent[0] is not files or len(self._recent[1]) < limit:
-            self._recent = (files, recent_releases(files, limit))
-        return self._recent[1][:limit]
+    async def recent(self, chain: Chain, limit: int = 10) -> list[RecentRelease]:
+        """The most recently uploaded private releases its readers see (files of the index holding each name for
+        this chain: never another index's, nor a base's release of a name the index shadows), newest first."""
+        known = await self._known(chain)
+        memo = self._recent.get(chain[0].name)
+        if memo is None or memo[0] is not known.files or memo[1] != chain or len(memo[2]) < limit:
+            seen = [f for f in known.files if known.holders.get(f.project) == f.index]
+            memo = self._recent[chain[0].name] = (known.files, chain, recent_releases(seen, limit))
+        return memo[2][:limit]
 
     async def releases(self, page: ProjectPage, path: Callable[[DistFile], str],
                        uploaders: dict[str, str | None]) -> tuple[Release, ...]:

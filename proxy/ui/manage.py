@@ -9,7 +9,6 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from proxy.access import ROOT
 from proxy.auth import Identity
 from proxy.errors import BadRequest, Forbidden
 from proxy.keys import ACCESS, BACKENDS, PRIVATE
@@ -17,6 +16,7 @@ from proxy.private import Selection
 from proxy.simple.names import NormalizedName, parse_project_name
 from proxy.ui.access import actor, audit, may_manage
 from proxy.ui.context import Viewer
+from proxy.ui.indexes import shown
 from proxy.ui.respond import checked_form, field, render, see_other, sign_in_required, ui_page
 
 routes = web.RouteTableDef()
@@ -25,11 +25,11 @@ MAX_REASON = 1000
 
 
 async def _allowed(request: web.Request, viewer: Viewer, name: NormalizedName) -> Identity:
-    """The viewer's identity when they may manage `name` (in the root index); raises Forbidden otherwise."""
-    identity = viewer.identity
-    access = request.app[ACCESS].current
-    members = tuple(await request.app[BACKENDS].meta.project_members(ROOT, name))
-    if identity is None or not may_manage(identity, name, access=access, index=access.indexes[ROOT],
+    """The viewer's identity when they may manage `name` in the URL's index (its own files, as the API's
+    /api/indexes/<name>/projects/...); raises Forbidden otherwise."""
+    identity, index = viewer.identity, shown(request).index
+    members = tuple(await request.app[BACKENDS].meta.project_members(index.name, name))
+    if identity is None or not may_manage(identity, name, access=request.app[ACCESS].current, index=index,
                                           members=members):
         raise Forbidden(NOT_ALLOWED.format(name=name))
     return identity
@@ -38,7 +38,8 @@ async def _allowed(request: web.Request, viewer: Viewer, name: NormalizedName) -
 async def _select(request: web.Request, name: NormalizedName, target: str) -> Selection:
     if not target:
         raise BadRequest("Say which version or file: the form's target is empty.")
-    return await request.app[PRIVATE].select(name, target)  # ProjectNotFound / FileNotFound: 404 pages
+    # ProjectNotFound / FileNotFound: 404 pages
+    return await request.app[PRIVATE].select(name, target, shown(request).name)
 
 
 def _back(viewer: Viewer, name: NormalizedName, done: str, target: str) -> web.Response:
@@ -46,6 +47,7 @@ def _back(viewer: Viewer, name: NormalizedName, done: str, target: str) -> web.R
 
 
 @routes.post("/project/{name}/yank", name="ui.yank")
+@routes.post("/index/{index}/project/{name}/yank", name="ui.index_yank")
 @ui_page()
 async def yank(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     name = parse_project_name(request.match_info["name"])
@@ -59,6 +61,7 @@ async def yank(request: web.Request, viewer: Viewer) -> web.StreamResponse:
 
 
 @routes.post("/project/{name}/unyank", name="ui.unyank")
+@routes.post("/index/{index}/project/{name}/unyank", name="ui.index_unyank")
 @ui_page()
 async def unyank(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     name = parse_project_name(request.match_info["name"])
@@ -72,6 +75,7 @@ async def unyank(request: web.Request, viewer: Viewer) -> web.StreamResponse:
 
 
 @routes.get("/project/{name}/delete", name="ui.delete_confirm")
+@routes.get("/index/{index}/project/{name}/delete", name="ui.index_delete_confirm")
 @ui_page()
 async def confirm_delete(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     name = parse_project_name(request.match_info["name"])
@@ -85,6 +89,7 @@ async def confirm_delete(request: web.Request, viewer: Viewer) -> web.StreamResp
 
 
 @routes.post("/project/{name}/delete", name="ui.delete")
+@routes.post("/index/{index}/project/{name}/delete", name="ui.index_delete")
 @ui_page()
 async def delete(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     """Deletes only when the form's `confirm` repeats the target: a stray click cannot delete anything."""

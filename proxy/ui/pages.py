@@ -6,8 +6,10 @@ from aiohttp import web
 
 from proxy import __version__
 from proxy.errors import InvalidProjectName
+from proxy.keys import ACCESS
 from proxy.simple.names import is_canonical, parse_project_name
 from proxy.ui.context import UI, Viewer
+from proxy.ui.indexes import readable, shown
 from proxy.ui.listing import Kind, normalize_query, parse_page
 from proxy.ui.project_page import done_message, gather
 from proxy.ui.respond import render, ui_page
@@ -17,22 +19,36 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 @routes.get("/", name="ui.home")
+@routes.get("/index/{index}/", name="ui.index_home")
 @ui_page()
 async def home(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    catalog = request.app[UI].catalog
-    private, cached = await catalog.counts()
-    context = {"recent": await catalog.recent(10), "private_count": private, "cached_count": cached}
+    """The home of the root index (with the named indexes the viewer may read) or of a named index."""
+    catalog, index = request.app[UI].catalog, shown(request)
+    private, cached = await catalog.counts(index.chain)
+    named = readable(request.app[ACCESS].current, viewer.identity) if index.url_name is None else []
+    context = {"recent": await catalog.recent(index.chain, 10), "private_count": private, "cached_count": cached,
+               "index": index.url_name, "upstream": index.index.upstream, "indexes": named,
+               "bases": [i.name for i in index.chain[1:]]}
     return render(request, viewer, "home.html", context)
 
 
+@routes.get("/index/{index}", name="ui.index_noslash")
+@ui_page()
+async def index_redirect(request: web.Request, _viewer: Viewer) -> web.StreamResponse:
+    return web.Response(status=301, headers={"Location": f"./{shown(request).name}/"})
+
+
 @routes.get("/search", name="ui.search")
+@routes.get("/index/{index}/search", name="ui.index_search")
 @ui_page()
 async def search(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     query = request.query.get("q", "")[:200]
     kind = Kind.parse(request.query.get("kind"))
-    results = await request.app[UI].catalog.search(query, kind, parse_page(request.query.get("page")))
+    chain = shown(request).chain
+    results = await request.app[UI].catalog.search(query, kind, parse_page(request.query.get("page")), chain)
     return render(request, viewer, "search.html", {
         "query": query, "kind": kind.value, "results": results, "lookup": _lookup_name(query, results.items),
+        "upstream": chain[0].upstream,  # an index without upstream has nothing to look up beyond its list
     })  # fmt: skip
 
 
@@ -49,6 +65,7 @@ def _lookup_name(query: str, rows: tuple[object, ...]) -> str | None:
 
 
 @routes.get("/project/{name}", name="ui.project_noslash")
+@routes.get("/index/{index}/project/{name}", name="ui.index_project_noslash")
 @ui_page()
 async def project_redirect(request: web.Request, _viewer: Viewer) -> web.StreamResponse:
     name = parse_project_name(request.match_info["name"])
@@ -56,6 +73,7 @@ async def project_redirect(request: web.Request, _viewer: Viewer) -> web.StreamR
 
 
 @routes.get("/project/{name}/", name="ui.project")
+@routes.get("/index/{index}/project/{name}/", name="ui.index_project")
 @ui_page()
 async def project(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     raw = request.match_info["name"]

@@ -15,6 +15,7 @@ from multidict import MultiDictProxy
 from proxy.errors import AuthenticationRequired, BadRequest, Forbidden, ProxyError, TooManyRequests
 from proxy.keys import CONFIG
 from proxy.ui.context import UI, UiServices, Viewer, identify, viewer_for
+from proxy.ui.indexes import check_read
 from proxy.ui.session import CSRF_COOKIE, CSRF_FIELD
 from proxy.web.middleware import reason_phrase, status_for
 
@@ -46,16 +47,20 @@ def ui_page(*, public: bool = False) -> Callable[[UiHandler], Callable[[web.Requ
         async def wrapped(request: web.Request) -> web.StreamResponse:
             ui = request.app[UI]
             viewer = viewer_for(request, ui, None, session=False)
+            restricted = False
             try:
                 identity, session = await identify(request, ui)
                 viewer = viewer_for(request, ui, identity, session)
                 if not public and identity is None and request.app[CONFIG].auth.read:
                     return sign_in_required(request, viewer)
+                try:
+                    restricted = check_read(request, identity)  # a named index: the simple API's read rule
+                except AuthenticationRequired:  # anonymous: the sign-in page, and never a word of the index
+                    return secured(sign_in_required(request, viewer), personal=True)
                 response = await handler(request, viewer)
             except ProxyError as exc:
                 response = error_page(request, viewer, exc)
-            secure(response, personal=viewer.identity is not None)
-            return response
+            return secured(response, personal=viewer.identity is not None or restricted)
 
         return wrapped
 
@@ -90,6 +95,11 @@ def secure(response: web.StreamResponse, *, personal: bool) -> None:
         personal = personal or bool(response.cookies) or response.status >= 400
         response.headers["Cache-Control"] = "private, no-store" if personal else "no-cache"
     response.headers["Vary"] = "Cookie, Authorization"
+
+
+def secured(response: web.StreamResponse, *, personal: bool) -> web.StreamResponse:
+    secure(response, personal=personal)
+    return response
 
 
 def see_other(location: str) -> web.Response:

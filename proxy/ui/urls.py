@@ -55,8 +55,9 @@ class Urls:
         return f"{self.base}simple/"
 
     def file(self, path: str) -> str:
-        """A download link; `path` is the simple API's own file path (files/<name>/<sha256>/<filename>)."""
-        return self.root + path
+        """A download link; `path` is the simple API's own file path (files/<name>/<sha256>/<filename>), under the
+        index's root (a named index's files are read-checked like its pages)."""
+        return self.base + path
 
     def static(self, name: str, version: str) -> str:
         return f"{self.root}static/ui/{name}?v={version}"

@@ -18,6 +18,8 @@ FORM_FIELDS = [b"csrf", b"username", b"password", b"next", b"reason", b"target",
                b"token_id", b"project"]
 FORM_TYPES = [b"application/x-www-form-urlencoded", b"application/x-www-form-urlencoded; charset=latin-1",
               b"multipart/form-data; boundary=x", b"text/plain", b"application/json"]
+# Named indexes: root (also reachable as /index/root/), an unknown one, hostile ones.
+INDEX_NAMES = [b"root", b"nope", b"ROOT", b"..", b"%2e%2e", b"a%2Fb"]
 STATIC = [b"style.css", b"ui.js", b"missing.css", b"..%2Fsession.py", b"%2e%2e", b"style.css%00"]
 
 
@@ -60,6 +62,17 @@ def _posts(path: Callable[[bytes], bytes]) -> DraftStrategy:
     return drafts
 
 
+def _indexed(path: Callable[[bytes, bytes], bytes], keys: list[bytes], *, post: bool = False) -> DraftStrategy:
+    """Pages (or forms) under /index/<index>/: hostile index names and project names together."""
+
+    def drafts(method: bytes, budget: Budget) -> st.SearchStrategy[Draft]:
+        indexes = st.one_of(st.sampled_from(INDEX_NAMES), url_segment())
+        inner = _posts if post else (lambda p: _pages(p, keys))
+        return indexes.flatmap(lambda i: inner(lambda n: path(i, n))(method, budget))
+
+    return drafts
+
+
 def _static(method: bytes, _budget: Budget) -> st.SearchStrategy[Draft]:
     names = st.one_of(st.sampled_from(STATIC), url_segment())
     return st.builds(lambda n, q: Draft(method, b"/static/ui/" + n + q, accept=None), names, _query([b"v"]))
@@ -80,6 +93,15 @@ for method in ("GET", "HEAD"):
         (method, "/account/login"): _fixed(b"/account/login", [b"next"]),
         (method, "/account/tokens"): _fixed(b"/account/tokens", [b"created"]),
         (method, "/operations"): _fixed(b"/operations", []),
+        (method, "/index/{index}"): _indexed(lambda i, _n: b"/index/" + i, []),
+        (method, "/index/{index}/"): _indexed(lambda i, _n: b"/index/" + i + b"/", []),
+        (method, "/index/{index}/search"): _indexed(
+            lambda i, _n: b"/index/" + i + b"/search", [b"q", b"page", b"kind"]),
+        (method, "/index/{index}/project/{name}"): _indexed(lambda i, n: b"/index/" + i + b"/project/" + n, [b"page"]),
+        (method, "/index/{index}/project/{name}/"): _indexed(
+            lambda i, n: b"/index/" + i + b"/project/" + n + b"/", [b"page", b"done", b"target"]),
+        (method, "/index/{index}/project/{name}/delete"): _indexed(
+            lambda i, n: b"/index/" + i + b"/project/" + n + b"/delete", [b"target"]),
     }
 UI_ROUTES |= {
     ("POST", "/account/login"): _posts(lambda _n: b"/account/login"),
@@ -89,6 +111,12 @@ UI_ROUTES |= {
     ("POST", "/project/{name}/yank"): _posts(lambda n: b"/project/" + n + b"/yank"),
     ("POST", "/project/{name}/unyank"): _posts(lambda n: b"/project/" + n + b"/unyank"),
     ("POST", "/project/{name}/delete"): _posts(lambda n: b"/project/" + n + b"/delete"),
+    ("POST", "/index/{index}/project/{name}/yank"): _indexed(
+        lambda i, n: b"/index/" + i + b"/project/" + n + b"/yank", [], post=True),
+    ("POST", "/index/{index}/project/{name}/unyank"): _indexed(
+        lambda i, n: b"/index/" + i + b"/project/" + n + b"/unyank", [], post=True),
+    ("POST", "/index/{index}/project/{name}/delete"): _indexed(
+        lambda i, n: b"/index/" + i + b"/project/" + n + b"/delete", [], post=True),
 }
 
 

@@ -23,9 +23,10 @@ class BundleReads(PageReads):
     async def bundle_upstream_files(self) -> dict[str, str]:
         return {str(row[0]): str(row[1]) for row in await self._all("SELECT url, sha256 FROM upstream_files")}
 
-    async def bundle_private_files(self, index: str = ROOT) -> list[PrivateFile]:
-        query = f"SELECT {PRIVATE_COLUMNS} FROM private_files WHERE index_name = ? ORDER BY project, filename"  # noqa: S608 constant columns
-        return [PrivateFile(*row) for row in await self._all(query, (index,))]
+    async def bundle_private_files(self, index: str | None = ROOT) -> list[PrivateFile]:
+        where, params = ("", ()) if index is None else ("WHERE index_name = ? ", (index,))
+        query = f"SELECT {PRIVATE_COLUMNS} FROM private_files {where}ORDER BY project, filename"  # noqa: S608 constant columns
+        return [PrivateFile(*row) for row in await self._all(query, params)]
 
     async def bundle_tokens(self) -> list[tuple[TokenRecord, str]]:
         query = f"SELECT {TOKEN_COLUMNS}, token_hash FROM tokens ORDER BY id"  # noqa: S608 constant columns

@@ -142,7 +142,7 @@ class SqliteMetadata(
     async def bundle_upstream_files(self) -> dict[str, str]:
         return await self._background.bundle_upstream_files()
 
-    async def bundle_private_files(self, index: str = ROOT) -> list[PrivateFile]:
+    async def bundle_private_files(self, index: str | None = ROOT) -> list[PrivateFile]:
         return await self._background.bundle_private_files(index)
 
     async def bundle_deleted_files(self, index: str = ROOT) -> list[DeletedFile]:

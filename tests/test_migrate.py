@@ -60,9 +60,10 @@ def page() -> StoredPage:
 
 
 async def populate(data_dir: Path) -> None:
-    """A single-machine install with one of everything migrate copies."""
+    """A single-machine install with one of everything migrate copies (in root and in a named index)."""
     async with data_dir_backends(data_dir) as b:
         await populate_backends(b)
+        await populate_named_index(b)
 
 
 async def populate_backends(b: Backends) -> None:
@@ -82,15 +83,19 @@ async def populate_backends(b: Backends) -> None:
         await tx.add_private_file(private("acme-1.0-py3-none-any.whl", WHEEL, metadata=METADATA, yanked="bad"))
         await tx.add_deleted_file(DeletedFile("acme-0.9.tar.gz", "d" * 64, 500.0))
         await tx.add_private_project(NormalizedName("secret-only"))
-        # Issue 14: the same file promoted to index ml, its owner there, and the audit log's record of it.
+    await b.meta.add_token("alice", "1" * 64, "CI")
+    revoked = await b.meta.add_token("bob", "2" * 64)
+    await b.meta.revoke_token(revoked)
+
+
+async def populate_named_index(b: Backends) -> None:
+    """Issue 14's data: root's sdist promoted to index ml, its owner there, and the audit log's record of it."""
+    async with b.meta.transaction() as tx:
         await tx.add_private_file(replace(private("acme-1.0.tar.gz", PRIVATE), index="ml"))
         await tx.add_private_project(NormalizedName("acme"), "ml")
         await tx.add_member("ml", "acme", "bob", "owner")
         await tx.add_audit(AuditEntry(at=1500.0, actor="bob", via="password", address="10.0.0.7", action="push",
                                       index="ml", project="acme", target="1.0", detail='{"from": "root"}'))
-    await b.meta.add_token("alice", "1" * 64, "CI")
-    revoked = await b.meta.add_token("bob", "2" * 64)
-    await b.meta.revoke_token(revoked)
 
 
 @dataclass(frozen=True)

@@ -151,8 +151,8 @@ async def _caches(app: web.Application) -> AsyncIterator[None]:
     memory = config.cache.page_memory // 2  # half for parsed pages, half for their renderings
     pages = PageCache(meta, changes, app[UPSTREAM], config.upstream, clock=app[CLOCK], memory_bytes=memory)
     reaper = BlobReaper(meta, backends.blobs)  # every deletion of a blob goes through it
-    janitor = CacheJanitor(meta, reaper, app[METRICS], config.cache,
-                           negative_ttl=config.upstream.negative_ttl, clock=app[CLOCK])
+    janitor = CacheJanitor(meta, reaper, app[METRICS], config.cache, negative_ttl=config.upstream.negative_ttl,
+                           clock=app[CLOCK], leases_now=backends.deletes_reach_readers)
     limits = Limits.from_config(config.upstream)
     file_cache = FileCache(backends.blobs, backends.fills, backends.spools, meta, app[UPSTREAM], janitor, limits,
                            clock=app[CLOCK])

@@ -48,7 +48,10 @@ class CacheJanitor:
         negative_ttl: float,
         clock: Callable[[], float] = time.time,
         interval: float = 30.0,
+        leases_now: bool = False,
     ) -> None:
+        """`leases_now`: deleting a blob cuts sends in progress on other hosts (an object store), so a send whose
+        blob has no recent hit written writes one at once, in the background, instead of at the next sweep."""
         self._db = db
         self._reaper = reaper  # evictions delete through it, like every other deletion of a blob
         self._metrics = metrics
@@ -61,6 +64,9 @@ class CacheJanitor:
         self._touched: dict[str, float] = {}  # sha256 -> last hit written (or queued), for throttling
         self._hits: dict[str, float] = {}  # sha256 -> hit time, queued for the next sweep to write
         self._serving: dict[str, int] = {}  # sha256 -> sends in progress here (leases renewed by every sweep)
+        self._leases_now = leases_now
+        self._leased: dict[str, float] = {}  # sha256 -> when a lease was last written at once (leases_now)
+        self._lease_writes: set[asyncio.Task[None]] = set()
         self._counted_at: int | None = None  # the store's usage_version when usage was last counted
         self._filled = True  # a fill committed bytes since the last count (or nothing was counted yet)
         self.usage = CacheUsage(0, 0, 0)  # as of the last sweep
@@ -90,6 +96,7 @@ class CacheJanitor:
                         await self._wake.wait()
                 self._wake.clear()
         finally:
+            await self.leases_written()  # before the store closes
             try:
                 await self._write_hits()
             except Exception:  # shutting down: losing LRU hints costs nothing but their order
@@ -111,12 +118,39 @@ class CacheJanitor:
         """Hold a lease on a blob while it is sent: no janitor of any replica evicts it meanwhile (see the module
         docstring). In memory, no await: the sweeps renew it."""
         self._serving[sha256] = self._serving.get(sha256, 0) + 1
+        if self._leases_now:
+            self._lease_at_once(sha256)
         try:
             yield
         finally:
             left = self._serving.pop(sha256) - 1
             if left:
                 self._serving[sha256] = left
+
+    def _lease_at_once(self, sha256: str) -> None:
+        """Write this send's lease now (a background write, at most once per blob per TOUCH_EVERY): another
+        replica's janitor must see it before its next eviction, not after this one's next sweep. An eviction that
+        already claimed the row wins (the send is then cut cleanly; the next request fetches the file again)."""
+        now = self._clock()
+        if now - self._leased.get(sha256, 0.0) < TOUCH_EVERY:
+            return
+        if len(self._leased) > 100_000:  # bound the memo; losing it only costs an extra write
+            self._leased.clear()
+        self._leased[sha256] = self._touched[sha256] = now
+        task = asyncio.get_running_loop().create_task(self._write_lease(sha256, now))
+        self._lease_writes.add(task)
+        task.add_done_callback(self._lease_writes.discard)
+
+    async def leases_written(self) -> None:
+        """Wait for the lease writes in flight (leases_now) to end."""
+        await asyncio.gather(*self._lease_writes, return_exceptions=True)
+
+    async def _write_lease(self, sha256: str, now: float) -> None:
+        try:
+            await self._db.touch_blobs({sha256: now})
+        except Exception:  # the next sweep renews it anyway
+            log.warning("could not record that %s is being sent; the next sweep will", sha256, exc_info=True)
+            self._hits[sha256] = now
 
     def _renew_leases(self) -> None:
         now = self._clock()

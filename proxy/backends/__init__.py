@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,6 +50,9 @@ class Backends:
     blobs: BlobStore
     fills: FillCoordinator
     spools: SpoolDir
+    # Deleting a blob cuts sends in progress anywhere (an object store), unlike an unlinked local file, which open
+    # readers keep: a send must then announce itself to every janitor at once (CacheJanitor's leases_now).
+    deletes_reach_readers: bool = field(default=False, kw_only=True)
 
 
 @contextlib.asynccontextmanager
@@ -85,7 +88,8 @@ async def open_backends(
 
                 host_fills = HostFills(blobs, spools)  # one download per file per host
                 if not isinstance(database, PostgresURL):
-                    yield Backends(meta=meta, changes=changes, blobs=blobs, fills=host_fills, spools=spools)
+                    yield Backends(meta=meta, changes=changes, blobs=blobs, fills=host_fills, spools=spools,
+                                   deletes_reach_readers=True)
                     return
                 # Replicas share the database and the bucket: one download per file per cluster.
                 from proxy.backends.postgres.fills import open_cluster_fills
@@ -94,7 +98,8 @@ async def open_backends(
                 async with open_cluster_fills(
                     meta, blobs, host_fills, advertise_url=peer_url, read_timeout=read_timeout
                 ) as cluster_fills:
-                    yield Backends(meta=meta, changes=changes, blobs=blobs, fills=cluster_fills, spools=spools)
+                    yield Backends(meta=meta, changes=changes, blobs=blobs, fills=cluster_fills, spools=spools,
+                                   deletes_reach_readers=True)
 
 
 @contextlib.asynccontextmanager

@@ -1,5 +1,6 @@
 """Eviction across replicas sharing a PostgreSQL store: one janitor evicts at a time (MetadataStore.eviction_lock),
-and a blob one replica is sending is never evicted by another replica's janitor (CacheJanitor.serving)."""
+and a blob one replica is sending is never evicted by another replica's janitor (CacheJanitor.serving, with its
+lease written at once where deletions reach other hosts' sends)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,10 @@ class Clock:
         return self.now
 
 
-def janitor(backends: Backends, clock: Clock) -> CacheJanitor:
+def janitor(backends: Backends, clock: Clock, *, leases_now: bool = False) -> CacheJanitor:
     """A janitor whose limit (1 byte) makes every sweep try to evict."""
     return CacheJanitor(backends.meta, BlobReaper(backends.meta, backends.blobs), Metrics(), CacheConfig(max_size=1),
-                        negative_ttl=60, clock=clock, interval=3600)
+                        negative_ttl=60, clock=clock, interval=3600, leases_now=leases_now)
 
 
 @pytest.fixture
@@ -76,3 +77,20 @@ async def test_a_blob_being_sent_by_one_replica_is_not_evicted_by_another(
     clock.now += GRACE + 1
     assert await evicting.sweep() == 1
     assert await other.blobs.stat(sha256) is None
+
+
+@pytest.mark.parametrize(("leases_now", "evicted"), [(True, 0), (False, 1)], ids=["object-store", "local-store"])
+async def test_a_send_that_just_started_is_protected_before_its_replicas_next_sweep(
+    postgresql_backends: BackendsUnderTest, other: Backends, leases_now: bool, evicted: int
+):
+    """Replica A starts sending a blob last used long ago, and replica B's janitor sweeps before A's next sweep.
+    Where deleting cuts sends anywhere (an object store: leases_now), A wrote the lease at once and B leaves the
+    blob. On a local store (not leases_now) nothing is written until A's sweep and B may evict it: harmless there,
+    as an unlinked file keeps streaming to the readers that have it open."""
+    clock = Clock()
+    sha256 = await cached_blob(postgresql_backends, accessed=0)
+    sending, evicting = janitor(postgresql_backends, clock, leases_now=leases_now), janitor(other, clock)
+    with sending.serving(sha256):
+        await sending.leases_written()
+        assert await evicting.sweep() == evicted
+    assert (await other.blobs.stat(sha256) is None) == bool(evicted)

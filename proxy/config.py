@@ -11,12 +11,12 @@ from typing import Any
 
 from yarl import URL
 
-from proxy.access.graph import build_access, root_index
+from proxy.access.graph import build_access, name_patterns, project_names, root_index
 from proxy.access.model import Access
 from proxy.backends.urls import mask_password, parse_database_url, parse_storage_url
 from proxy.config_env import LEGACY_DATA_DIR, Warn, default_data_dir, env_name, env_settings
-from proxy.errors import ConfigError, InvalidProjectName
-from proxy.simple.names import NormalizedName, parse_project_name
+from proxy.errors import ConfigError
+from proxy.simple.names import NormalizedName
 from proxy.simple.policy import ShadowPolicy
 
 DEFAULT_UPSTREAM = "https://pypi.org/simple/"
@@ -296,21 +296,6 @@ def _as_hosts(key: str, value: object) -> tuple[str, ...]:
     return tuple(hosts)
 
 
-def _as_names(key: str, value: object) -> frozenset[NormalizedName]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{key}: must be a list of project names")
-    try:
-        return frozenset(parse_project_name(v) for v in value)
-    except InvalidProjectName as exc:
-        raise ConfigError(f"{key}: {exc}") from None
-
-
-def _as_patterns(key: str, value: object) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{key}: must be a list of name patterns such as \"acme-*\"")
-    return tuple(value)
-
-
 def _as_users(key: str, value: object) -> frozenset[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"{key}: must be a list of user names such as [\"alice\"]")
@@ -389,7 +374,7 @@ _SCHEMA: dict[str, dict[str, Parser]] = {
         "max_parts": lambda k, v: _as_int(k, v, minimum=16),
         "spool_sweep_interval": _as_number,
     },
-    "policy": {"merge_upstream": _as_names, "private_patterns": _as_patterns},
+    "policy": {"merge_upstream": project_names, "private_patterns": name_patterns},
     "cache": {
         "max_size": lambda k, v: _as_int(k, v, minimum=0),
         "max_negative_pages": lambda k, v: _as_int(k, v, minimum=0),

@@ -72,7 +72,8 @@ def _index(name: str, table: Mapping[str, Any], groups: Mapping[str, frozenset[s
     parsers: dict[str, Callable[[str, object], object]] = {
         "bases": _bases, "upstream": _flag,
         "read": lambda k, v: _principals(k, v, groups), "upload": lambda k, v: _principals(k, v, groups),
-        "admin": lambda k, v: _principals(k, v, groups), "private_patterns": _patterns, "merge_upstream": _names,
+        "admin": lambda k, v: _principals(k, v, groups),
+        "private_patterns": name_patterns, "merge_upstream": project_names,
     }
     values = {field: parsers[field](f"{key}.{field}", value) for field, value in table.items()}
     return IndexDef(name=name, **values)  # type: ignore[arg-type]  # each parser returns its field's type
@@ -113,13 +114,15 @@ def _principals(key: str, value: object, groups: Mapping[str, frozenset[str]]) -
     return frozenset(value)
 
 
-def _patterns(key: str, value: object) -> tuple[str, ...]:
+def name_patterns(key: str, value: object) -> tuple[str, ...]:
+    """A config list of project name patterns (`private_patterns`, here and in [policy])."""
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"{key}: must be a list of name patterns such as \"acme-*\"")
     return tuple(value)
 
 
-def _names(key: str, value: object) -> frozenset[NormalizedName]:
+def project_names(key: str, value: object) -> frozenset[NormalizedName]:
+    """A config list of project names, normalized (`merge_upstream`, here and in [policy])."""
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{key}: must be a list of project names")
     try:

@@ -37,7 +37,7 @@ from proxy.config import build_config
 from tests.clients import RunResult, clean_env, run
 from tests.engines.postgres import Database
 from tests.engines.seaweed import S3Bucket
-from tests.servers import reserve_port, wait_until_serving
+from tests.servers import reserve_port, serving_process, wait_until_serving
 
 if TYPE_CHECKING:
     from tests.conftest import Upstream
@@ -139,20 +139,10 @@ async def running_nginx(prefix: Path, replica_ports: list[int]) -> AsyncIterator
         pytest.skip("nginx is not installed (apt-get install nginx; .ci/run installs it)")
     port = reserve_port()
     conf = render_nginx_conf(prefix, port, replica_ports)
-    proc = await asyncio.create_subprocess_exec(
-        nginx, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log"),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=clean_env(),
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_until_serving(proc, url)
+    argv = [nginx, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")]
+    # SIGQUIT: graceful, the workers finish, then the master exits.
+    async with serving_process(argv, port, stop=signal.SIGQUIT, grace=30) as url:
         yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGQUIT)  # graceful: workers finish, then the master exits
-        async with asyncio.timeout(30):
-            await proc.wait()
 
 
 @contextlib.asynccontextmanager

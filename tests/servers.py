@@ -14,11 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import socket
+from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
 
 from proxy import __version__
+from tests.clients import clean_env
 
 
 def reserve_port() -> int:
@@ -67,6 +71,28 @@ async def wait_until_serving(
                     async with asyncio.timeout(0.05):
                         await proc.wait()
     raise AssertionError(f"the shadowpi this test started exited with {proc.returncode} before it answered")
+
+
+@contextlib.asynccontextmanager
+async def serving_process(
+    argv: Sequence[str], port: int, *, stop: signal.Signals = signal.SIGTERM, grace: float = 40.0
+) -> AsyncIterator[str]:
+    """Run `argv` (a server that will listen on `port`) in its own process group with its output discarded; yield
+    its base URL once it answers /health (wait_until_serving); on the way out send `stop` to the whole group (forked
+    workers too) and wait up to `grace` seconds for it to exit."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=clean_env(),
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_until_serving(proc, url)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, stop)
+        async with asyncio.timeout(grace):
+            await proc.wait()
 
 
 def _is_our_health(body: bytes) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 import time
@@ -24,7 +23,7 @@ from tests.cluster import Cluster, running_cluster
 from tests.conftest import SampleDists, Upstream
 from tests.engines.postgres import Database
 from tests.engines.seaweed import S3Bucket
-from tests.servers import reserve_port, wait_until_serving
+from tests.servers import reserve_port, serving_process
 from tests.test_e2e_publish import client_env, twine, write_dist
 
 pytestmark = [pytest.mark.e2e, pytest.mark.engines]
@@ -127,19 +126,10 @@ async def test_publish_on_one_replica_install_through_another_yank_through_a_thi
 async def single_machine(data_dir: Path, upstream: str) -> AsyncIterator[str]:
     """`shadowpi serve` the way one machine runs it: SQLite and files in `data_dir`."""
     port = reserve_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy", "serve", "--port", str(port), "--data-dir", str(data_dir),
-        "--upstream", upstream, "--log-level", "WARNING", stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL, env=clean_env(), start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_until_serving(proc, url)
+    argv = [sys.executable, "-m", "proxy", "serve", "--port", str(port), "--data-dir", str(data_dir),
+            "--upstream", upstream, "--log-level", "WARNING"]
+    async with serving_process(argv, port) as url:
         yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        async with asyncio.timeout(40):
-            await proc.wait()
 
 
 async def test_migrate_a_single_machine_install_then_install_from_the_cluster(

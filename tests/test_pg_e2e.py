@@ -4,9 +4,6 @@ and, for now, one data dir for the files; real twine and pip; a yank by the comm
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,7 +18,7 @@ from tests.artifacts import build_wheel
 from tests.clients import clean_env, run, run_pip
 from tests.conftest import Upstream
 from tests.engines.postgres import Database
-from tests.servers import reserve_port, wait_until_serving
+from tests.servers import reserve_port, serving_process
 from tests.test_e2e_publish import client_env, twine, write_dist
 
 pytestmark = [pytest.mark.e2e, pytest.mark.engines]
@@ -35,21 +32,10 @@ WITHIN = 1.0  # seconds: what issue 13 promises for a change on one replica to s
 async def serving(data_dir: Path, database: Database, upstream: Upstream) -> AsyncIterator[str]:
     """A `shadowpi serve` process on `database`; yields its base URL."""
     port = reserve_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "proxy", "serve", "--port", str(port), "--data-dir", str(data_dir),
-        "--database", database.url, "--upstream", upstream.url, "--log-level", "WARNING",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=clean_env(),
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_until_serving(proc, url)
+    argv = [sys.executable, "-m", "proxy", "serve", "--port", str(port), "--data-dir", str(data_dir),
+            "--database", database.url, "--upstream", upstream.url, "--log-level", "WARNING"]
+    async with serving_process(argv, port) as url:
         yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        async with asyncio.timeout(40):
-            await proc.wait()
 
 
 async def shows_within(seconds: float, check: Callable[[], Awaitable[bool]]) -> float:

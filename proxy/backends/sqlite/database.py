@@ -9,8 +9,10 @@ WAL lets all three work side by side, and the readers see committed rows only.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -185,6 +187,22 @@ class SqliteMetadata(
             await conn.set_trace_callback(callback)  # type: ignore[arg-type]  # None removes it
 
 
+async def _enter_wal(conn: aiosqlite.Connection) -> None:
+    """PRAGMA journal_mode=WAL, retried for up to the busy timeout while another process holds the file. Switching a
+    new file's journal mode takes an exclusive lock, and SQLite answers "database is locked" at once there instead
+    of calling the busy handler (seen when workers or replicas open a new database together). On a file already in
+    WAL mode it is a no-op that never waits."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(0.01)  # the other process's switch or first transaction takes milliseconds
+
+
 async def _connect(path: Path, role: Role) -> aiosqlite.Connection:
     # isolation_level=None: sqlite3 begins nothing by itself; BEGIN/COMMIT/ROLLBACK are the write path's alone,
     # and a read never leaves a read transaction open.
@@ -192,7 +210,7 @@ async def _connect(path: Path, role: Role) -> aiosqlite.Connection:
     try:
         await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if role == "writer":
-            await conn.execute("PRAGMA journal_mode=WAL")
+            await _enter_wal(conn)
             await conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
         else:
             await conn.execute("PRAGMA query_only=ON")  # reads only: every write goes through the writer

@@ -54,9 +54,12 @@ class ConnectionGuard:
         self.limits = limits
         self.open = 0
         self.per_client: Counter[str] = Counter()
-        # Connections still waiting for their first request's headers, oldest first: at the total cap the oldest is
-        # closed to make room, so connections that never finish their headers (slowloris) cannot lock others out.
-        self.waiting: dict[GuardedHandler, None] = {}
+        # Connections still waiting for their first request's headers, per client address, oldest first. At the
+        # total cap one is closed to make room, so connections that never finish their headers (slowloris) cannot
+        # lock others out: the oldest of the address holding the most. Oldest overall would let an attacker who
+        # reconnects at once churn through the queue faster than a newcomer's headers are read (the newcomer itself
+        # evicted before its first byte was seen); by address, the flood evicts its own connections.
+        self.waiting: dict[str, dict[GuardedHandler, None]] = {}
         self.lingering = 0  # refused connections still being answered (see _Refused)
         self._busy = _refusal(
             "503 Service Unavailable", f"shadowpi is at server.max_connections ({limits.max_connections}); retry soon."
@@ -74,10 +77,21 @@ class ConnectionGuard:
             if not self.waiting:
                 return self._busy
             # Closed at once, not lingering: the newcomer needs its descriptor now (briefly one over the cap).
-            next(iter(self.waiting)).evict()
+            crowded = max(self.waiting.values(), key=len)
+            next(iter(crowded)).evict()
         self.open += 1
         self.per_client[client] += 1
         return None
+
+    def start_waiting(self, client: str, handler: GuardedHandler) -> None:
+        self.waiting.setdefault(client, {})[handler] = None
+
+    def stop_waiting(self, client: str, handler: GuardedHandler) -> None:
+        queue = self.waiting.get(client)
+        if queue is not None:
+            queue.pop(handler, None)
+            if not queue:
+                del self.waiting[client]
 
     def release(self, client: str) -> None:
         self.open -= 1
@@ -161,13 +175,14 @@ class GuardedHandler(web.RequestHandler):
         self._client = client
         super().connection_made(transport)
         self._deadline = asyncio.get_running_loop().call_later(self._guard.limits.header_timeout, self.overdue)
-        self._guard.waiting[self] = None
+        self._guard.start_waiting(client, self)
 
     def headers_complete(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
-            self._guard.waiting.pop(self, None)
+            if self._client is not None:
+                self._guard.stop_waiting(self._client, self)
 
     def overdue(self) -> None:
         """Answer 408 and close: no complete request headers in time (or room is needed for a newcomer).

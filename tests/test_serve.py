@@ -402,6 +402,28 @@ async def test_at_the_cap_the_oldest_unfinished_request_makes_room(tmp_path: Pat
         assert await server.stop() == 0
 
 
+async def test_at_the_cap_a_flood_from_one_address_evicts_its_own(tmp_path: Path, upstream: Upstream):
+    """At server.max_connections, the connection closed to make room is the oldest of the address holding the most
+    half-open connections, not the oldest overall: a client whose headers are still on their way when a flood of
+    reconnecting slowloris connections arrives is not evicted by them (CI saw /health answered 408 under the
+    slowloris siege when its connection was accepted in the same burst as the attackers')."""
+    env = {"SHADOWPI_SERVER_MAX_CONNECTIONS": "5", "SHADOWPI_SERVER_HEADER_TIMEOUT": "120"}
+    async with serving(tmp_path / "d", upstream, env=env) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # the oldest: its headers not complete yet
+        await writer.drain()
+        flood = [await half_open(port, "127.0.0.3") for _ in range(12)]
+        async with asyncio.timeout(20):  # the flood evicted its own oldest (a deadline, not synchronisation)
+            assert await first_line_then_eof(flood[0][0]) in {b"HTTP/1.1 408 Request Timeout", b"reset"}
+            writer.write(b"\r\n")
+            assert (await reader.readuntil(b"\r\n")) == b"HTTP/1.1 200 OK\r\n"
+        writer.close()
+        for _reader, attacker in flood:
+            attacker.close()
+        assert await server.stop() == 0
+
+
 async def test_accept_failures_are_condensed(caplog: pytest.LogCaptureFixture):
     """EMFILE on accept() is logged once at once, then as one line per interval with the count, never a
     traceback per attempt; other loop errors still reach the default handler."""

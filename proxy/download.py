@@ -139,20 +139,24 @@ class Guard:
 
 
 class WriteBehind:
-    """Writes network chunks to a spool from a worker thread while the event loop keeps reading.
+    """Writes network chunks to a fill's spool from a worker thread while the event loop keeps reading.
 
-    Chunks that arrive during a write are batched into the next one; `put` waits only when WRITE_BEHIND bytes
-    are queued. `close` flushes, and raises what a write raised.
+    Each chunk is handed to the fill's followers as it arrives (Fill.arrived: they may send it from memory), and the
+    fill learns when it is on disk (Fill.grew). Chunks that arrive during a write are batched into the next one;
+    `put` waits only when WRITE_BEHIND bytes are queued. `close` flushes, and raises what a write raised.
     """
 
-    def __init__(self, spool: Spool, written: Callable[[], None]) -> None:
+    def __init__(self, spool: Spool, fill: Fill) -> None:
         self._spool = spool
-        self._written = written
+        self._fill = fill
+        self._end = spool.size  # where the next chunk goes
         self._queued: list[bytes] = []
         self._queued_bytes = 0
         self._task: asyncio.Task[None] | None = None
 
     async def put(self, chunk: bytes) -> None:
+        self._fill.arrived(self._end, chunk)
+        self._end += len(chunk)
         self._queued.append(chunk)
         self._queued_bytes += len(chunk)
         if self._task is not None and self._task.done():
@@ -173,7 +177,7 @@ class WriteBehind:
         while self._queued:
             batch, self._queued, self._queued_bytes = self._queued, [], 0
             await self._spool.write_all(batch)
-            self._written()
+            self._fill.grew(self._spool.size)
 
 
 def verify(dist: DistFile, spool: Spool, expected_length: int | None) -> None:
@@ -222,7 +226,7 @@ async def download(
                 spool.stage(head)
                 verify(dist, spool, length)
                 return  # the commit writes the bytes, then the fill may release them (see SMALL_FILE)
-        writer = WriteBehind(spool, fill.grew)
+        writer = WriteBehind(spool, fill)
         try:
             for chunk in head:
                 await writer.put(chunk)
@@ -266,7 +270,7 @@ async def resume(
             fill.started(spool.reader(), length)
         elif fill.content_length is None:
             fill.content_length = length
-        writer = WriteBehind(spool, fill.grew)
+        writer = WriteBehind(spool, fill)
         position = remote.start
         try:
             async for chunk in remote.chunks(CHUNK):

@@ -182,8 +182,8 @@ class FileCache:
         """
         fill = following.fill
         await fill.wait_started()
-        async for offset, count in fill.ranges():
-            await send(fill.source, offset, count)
+        async for source, offset, count in fill.ranges():
+            await send(source, offset, count)
             yield count
 
     async def settled(self) -> None:

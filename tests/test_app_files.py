@@ -7,8 +7,10 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import aiohttp
@@ -120,6 +122,42 @@ async def test_client_receives_bytes_before_upstream_finishes(
     gate.set()
     for resp in readers:
         assert await resp.read() == big.data[100_000:]
+    assert upstream.fake.hits[upstream_path(big)] == 1
+
+
+async def test_first_bytes_reach_clients_before_they_are_on_disk(
+    make_proxy: ProxyFactory, upstream: Upstream, big: Artifact
+):
+    """The first chunk from upstream is sent to the clients from memory, not after the first write to the spool: with
+    the only worker thread stuck (a stalled disk), clients still get it (all but the held-back last byte); the rest
+    follows once the disk is back, whole, from one upstream fetch."""
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=1))  # the thread spool writes take turns on
+    upstream.fake.add(big)
+    upstream.fake.file_chunk_size = 256 * 1024
+    proxy = await make_proxy()
+    await _listed(proxy, "bigpkg")
+    upstream.fake.gate = asyncio.Event()  # the file request waits until the disk is stuck (the claim is done)
+    upstream.fake.file_stream_gate = asyncio.Event()  # then upstream sends one chunk and waits
+    answers = [asyncio.create_task(proxy.get(file_url(big))) for _ in range(2)]
+    await asyncio.wait_for(upstream.fake.wait_for_request(upstream_path(big)), timeout=10)
+    disk_back = threading.Event()
+    stuck = loop.run_in_executor(None, disk_back.wait)
+    upstream.fake.gate.set()
+    try:
+        for answer in answers:
+            resp = await asyncio.wait_for(answer, timeout=10)
+            assert resp.status == 200
+            head = await asyncio.wait_for(resp.content.readexactly(256 * 1024 - 1), timeout=10)
+            assert head == big.data[: 256 * 1024 - 1]
+        assert not stuck.done()  # nothing was written meanwhile
+    finally:
+        disk_back.set()
+        await stuck
+    upstream.fake.file_stream_gate.set()
+    for answer in answers:
+        assert await answer.result().read() == big.data[256 * 1024 - 1 :]
+    await settled(proxy)
     assert upstream.fake.hits[upstream_path(big)] == 1
 
 

@@ -166,7 +166,7 @@ def one_run(run: int, settings: Settings, projects: dict[str, corpus.Project], w
         work = run_dir / "work"
         work.mkdir()
         uv = find_tool_next_to_python("uv")
-        ctx = Context(settings, projects, UpstreamLog(access_log), wrk, uv, work, log, no_ui)
+        ctx = Context(settings, projects, UpstreamLog(access_log), wrk, uv, work, log, no_ui, upstream)
         for title, scenario in [*scenarios.SCENARIOS, *installs.SCENARIOS]:
             if not settings.runs_scenario(title):
                 continue

@@ -51,6 +51,8 @@ def metrics(sizes: Sizes, herd_clients: int = 32) -> list[Metric]:
         Metric("warm_dl_8.gbps", f"warm {mid} download, 8 clients (GB/s total)", HIGHER),
         Metric("cold_dl.ttfb_ms", f"cold {mid} download: time to first byte (ms)", LOWER),
         Metric("cold_dl.total_s", f"cold {mid} download: total (s)", LOWER),
+        Metric("cold_dl.upstream_ttfb_ms", f"cold {mid} download: upstream's own first byte (ms)", LOWER),
+        Metric("cold_dl.ttfb_over_upstream_ms", f"cold {mid} download: first byte over upstream's (ms)", LOWER),
     ]
     for prefix, title in (("herd_fast", "herd, fast upstream"), ("herd_slow", "herd, slow upstream (25 MB/s)")):
         rows += [

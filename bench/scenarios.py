@@ -97,6 +97,7 @@ class Context:
     # A second shadowpi with [ui] enabled = false, started only when NO_UI_TITLE runs: the same page's throughput
     # without the web interface, in the same run (issue 15: pages must not slow the simple API).
     no_ui: Target | None = None
+    upstream_url: str = ""  # the upstream nginx itself (http://127.0.0.1:<port>): its own time to first byte
 
 
 Metrics = dict[str, float]
@@ -196,7 +197,12 @@ def cold_download(ctx: Context, target: Target) -> Metrics:
     response = _expect(get(url, hash_body=True), f"{target.name} {url}")
     if response.sha256 != entry.sha256:
         raise RuntimeError(f"{target.name}: {entry.filename} arrived with the wrong sha256")
-    return {"cold_dl.ttfb_ms": response.ttfb * 1e3, "cold_dl.total_s": response.total}
+    metrics = {"cold_dl.ttfb_ms": response.ttfb * 1e3, "cold_dl.total_s": response.total}
+    if ctx.upstream_url:  # the target's first byte over upstream's own (issue 11: at most 2 ms over)
+        direct = _expect(get(f"{ctx.upstream_url}/files/{corpus.BIG_COLD}/{entry.filename}"), "upstream")
+        metrics["cold_dl.upstream_ttfb_ms"] = direct.ttfb * 1e3
+        metrics["cold_dl.ttfb_over_upstream_ms"] = (response.ttfb - direct.ttfb) * 1e3
+    return metrics
 
 
 def warm_download(ctx: Context, target: Target) -> Metrics:

@@ -89,7 +89,9 @@ async def migrate(target_config: Config, source_cfg: Config, out: Print) -> int:
 
 
 async def _copy(source: Backends, target: Backends, data_dir: Path, out: Print) -> int:
-    blobs, used, pinned = await _source_blobs(source)
+    # Read once, for the blobs to copy and the rows to write: a file the source gained meanwhile is not half-copied.
+    files = await source.meta.bundle_private_files(None)
+    blobs, used, pinned = await _source_blobs(source, files)
     out(f"migrating {data_dir}: {len(blobs.sizes):,} file(s), {sum(blobs.sizes.values()):,} bytes")
     copied = await copy_blobs(source, target, blobs, out)
     private_failed = sorted(set(copied.failed) & blobs.private)
@@ -102,23 +104,23 @@ async def _copy(source: Backends, target: Backends, data_dir: Path, out: Print) 
     out(f"files: {copied.copied:,} copied ({copied.copied_bytes:,} bytes), {copied.present:,} already there")
     usable = Blobs({sha: n for sha, n in blobs.sizes.items() if sha not in copied.failed}, blobs.private)
     await _record_blobs(target.meta, usable, used, pinned)
-    counts = await _copy_rows(source.meta, target.meta, usable, out)
+    counts = await _copy_rows(source.meta, target.meta, usable, files, out)
     out(f"migrated {data_dir}: {copied.copied:,} file(s) copied ({copied.copied_bytes:,} bytes),"
         f" {copied.present:,} already there, {len(copied.failed):,} skipped; " + ", ".join(
             f"{n:,} {what}" for what, n in counts.items()))
     return 1 if copied.failed else 0
 
 
-async def _source_blobs(source: Backends) -> tuple[Blobs, dict[str, float], set[str]]:
-    """Every blob the source's index knows, with its size; which belong to private uploads; when each was last
-    used (cached ones) or created; which are pinned."""
+async def _source_blobs(source: Backends, files: list[PrivateFile]) -> tuple[Blobs, dict[str, float], set[str]]:
+    """Every blob the source's index knows, with its size; which belong to private uploads (`files`, of every
+    index); when each was last used (cached ones) or created; which are pinned."""
     meta = source.meta
     times = await meta.bundle_blob_times()
     cached = await meta.eviction_candidates(accessed_before=math.inf, limit=len(times) + 1)
     sizes = {record.sha256: record.size for record in cached}
     used = {**times, **{record.sha256: record.last_access for record in cached}}
     private: set[str] = set()
-    for row in await _private_files(meta):
+    for row in files:
         private.update(sha for sha in (row.sha256, row.metadata_sha256) if sha)
     # Not evictable and not private: pinned (`warm --pin`, imports). Their sizes are the store's.
     pinned = set(times) - set(sizes) - private
@@ -133,13 +135,10 @@ async def _indexes(meta: MetadataStore) -> list[str]:
     return sorted({ROOT} | {index for index, _ in await meta.private_project_indexes()}, key=lambda i: (i != ROOT, i))
 
 
-async def _private_files(meta: MetadataStore) -> list[PrivateFile]:
-    return [row for index in await _indexes(meta) for row in await meta.bundle_private_files(index)]
-
-
-async def _copy_rows(source: MetadataStore, target: MetadataStore, blobs: Blobs, out: Print) -> dict[str, int]:
+async def _copy_rows(
+    source: MetadataStore, target: MetadataStore, blobs: Blobs, files: list[PrivateFile], out: Print
+) -> dict[str, int]:
     """Check that the private files fit, then write every row (idempotently); returns what changed, by kind."""
-    files = await _private_files(source)
     deleted = [d for index in await _indexes(source) for d in await source.bundle_deleted_files(index)]
     live = {(row.index, row.filename) for row in files}
     gone = [d for d in deleted if (d.index, d.filename) not in live]

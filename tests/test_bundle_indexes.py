@@ -16,6 +16,7 @@ import pytest
 from pytest_aiohttp import AiohttpClient
 
 from proxy.access.model import ROOT
+from proxy.audit import operator
 from proxy.backends import Backends
 from proxy.backends.records import DeletedFile, PrivateFile
 from proxy.bundle.indexes import map_indexes
@@ -119,6 +120,54 @@ def test_round_trip_keeps_each_file_in_its_index(tmp_path: Path, capsys: pytest.
     assert capsys.readouterr().out.splitlines()[1] == (
         f"Nothing to do: everything in {bundle} is already in {tmp_path / 'b'}.")
     assert asyncio.run(index_state(tmp_path / "b")) == expected
+
+
+async def import_log(data_dir: Path) -> list[tuple[str, str, str, str | None, str | None, dict[str, Any]]]:
+    """The audit log as `shadowpi log` and the API read it: (actor, via, action, index, project, detail), oldest
+    first."""
+    async with data_dir_meta(data_dir) as db:
+        entries = await db.audit_entries()
+    return [(e.actor, e.via, e.action, e.index, e.project, json.loads(e.detail) if e.detail else {})
+            for e in reversed(entries)]
+
+
+async def change_source(data_dir: Path) -> None:
+    """At the source: root's root-lib 1.0 yanked, ml's root-lib 5.0 deleted."""
+    async with data_dir_meta(data_dir) as db:
+        assert await db.set_yanked([ROOT_LIB.filename], "broken", ROOT) == 1
+        gone = await db.private_file(ML_ROOT_LIB.filename, "ml")
+        assert gone is not None
+        await db.delete_private_files([gone])
+
+
+def test_import_records_one_audit_entry_per_private_project_it_changes(tmp_path: Path):
+    """Importing a bundle records, per index and private project it adds files to, one "import" entry by the
+    operator at the shell (as push does) naming the bundle file and the files; importing it again records nothing;
+    a later bundle's yank and deletion are recorded as updated and removed files."""
+    asyncio.run(fill_teams(tmp_path / "a"))
+    a = write_config(tmp_path, "a", tmp_path / "a", {"ml": ML_INDEX})
+    b = write_config(tmp_path, "b", tmp_path / "b", {"ml": ML_INDEX})
+    first, second = tmp_path / "teams.tar", tmp_path / "teams-2.tar"
+    assert cli(a, "export", str(first)) == 0
+    assert cli(b, "import", str(first)) == 0
+    who = operator()
+    added = [
+        (who.user, "cli", "import", "ml", "ml-tool", {"bundle": "teams.tar", "files": [ML_TOOL.filename]}),
+        (who.user, "cli", "import", "ml", "root-lib", {"bundle": "teams.tar", "files": [ML_ROOT_LIB.filename]}),
+        (who.user, "cli", "import", ROOT, "root-lib", {"bundle": "teams.tar", "files": [ROOT_LIB.filename]}),
+    ]
+    assert asyncio.run(import_log(tmp_path / "b")) == added
+    assert cli(b, "import", str(first)) == 0
+    assert asyncio.run(import_log(tmp_path / "b")) == added
+    asyncio.run(change_source(tmp_path / "a"))
+    assert cli(a, "export", str(second)) == 0
+    assert cli(b, "import", str(second)) == 0
+    assert asyncio.run(import_log(tmp_path / "b")) == [*added, (
+        who.user, "cli", "import", "ml", "root-lib", {"bundle": "teams-2.tar", "files": [],
+                                                      "removed": [ML_ROOT_LIB.filename]}), (
+        who.user, "cli", "import", ROOT, "root-lib", {"bundle": "teams-2.tar", "files": [],
+                                                      "updated": [ROOT_LIB.filename]}),
+    ]
 
 
 def test_export_index_carries_only_that_index(tmp_path: Path):

@@ -307,6 +307,45 @@ async def test_read_auth_pages_need_credentials_basic_or_session(make_proxy: Pro
     assert (await ui.client.get("/simple/acme-utils/", headers=HTML)).status == 401  # the API: Basic only
 
 
+SIGN_IN_PAGES = [  # every kind of UI page: root's, a named index's, and pages whose handlers ask to sign in
+    ("GET", "/"), ("GET", "/search?q=acme"), ("GET", "/project/acme-utils/"), ("GET", "/project/Acme_Utils"),
+    ("GET", "/project/acme-utils/delete?target=1.0"), ("POST", "/project/acme-utils/yank"),
+    ("GET", "/account/tokens"), ("GET", "/operations"),
+    ("GET", "/index/team/"), ("GET", "/index/team"), ("GET", "/index/team/search?q=team"),
+    ("GET", "/index/team/project/team-lib/"), ("GET", "/index/nothing/"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), SIGN_IN_PAGES)
+async def test_the_read_auth_sign_in_page_carries_the_security_headers(
+    make_proxy: ProxyFactory, upstream: Upstream, method: str, path: str
+):
+    """Under [auth] read = true, every UI page answers an anonymous visitor 401 with the sign-in form, the same
+    security headers as every other page, and no cache may keep it."""
+    ui = await start_ui(make_proxy, upstream, auth={"read": True}, indexes={"team": {"read": ["authenticated"]}})
+    await ui.upload(acme_wheel("1.0"))
+    resp = await ui.client.request(method, path, allow_redirects=False)
+    body = await resp.text()
+    assert (resp.status, resp.headers["WWW-Authenticate"]) == (401, 'Basic realm="shadowpi"')
+    assert "<h1>Sign in</h1>" in body and f'name="next" value="{path.replace("&", "&amp;")}"' in body
+    assert_security_headers(resp.headers)
+    assert (resp.headers["Cache-Control"], resp.headers["Vary"]) == ("private, no-store", "Cookie, Authorization")
+
+
+@pytest.mark.parametrize(("user", "status"), [(None, 401), ("bob", 403)])
+async def test_a_refused_named_index_page_carries_the_security_headers(
+    make_proxy: ProxyFactory, upstream: Upstream, user: str | None, status: int
+):
+    """Without [auth] read, a named index only alice may read answers an anonymous visitor 401 with the sign-in
+    form and bob 403, both with the security headers and private to the browser."""
+    ui = await start_ui(make_proxy, upstream, indexes={"secret": {"read": ["alice"]}})
+    resp = await ui.client.get("/index/secret/", headers=basic(user) if user else {})
+    assert resp.status == status
+    assert ("<h1>Sign in</h1>" in await resp.text()) is (user is None)
+    assert_security_headers(resp.headers)
+    assert resp.headers["Cache-Control"] == "private, no-store"
+
+
 async def test_wrong_basic_credentials_are_a_401_page(ui: Ui):
     """Wrong Basic credentials on a page are refused as on the API (401 with Basic, browsers ask again)."""
     resp = await ui.client.get("/", headers={"Authorization": "Basic YWxpY2U6d3Jvbmc="})

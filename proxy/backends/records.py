@@ -138,7 +138,7 @@ class AuditEntry:
     actor: str
     via: str
     address: str | None
-    action: str  # upload, yank, unyank, delete, push, owner-add, owner-remove, token-create, token-revoke
+    action: str  # upload, yank, unyank, delete, push, import, owner-add, owner-remove, token-create, token-revoke
     index: str | None
     project: str | None
     target: str | None  # a filename, a version, a principal, a token id

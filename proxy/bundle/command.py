@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from proxy.access.model import ROOT
+from proxy.audit import operator
 from proxy.backends import open_backends
 from proxy.bundle.blobfiles import BlobFiles
 from proxy.bundle.export import export_bundle, resolve_since
@@ -143,7 +144,8 @@ async def import_command(
         created = not await asyncio.to_thread(config.data_dir.exists)
         try:
             async with open_backends(config, migrate=True) as backends:
-                result = await apply_bundle(backends.meta, backends.blobs, backends.spools, source, bundle)
+                result = await apply_bundle(backends.meta, backends.blobs, backends.spools, source, bundle,
+                                            who=operator(), name=path.name)
         except BaseException:
             if created:  # nothing of it was ever visible: leave no empty data dir behind
                 await asyncio.to_thread(shutil.rmtree, config.data_dir, True)

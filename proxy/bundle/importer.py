@@ -1,5 +1,6 @@
 """`shadowpi import`: verify a whole bundle, check it fits this data dir, commit its blobs, then write every row
-in one transaction. Idempotent: a second import of the same bundle changes nothing."""
+in one transaction, with an audit-log entry per private project it changed in an index (like push's, one per
+project, naming the files). Idempotent: a second import of the same bundle changes and records nothing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from proxy.audit import Actor, audit_entry
 from proxy.backends.blobs import BlobStore
 from proxy.backends.metadata import MetadataStore, Transaction
 from proxy.backends.records import DeletedFile, PrivateFile, StoredPage
@@ -49,13 +51,15 @@ async def opened_bundle(path: Path) -> AsyncIterator[tuple[Source, VerifiedBundl
 
 
 async def apply_bundle(
-    db: MetadataStore, store: BlobStore, spools: SpoolDir, source: Source, bundle: VerifiedBundle
+    db: MetadataStore, store: BlobStore, spools: SpoolDir, source: Source, bundle: VerifiedBundle, *, who: Actor,
+    name: str,
 ) -> ImportResult:
-    """Add a verified bundle to this data dir. Raises BundleError, before changing anything, when it does not
-    fit (missing earlier bundles, private files that clash)."""
+    """Add a verified bundle (file or directory `name`) to this data dir, recording `who` imported it in the audit
+    log. Raises BundleError, before changing anything, when it does not fit (missing earlier bundles, private files
+    that clash)."""
     await check_fits(db, store, bundle)
     added, size = await commit_blobs(store, spools, source, bundle)
-    rows = await write_rows(db, bundle)
+    rows = await write_rows(db, bundle, who=who, name=name)
     return replace(rows, blobs_added=added, blob_bytes=size)
 
 
@@ -161,9 +165,14 @@ async def _commit_one(store: BlobStore, spools: SpoolDir, source: Source, sha256
 # --- rows ---
 
 
-async def write_rows(db: MetadataStore, bundle: VerifiedBundle) -> ImportResult:
-    """Every page, mapping, private file and deleted filename, in one transaction (conflicts re-checked in it)."""
+Changes = dict[tuple[str, str], dict[str, list[str]]]  # (index, project) -> "files" (added), "updated", "removed"
+
+
+async def write_rows(db: MetadataStore, bundle: VerifiedBundle, *, who: Actor, name: str) -> ImportResult:
+    """Every page, mapping, private file and deleted filename, in one transaction (conflicts re-checked in it),
+    with the audit-log entries of the private projects it changed (`who` imported the bundle `name`)."""
     counts = {"page": 0, "names": 0, "add": 0, "update": 0, "skip": 0, "removed": 0, "deleted": 0, "members": 0}
+    changes: Changes = {}
     async with db.transaction() as tx:
         for sha256, size in bundle.manifest.blobs.items():
             await tx.record_pinned_blob(sha256, size)
@@ -175,20 +184,11 @@ async def write_rows(db: MetadataStore, bundle: VerifiedBundle) -> ImportResult:
                 counts["page"] += 1
             for url, sha256 in record.upstream_files.items():
                 await tx.remember_upstream_file(url, sha256)
-        for name, rows in bundle.private.items():
-            project = bundle.projects.get(name, PrivateProject())
-            for index in project.indexes:
-                counts["names"] += await tx.add_private_project(name, index)  # private for good, files or not
-            for index, member in project.members:  # the bundle's role wins, like its yank state
-                counts["members"] += await tx.add_member(index, name, member.principal, member.role)
-            for row in rows:
-                await _stage_private(tx, row, counts)
-        for gone in bundle.deleted:
-            counts["deleted"] += await tx.add_deleted_file(gone)
-        for gone in _deletions(bundle):
-            if deletion_action(gone.filename, gone.sha256, await tx.private_file(gone.filename, gone.index)):
-                await tx.remove_private_file(gone.filename, gone.index)
-                counts["removed"] += 1
+        await _write_private(tx, bundle, counts, changes)
+        await _write_deletions(tx, bundle, counts, changes)
+        for (index, project), files in sorted(changes.items()):
+            detail = {"bundle": name, "files": [], **{key: sorted(names) for key, names in files.items()}}
+            await tx.add_audit(audit_entry(who, "import", index, project, detail=detail))
     return ImportResult(
         pages_changed=counts["page"],
         private_names_added=counts["names"],
@@ -200,10 +200,36 @@ async def write_rows(db: MetadataStore, bundle: VerifiedBundle) -> ImportResult:
     )
 
 
-async def _stage_private(tx: Transaction, row: PrivateFile, counts: dict[str, int]) -> None:
+async def _write_private(tx: Transaction, bundle: VerifiedBundle, counts: dict[str, int], changes: Changes) -> None:
+    for name, rows in bundle.private.items():
+        project = bundle.projects.get(name, PrivateProject())
+        for index in project.indexes:
+            counts["names"] += await tx.add_private_project(name, index)  # private for good, files or not
+        for index, member in project.members:  # the bundle's role wins, like its yank state
+            counts["members"] += await tx.add_member(index, name, member.principal, member.role)
+        for row in rows:
+            action = await _stage_private(tx, row, counts)
+            if action != "skip":  # files already here as the bundle has them record nothing
+                key = "files" if action == "add" else "updated"
+                changes.setdefault((row.index, row.project), {}).setdefault(key, []).append(row.filename)
+
+
+async def _write_deletions(tx: Transaction, bundle: VerifiedBundle, counts: dict[str, int], changes: Changes) -> None:
+    for gone in bundle.deleted:
+        counts["deleted"] += await tx.add_deleted_file(gone)
+    for gone in _deletions(bundle):
+        there = await tx.private_file(gone.filename, gone.index)
+        if there is not None and deletion_action(gone.filename, gone.sha256, there):
+            await tx.remove_private_file(gone.filename, gone.index)
+            counts["removed"] += 1
+            changes.setdefault((gone.index, there.project), {}).setdefault("removed", []).append(gone.filename)
+
+
+async def _stage_private(tx: Transaction, row: PrivateFile, counts: dict[str, int]) -> str:
     existing = await tx.private_file(row.filename, row.index)
     action = private_action(row, existing, await tx.deleted_sha256(row.filename, row.index))
     counts[action] += 1
     if action != "skip":
         uploaded_by = existing.uploaded_by if existing is not None else None
         await tx.add_private_file(replace(row, uploaded_by=uploaded_by), replace=True)
+    return action

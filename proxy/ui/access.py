@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from proxy.access import Act, decide
+from proxy.access import Act, Decision, decide
 from proxy.access.model import Access, IndexDef, Member, Who
 from proxy.audit import Actor, audit_entry
 from proxy.auth import Identity
@@ -29,8 +29,16 @@ def may_manage(
     """Whether `identity` may yank, unyank and delete files of `project` (the same rule as the HTTP API)."""
     if identity is None:
         return False
+    return manage_decision(identity, project, access=access, index=index, members=members).allowed
+
+
+def manage_decision(
+    identity: Identity, project: NormalizedName, *, access: Access, index: IndexDef,
+    members: tuple[Member, ...],
+) -> Decision:
+    """The rule's decision on `identity` managing `project`, with its reason (a token's scope says what it allows)."""
     who = Who(identity.user, access.groups_of(identity.user), identity.token)
-    return decide(Act.MANAGE, who, index, project=project, members=members, now=time.time()).allowed
+    return decide(Act.MANAGE, who, index, project=project, members=members, now=time.time())
 
 
 def is_admin(identity: Identity | None, config: UiConfig) -> bool:

@@ -22,6 +22,11 @@ from proxy.ui.urls import safe_next
 routes = web.RouteTableDef()
 WRONG_CREDENTIALS = "Wrong user name or password (or token)."
 TOKENS_NEED_PASSWORD = "Sign in with your password to create tokens: a token cannot make more tokens."  # noqa: S105 - a message
+# A leaked token must not lock its owner's other tokens (CI's) out.
+REVOKE_ONLY_OWN = (
+    "Signed in with a token, you may revoke only the token you signed in with: sign in with your password to "
+    "revoke others."
+)
 
 
 @routes.get("/account/login", name="ui.login")
@@ -126,6 +131,9 @@ async def revoke_token(request: web.Request, viewer: Viewer) -> web.StreamRespon
     own = {t.id for t in await store.list_tokens(viewer.identity.user) if t.revoked_at is None}
     if not token_id.isdigit() or int(token_id) not in own:  # only one's own tokens, whoever asks
         raise BadRequest(f"You have no active token with id {token_id!r}.")
+    used = viewer.identity.token
+    if viewer.identity.via == "token" and (used is None or used.token_id != int(token_id)):
+        raise Forbidden(REVOKE_ONLY_OWN)
     await store.revoke_token(int(token_id))
     audit(viewer.identity, "revoked token", token_id)
     await record(request.app[BACKENDS].meta, actor(viewer.identity, request.remote), "token-revoke", token_id)

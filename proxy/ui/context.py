@@ -11,6 +11,7 @@ from typing import Protocol
 from aiohttp import web
 
 from proxy.access.model import TokenScope
+from proxy.access.rules import token_expired
 from proxy.auth import Authenticator, Identity
 from proxy.backends.records import TokenRecord
 from proxy.config import Config
@@ -33,7 +34,7 @@ class TokenStore(Protocol):
     async def add_token(
         self, user: str, token_hash: str, description: str | None = None, scope: TokenScope | None = None
     ) -> int: ...
-    async def token_user(self, token_hash: str) -> str | None: ...
+    async def token_record(self, token_hash: str) -> TokenRecord | None: ...
     async def revoke_token(self, token_id: int) -> bool: ...
     async def list_tokens(self, user: str | None = None) -> list[TokenRecord]: ...
 
@@ -113,15 +114,20 @@ async def identify(request: web.Request, ui: UiServices) -> tuple[Identity | Non
     if scheme == "basic":
         return await auth.identify(header, request.remote), False
     session = ui.signer.read_session(request.cookies.get(SESSION_COOKIE), time.time())
-    if session is not None and await _session_live(session, auth, ui.tokens):
-        return Identity(session.user, session.via), True
-    return None, False
+    identity = await _session_identity(session, auth, ui.tokens) if session is not None else None
+    return identity, identity is not None
 
 
-async def _session_live(session: Session, auth: Authenticator, tokens: TokenStore) -> bool:
-    if session.via == "token":
-        return session.token_hash is not None and await tokens.token_user(session.token_hash) == session.user
-    return auth.htpasswd is not None and session.user in auth.htpasswd.users
+async def _session_identity(session: Session, auth: Authenticator, tokens: TokenStore) -> Identity | None:
+    """The identity a session cookie still proves, or None (anonymous). A sign-in with a token carries that token's
+    scope, as the API's identity does, and lasts only while the token is neither revoked nor expired."""
+    if session.via == "password":
+        live = auth.htpasswd is not None and session.user in auth.htpasswd.users
+        return Identity(session.user, "password") if live else None
+    record = await tokens.token_record(session.token_hash) if session.token_hash is not None else None
+    if record is None or record.user != session.user or token_expired(record.scope, time.time()) is not None:
+        return None
+    return Identity(session.user, "token", record.scope)
 
 
 def viewer_for(request: web.Request, ui: UiServices, identity: Identity | None, session: bool) -> Viewer:

@@ -14,7 +14,7 @@ from proxy.errors import BadRequest, Forbidden
 from proxy.keys import ACCESS, BACKENDS, PRIVATE
 from proxy.private import Selection
 from proxy.simple.names import NormalizedName, parse_project_name
-from proxy.ui.access import actor, audit, may_manage
+from proxy.ui.access import actor, audit, manage_decision
 from proxy.ui.context import Viewer
 from proxy.ui.indexes import shown
 from proxy.ui.respond import checked_form, field, render, see_other, sign_in_required, ui_page
@@ -26,12 +26,14 @@ MAX_REASON = 1000
 
 async def _allowed(request: web.Request, viewer: Viewer, name: NormalizedName) -> Identity:
     """The viewer's identity when they may manage `name` in the URL's index (its own files, as the API's
-    /api/indexes/<name>/projects/...); raises Forbidden otherwise."""
+    /api/indexes/<name>/projects/...); raises Forbidden otherwise (naming what a token's scope allows)."""
     identity, index = viewer.identity, shown(request).index
     members = tuple(await request.app[BACKENDS].meta.project_members(index.name, name))
-    if identity is None or not may_manage(identity, name, access=request.app[ACCESS].current, index=index,
-                                          members=members):
+    if identity is None:
         raise Forbidden(NOT_ALLOWED.format(name=name))
+    decision = manage_decision(identity, name, access=request.app[ACCESS].current, index=index, members=members)
+    if not decision.allowed:
+        raise Forbidden(decision.reason if identity.token is not None else NOT_ALLOWED.format(name=name))
     return identity
 
 

@@ -40,31 +40,38 @@ CSRF_FAILED = (
 
 def ui_page(*, public: bool = False) -> Callable[[UiHandler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
     """Wrap a UI handler: resolve the viewer, enforce [auth] read (unless `public`: the sign-in page), turn
-    ProxyErrors into HTML error pages, and add the security headers."""
+    ProxyErrors into HTML error pages, and add the security headers to every response it gives, in one place."""
 
     def decorate(handler: UiHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         @functools.wraps(handler)
         async def wrapped(request: web.Request) -> web.StreamResponse:
             ui = request.app[UI]
             viewer = viewer_for(request, ui, None, session=False)
-            restricted = False
             try:
                 identity, session = await identify(request, ui)
                 viewer = viewer_for(request, ui, identity, session)
-                if not public and identity is None and request.app[CONFIG].auth.read:
-                    return sign_in_required(request, viewer)
-                try:
-                    restricted = check_read(request, identity)  # a named index: the simple API's read rule
-                except AuthenticationRequired:  # anonymous: the sign-in page, and never a word of the index
-                    return secured(sign_in_required(request, viewer), personal=True)
-                response = await handler(request, viewer)
+                response, restricted = await _serve(request, viewer, handler, public=public)
             except ProxyError as exc:
-                response = error_page(request, viewer, exc)
+                response, restricted = error_page(request, viewer, exc), False
             return secured(response, personal=viewer.identity is not None or restricted)
 
         return wrapped
 
     return decorate
+
+
+async def _serve(
+    request: web.Request, viewer: Viewer, handler: UiHandler, *, public: bool
+) -> tuple[web.StreamResponse, bool]:
+    """The handler's response and whether its page is restricted (no cache may share it), or the sign-in page for an
+    anonymous viewer who may not read: under [auth] read = true, or on a named index they may not read."""
+    if not public and viewer.identity is None and request.app[CONFIG].auth.read:
+        return sign_in_required(request, viewer), True
+    try:
+        restricted = check_read(request, viewer.identity)  # a named index: the simple API's read rule
+    except AuthenticationRequired:  # anonymous: the sign-in page, and never a word of the index
+        return sign_in_required(request, viewer), True
+    return await handler(request, viewer), restricted
 
 
 def render(

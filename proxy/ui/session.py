@@ -3,7 +3,7 @@
 Sessions are stateless, HMAC-signed cookies, so every worker process and every replica accepts every other's:
 they share the key, a secret kept in the metadata store (MetadataStore.shared_secret). What a cookie cannot say
 by itself is checked on each request by the caller: that the user is still in the htpasswd file, and for a
-sign-in with a token, that the token is not revoked.
+sign-in with a token, that the token is neither revoked nor expired (and what its scope allows).
 
 CSRF: every form carries HMAC(key, seed | user), where the seed is a random, HttpOnly, SameSite=Strict cookie.
 Another site can make a browser send the cookie (not with Strict), but it can never read the token to post.
@@ -40,7 +40,7 @@ class Session:
     user: str
     via: Literal["password", "token"]
     expires: float
-    token_hash: str | None = None  # a token sign-in lasts only while that token is not revoked
+    token_hash: str | None = None  # a token sign-in lasts only while that token lives, within its scope
 
 
 class Signer:

@@ -15,7 +15,7 @@ import sys
 
 from proxy.backends import open_backends
 from proxy.backends.spools import Spool
-from proxy.config import build_config
+from proxy.config_load import build_config
 
 
 def pattern(size: int) -> bytes:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from proxy.backends.blobs import BlobInfo
 from proxy.backends.fills import FillOutcome, ForeignFill, Lead, Resumable
-from proxy.backends.spools import Spool
+from proxy.backends.spool import Spool
 from proxy.config import UpstreamConfig
 from proxy.errors import IntegrityError, UpstreamTimeout, UpstreamUnavailable
 from proxy.fill import Fill, FillState

@@ -14,7 +14,7 @@ import json
 import sys
 
 from proxy.backends import open_backends
-from proxy.backends.spools import Spool
+from proxy.backends.spool import Spool
 from proxy.config_load import build_config
 
 

@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # run as a script: import `proxy` and `tests` fro
 
 from proxy.backends import open_backends
 from proxy.backends.changes import Topic
-from proxy.config import build_config
+from proxy.config_load import build_config
 from proxy.simple.names import NormalizedName
 from tests.engines.postgres import PostgresServer
 

@@ -89,7 +89,7 @@ async def _store_blobs(data_dir: Path, count: int) -> Stored:
     try:
         from proxy.backends import open_backends
         from proxy.backends.sqlite import DB_FILENAME
-        from proxy.config import build_config
+        from proxy.config_load import build_config
     except ImportError:  # a checkout from before issue 12 (proxy/db/, proxy/storage.py)
         from proxy.db import DB_FILENAME, Database  # type: ignore[import-not-found, no-redef]
         from proxy.storage import BlobStore  # type: ignore[import-not-found]

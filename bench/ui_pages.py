@@ -26,7 +26,7 @@ async def populate(data_dir: Path, projects: int) -> None:
     """N private projects and N cached upstream pages, written in one transaction (as an import does)."""
     from proxy.backends import open_backends
     from proxy.backends.records import PrivateFile, StoredPage
-    from proxy.config import build_config
+    from proxy.config_load import build_config
     from proxy.simple.model import DistFile, ProjectPage
     from proxy.simple.names import NormalizedName
 

@@ -17,7 +17,7 @@ from proxy.access.model import AccessRef
 from proxy.auth import Authenticator, FailureLimiter, Htpasswd
 from proxy.backends import open_backends
 from proxy.config import Config
-from proxy.download import Limits
+from proxy.download_checks import Limits
 from proxy.filecache import FileCache
 from proxy.index import ProjectIndex
 from proxy.janitor import CacheJanitor

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from proxy.backends.metadata import SchemaMismatch
-from proxy.config import Config, load_config
+from proxy.config import Config
+from proxy.config_load import load_config
 from proxy.errors import ProxyError
 
 __all__ = ["add_common", "announce_data_dir", "config_from_args", "run"]

@@ -1,6 +1,7 @@
 """Where configuration comes from besides the file: SHADOWPI_* variables and the default data dir.
 
-A leaf like proxy.config (which uses it): it knows the schema only as the {section: keys} map it is given.
+A leaf like proxy.config (proxy.config and proxy.config_load use it): it knows the schema only as the
+{section: keys} map it is given.
 """
 
 from __future__ import annotations

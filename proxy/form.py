@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import BadHttpMessage, InvalidHeader
 
-from proxy.backends.spools import Spool
+from proxy.backends.spool import Spool
 from proxy.config import UploadConfig
 from proxy.errors import InvalidUpload, UploadTooLarge
 from proxy.simple.names import check_safe_filename

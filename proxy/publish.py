@@ -24,7 +24,8 @@ from proxy.audit import Actor, audit_entry
 from proxy.backends.blobs import BlobInfo, BlobStore
 from proxy.backends.metadata import MetadataStore
 from proxy.backends.records import PrivateFile
-from proxy.backends.spools import Spool, SpoolDir
+from proxy.backends.spool import Spool
+from proxy.backends.spools import SpoolDir
 from proxy.config import UploadConfig
 from proxy.errors import FileExists, InvalidUpload
 from proxy.form import FormLimits, ReceivedForm, read_form

@@ -13,7 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from proxy.auth import Htpasswd
-from proxy.config import ACCESS_SECTIONS, build_config
+from proxy.config_load import build_config
+from proxy.config_schema import ACCESS_SECTIONS
 from proxy.errors import ConfigError
 from proxy.keys import ACCESS, AUTH, CONFIG
 

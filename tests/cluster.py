@@ -33,7 +33,7 @@ import pytest
 from aiohttp import web
 
 from proxy.app import create_app
-from proxy.config import build_config
+from proxy.config_load import build_config
 from tests.clients import RunResult, clean_env, run
 from tests.engines.postgres import Database
 from tests.engines.seaweed import S3Bucket

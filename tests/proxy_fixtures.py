@@ -12,7 +12,8 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from proxy.app import create_app
-from proxy.config import Config, build_config
+from proxy.config import Config
+from proxy.config_load import build_config
 from tests.conftest import Upstream
 
 PIP_ACCEPT = (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from proxy.backends import Backends, open_backends
 from proxy.backends.metadata import MetadataStore
-from proxy.config import build_config
+from proxy.config_load import build_config
 
 
 @asynccontextmanager

@@ -9,7 +9,7 @@ import pytest
 
 from proxy.access import ROOT, Act, IndexDef, Member, TokenScope, Who, decide, locate
 from proxy.access.graph import root_index
-from proxy.config import build_config
+from proxy.config_load import build_config
 from proxy.errors import ConfigError
 from proxy.simple.names import NormalizedName
 from proxy.simple.policy import ShadowPolicy

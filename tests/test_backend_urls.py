@@ -12,7 +12,7 @@ from proxy.backends import open_backends
 from proxy.backends.urls import S3URL, FileURL, PostgresURL, SqliteURL, parse_database_url, parse_storage_url
 from proxy.cli import build_parser
 from proxy.cli_common import config_from_args
-from proxy.config import build_config, load_config
+from proxy.config_load import build_config, load_config
 from proxy.errors import ConfigError
 from tests.clients import clean_env, run
 

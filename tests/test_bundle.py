@@ -25,7 +25,7 @@ from proxy.backends.sqlite import DB_FILENAME
 from proxy.bundle.command import add_bundle_parsers, export_command, import_command, run_export, run_import
 from proxy.bundle.manifest import BundleError, parse_manifest, parse_time, render_manifest_sha256
 from proxy.cli import config_from_args
-from proxy.config import build_config
+from proxy.config_load import build_config
 from proxy.keys import FILES
 from proxy.simple.html import parse_index_html, parse_project_html
 from proxy.simple.json import parse_project_json

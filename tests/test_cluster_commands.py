@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from proxy.backends import Backends, open_backends
-from proxy.config import Config, build_config
+from proxy.config import Config
+from proxy.config_load import build_config
 from proxy.simple.names import NormalizedName
 from tests.clients import clean_env, run
 from tests.conftest import SampleDists, Upstream

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from proxy.backends.urls import S3URL, PostgresURL, parse_database_url, parse_storage_url
-from proxy.config import build_config
+from proxy.config_load import build_config
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 REPLICAS = ["shadowpi-1", "shadowpi-2", "shadowpi-3"]

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config import Config, build_config, load_config, mask_url, section_keys
+from proxy.config import Config, mask_url
+from proxy.config_load import build_config, load_config
+from proxy.config_schema import section_keys
 from proxy.errors import ConfigError
 
 EXAMPLE = Path(__file__).parent.parent / "config.example.toml"

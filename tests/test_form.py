@@ -12,7 +12,8 @@ import pytest
 from aiohttp import MultipartReader, StreamReader
 from aiohttp.base_protocol import BaseProtocol
 
-from proxy.backends.spools import Spool, SpoolDir
+from proxy.backends.spool import Spool
+from proxy.backends.spools import SpoolDir
 from proxy.errors import InvalidUpload, UploadTooLarge
 from proxy.form import YIELD_EVERY, FormLimits, read_form
 from tests.artifacts import build_wheel

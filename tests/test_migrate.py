@@ -23,7 +23,8 @@ import pytest
 from proxy.backends import Backends, open_backends
 from proxy.backends.postgres.schema import MIGRATIONS
 from proxy.backends.records import AuditEntry, DeletedFile, PrivateFile, StoredPage
-from proxy.config import Config, build_config
+from proxy.config import Config
+from proxy.config_load import build_config
 from proxy.simple.model import DistFile, ProjectPage
 from proxy.simple.names import NormalizedName
 from tests.clients import RunResult, clean_env, run

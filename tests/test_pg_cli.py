@@ -14,7 +14,7 @@ import pytest
 from proxy.backends import open_backends
 from proxy.backends.postgres.schema import MIGRATIONS
 from proxy.backends.records import PrivateFile
-from proxy.config import build_config
+from proxy.config_load import build_config
 from proxy.simple.names import NormalizedName
 from tests.clients import RunResult, clean_env, run
 from tests.engines.postgres import Database, PostgresServer

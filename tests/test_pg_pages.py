@@ -17,7 +17,8 @@ from pytest_aiohttp import AiohttpClient
 
 from proxy.app import create_app
 from proxy.backends import open_backends
-from proxy.config import Config, build_config
+from proxy.config import Config
+from proxy.config_load import build_config
 from proxy.simple.names import NormalizedName
 from tests.artifacts import build_wheel
 from tests.conftest import Upstream

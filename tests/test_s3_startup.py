@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from proxy.backends import open_backends
-from proxy.config import build_config
+from proxy.config_load import build_config
 from proxy.errors import ConfigError
 from tests.clients import clean_env, run
 from tests.engines.seaweed import S3Bucket, SeaweedServer

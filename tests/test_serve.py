@@ -27,7 +27,7 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from proxy.app import create_app
-from proxy.config import build_config
+from proxy.config_load import build_config
 from proxy.connections import AcceptErrorLog, connection_cap, held_files_cap
 from proxy.keys import UPSTREAM_CHECK
 from tests.artifacts import build_wheel

@@ -7,7 +7,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from proxy.config import build_config
+from proxy.config_load import build_config
 from proxy.errors import UpstreamUnavailable
 from proxy.upstream import UpstreamClient
 from tests.artifacts import build_wheel

@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from proxy.app import create_app
-from proxy.config import build_config
+from proxy.config_load import build_config
 from proxy.warm.command import add_warm_parser, load_inputs, run_warm, simple_url_of
 from proxy.warm.core import WarmInputs, warm
 from proxy.warm.model import WarmReport

@@ -1,6 +1,6 @@
 """Blob storage interface: committed, immutable bytes keyed by their sha256 (content-addressed).
 
-A blob is written through a local Spool (proxy/backends/spools.py) and committed under the spool's computed sha256:
+A blob is written through a local Spool (proxy/backends/spool.py) and committed under the spool's computed sha256:
 a blob exists completely or not at all, and its bytes never change. Deleting a blob is the BlobReaper's job
 (proxy/reaper.py), which forgets its metadata row afterwards and so tells every process (the BLOBS change topic).
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 if TYPE_CHECKING:
-    from proxy.backends.spools import Spool
+    from proxy.backends.spool import Spool
 
 __all__ = ["BlobInfo", "BlobReader", "BlobStore", "ByteSource"]
 

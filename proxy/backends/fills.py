@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from proxy.backends.blobs import BlobReader, ByteSource
 
 if TYPE_CHECKING:
-    from proxy.backends.spools import Spool
+    from proxy.backends.spool import Spool
 
 __all__ = ["FillCoordinator", "FillOutcome", "ForeignFill", "Lead", "Resumable"]
 

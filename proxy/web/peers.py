@@ -15,7 +15,8 @@ import time
 from aiohttp import web
 
 from proxy.backends.fills import FillOutcome, ForeignFill
-from proxy.download import POLL_MIN, is_sha256
+from proxy.download import POLL_MIN
+from proxy.download_checks import is_sha256
 from proxy.errors import BadRequest, FileNotFound, Forbidden
 from proxy.keys import BACKENDS, PEER_SECRET
 from proxy.peer_token import check

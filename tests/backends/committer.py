@@ -14,8 +14,8 @@ import json
 import sys
 
 from proxy.backends import open_backends
-from proxy.backends.spools import Spool
-from proxy.config import build_config
+from proxy.backends.spool import Spool
+from proxy.config_load import build_config
 
 
 def pattern(size: int) -> bytes:

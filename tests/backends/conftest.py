@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from proxy.backends import Backends, open_backends
-from proxy.config import Config, build_config
+from proxy.config import Config
+from proxy.config_load import build_config
 from tests.engines.seaweed import S3Bucket
 
 Urls = dict[str, Any]  # {"database": URL, "storage": URL, and optionally other [storage] keys}

@@ -19,7 +19,7 @@ from proxy.backends.changes import ChangeFeed, Topic
 from proxy.backends.metadata import SchemaMismatch
 from proxy.backends.postgres.schema import MIGRATIONS
 from proxy.backends.urls import PostgresURL, parse_database_url
-from proxy.config import build_config
+from proxy.config_load import build_config
 from proxy.errors import BackendUnavailable
 from proxy.simple.names import NormalizedName
 from tests.backends.conftest import BackendsUnderTest

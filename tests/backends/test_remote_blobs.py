@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from proxy.backends import open_backends
-from proxy.backends.spools import Spool
+from proxy.backends.spool import Spool
 from proxy.errors import StorageUnavailable
 from proxy.reaper import BlobReaper
 from tests.backends.buckets import Bucket, bucket_of

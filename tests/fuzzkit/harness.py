@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from proxy.app import create_app
-from proxy.config import build_config
+from proxy.config_load import build_config
 from proxy.connections import Limits
 from proxy.keys import FILES
 from proxy.server import new_runner, new_site

@@ -20,7 +20,9 @@ from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
 from proxy.backends.blobs import BlobInfo
-from proxy.backends.spools import Spool, SpoolDir, pread_chunks, storage_full_errors
+from proxy.backends.spool import Spool
+from proxy.backends.spoolfiles import pread_chunks, storage_full_errors
+from proxy.backends.spools import SpoolDir
 
 __all__ = ["LocalBlobReader", "LocalBlobStore", "OpenedBlob"]
 

@@ -4,7 +4,7 @@ The fill of a blob has one spool name, `fill-<sha256>.partial`, shared by every 
 it: it locks a new spool first and then hard-links it to that name, which fails when the name exists, so a live
 leader's spool is never visible unlocked. Followers open the same file and watch it grow; its lock says whether the
 leader lives, and where its name went says how the fill ended (renamed to the blob path: committed; gone: failed).
-Every spool follows the spool directory's rule (proxy/backends/spools.py): locked until its name is gone.
+Every spool follows the spool directory's rule (proxy/backends/spoolfiles.py): locked until its name is gone.
 
 HostFills coordinates the same way for a blob store elsewhere (an object store): its commit copies the spool and
 then seals it (Spool.seal), so a follower learns that the fill was committed from the spool file it holds.
@@ -21,12 +21,10 @@ from pathlib import Path
 
 from proxy.backends.fills import FillOutcome
 from proxy.backends.local.blobs import LocalBlobReader, LocalBlobStore, OpenedBlob, open_blob
-from proxy.backends.spools import (
+from proxy.backends.spool import Spool, is_sealed
+from proxy.backends.spoolfiles import (
     SPOOL_SUFFIX,
-    Spool,
-    SpoolDir,
     create_locked,
-    is_sealed,
     open_existing,
     pread_chunks,
     remove_if_abandoned,
@@ -35,6 +33,7 @@ from proxy.backends.spools import (
     try_lock,
     unlock,
 )
+from proxy.backends.spools import SpoolDir
 
 __all__ = ["FILL_PREFIX", "ForeignSpool", "LocalFills", "LocalLead", "lead_sync", "open_fill"]
 

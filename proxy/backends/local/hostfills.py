@@ -19,14 +19,9 @@ from pathlib import Path
 
 from proxy.backends.blobs import BlobReader, BlobStore
 from proxy.backends.local.fills import CLAIM_ATTEMPTS, FILL_PREFIX, ForeignSpool, LocalLead, lead_sync, open_fill
-from proxy.backends.spools import (
-    SPOOL_SUFFIX,
-    Spool,
-    SpoolDir,
-    open_existing,
-    remove_if_abandoned,
-    storage_full_errors,
-)
+from proxy.backends.spool import Spool
+from proxy.backends.spoolfiles import SPOOL_SUFFIX, open_existing, remove_if_abandoned, storage_full_errors
+from proxy.backends.spools import SpoolDir
 
 __all__ = ["HostFills"]
 

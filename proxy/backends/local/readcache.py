@@ -26,7 +26,8 @@ from pathlib import Path
 
 from proxy.backends.blobs import BlobInfo, BlobReader, BlobStore
 from proxy.backends.local.blobs import SMALL_BLOB, LocalBlobStore
-from proxy.backends.spools import Spool, SpoolDir
+from proxy.backends.spool import Spool
+from proxy.backends.spools import SpoolDir
 
 __all__ = ["ReadCache"]
 

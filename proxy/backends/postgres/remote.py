@@ -28,7 +28,7 @@ import aiohttp
 from proxy.backends.blobs import BlobStore
 from proxy.backends.fills import FillOutcome, Lead
 from proxy.backends.postgres.leases import FillLeases, Leader, Lease
-from proxy.backends.spools import Spool, SpoolReader
+from proxy.backends.spool import Spool, SpoolReader
 from proxy.peer_token import authorization
 
 __all__ = ["PEER_PATH", "ClusterLead", "Peer", "RemoteFill"]

@@ -30,7 +30,8 @@ from proxy.backends.blobs import BlobInfo
 from proxy.backends.s3.client import S3Options, code_of, is_missing, storage_errors
 from proxy.backends.s3.reader import MemoryBlob, S3BlobReader
 from proxy.backends.s3.upload import abort_stale_uploads, upload_spool
-from proxy.backends.spools import Spool, SpoolDir
+from proxy.backends.spool import Spool
+from proxy.backends.spools import SpoolDir
 from proxy.errors import ConfigError, StorageUnavailable
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from proxy.backends.s3.client import code_of, storage_errors
-from proxy.backends.spools import Spool
+from proxy.backends.spool import Spool
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client

@@ -17,15 +17,15 @@ from collections.abc import AsyncIterator, Callable
 from proxy.backends.blobs import BlobInfo
 from proxy.backends.fills import FillOutcome, ForeignFill, Lead, Resumable
 from proxy.backends.spool import Spool
-from proxy.download_checks import Guard, Limits, check_sha256, expected_length, is_sha256
+from proxy.download_checks import Guard, Limits, check_sha256, expected_length
 from proxy.errors import IntegrityError, UpstreamUnavailable
 from proxy.fill import Fill, FillState
 from proxy.simple.model import DistFile
 from proxy.upstream import UpstreamClient
 
 # Limits and is_sha256 stay importable from here for proxy/filecache.py.
-__all__ = ["CHUNK", "POLL_MAX", "POLL_MIN", "SMALL_FILE", "WRITE_BEHIND", "Limits", "WriteBehind", "download",
-           "follow", "is_sha256", "resume", "verify"]
+__all__ = ["CHUNK", "POLL_MAX", "POLL_MIN", "SMALL_FILE", "WRITE_BEHIND", "WriteBehind", "download", "follow", "resume",
+           "verify"]
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,11 @@ from types import TracebackType
 from proxy.backends.blobs import BlobInfo, BlobReader, BlobStore, ByteSource
 from proxy.backends.fills import FillCoordinator, ForeignFill, Lead
 from proxy.backends.metadata import BlobIndex
-from proxy.backends.spools import Spool, SpoolDir
+from proxy.backends.spool import Spool
+from proxy.backends.spools import SpoolDir
 from proxy.config import UpstreamConfig
-from proxy.download import Limits, download, follow, is_sha256, resume
+from proxy.download import download, follow, resume
+from proxy.download_checks import Limits, is_sha256
 from proxy.errors import ProxyError, UpstreamUnavailable
 from proxy.fill import Fill, FillState, Following
 from proxy.janitor import CacheJanitor

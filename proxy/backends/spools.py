@@ -17,8 +17,7 @@ from pathlib import Path
 from proxy.backends.spool import Spool
 from proxy.backends.spoolfiles import create_locked, remove_if_abandoned, storage_full_errors
 
-# Spool stays importable from here for proxy/filecache.py, which imports it with SpoolDir.
-__all__ = ["Spool", "SpoolDir"]
+__all__ = ["SpoolDir"]
 
 log = logging.getLogger(__name__)
 

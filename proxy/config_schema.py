@@ -81,17 +81,25 @@ def _as_storage_url(key: str, value: object) -> str:
     return text
 
 
-def _as_endpoint_url(key: str, value: object) -> str:
-    """An S3 endpoint (http or https, host, optional port); credentials in it are refused without echoing it."""
-    text = _as_str(key, value)
+def _server_url(text: str) -> tuple[URL | None, bool]:
+    """(the URL, whether it is a plain http(s) server URL: a host, no query or fragment); (None, False) when
+    `text` is not a URL at all. Credentials are the caller's to judge."""
     try:
         url = URL(text)
     except ValueError:
-        url = None
+        return None, False
+    plain = url.scheme in {"http", "https"} and bool(url.host) and not url.query_string and not url.fragment
+    return url, plain
+
+
+def _as_endpoint_url(key: str, value: object) -> str:
+    """An S3 endpoint (http or https, host, optional port); credentials in it are refused without echoing it."""
+    text = _as_str(key, value)
+    url, plain = _server_url(text)
     if url is not None and (url.user or url.password):
         raise ConfigError(f"{key}: credentials do not belong in the URL (use AWS_ACCESS_KEY_ID and "
                           "AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or a profile)")
-    if url is None or url.scheme not in {"http", "https"} or not url.host or url.query_string or url.fragment:
+    if not plain:
         raise ConfigError(f"{key}: must be the http(s) URL of an S3 endpoint such as https://s3.example.com:9000, "
                           f"not {text!r}")
     return text
@@ -100,12 +108,8 @@ def _as_endpoint_url(key: str, value: object) -> str:
 def _as_advertise_url(key: str, value: object) -> str:
     """The URL other replicas reach this one at: http(s), a host, no credentials, query or fragment."""
     text = _as_str(key, value)
-    try:
-        url = URL(text)
-    except ValueError:
-        url = None
-    if url is None or url.scheme not in {"http", "https"} or not url.host or url.user or url.password \
-            or url.query_string or url.fragment:
+    url, plain = _server_url(text)
+    if url is None or not plain or url.user or url.password:
         raise ConfigError(f"{key}: must be the http(s) URL other replicas reach this one at, such as "
                           f"http://10.0.0.5:8080, not {text!r}")
     return text

@@ -122,12 +122,12 @@ def test_round_trip_keeps_each_file_in_its_index(tmp_path: Path, capsys: pytest.
     assert asyncio.run(index_state(tmp_path / "b")) == expected
 
 
-async def import_log(data_dir: Path) -> list[tuple[str, str, str, str | None, str | None, dict[str, Any]]]:
-    """The audit log as `shadowpi log` and the API read it: (actor, via, action, index, project, detail), oldest
-    first."""
+async def import_log(data_dir: Path) -> list[tuple[str, str, str, str | None, str | None, str | None, dict[str, Any]]]:
+    """The audit log as `shadowpi log` and the API read it: (actor, via, action, index, project, target, detail),
+    oldest first."""
     async with data_dir_meta(data_dir) as db:
         entries = await db.audit_entries()
-    return [(e.actor, e.via, e.action, e.index, e.project, json.loads(e.detail) if e.detail else {})
+    return [(e.actor, e.via, e.action, e.index, e.project, e.target, json.loads(e.detail) if e.detail else {})
             for e in reversed(entries)]
 
 
@@ -142,8 +142,9 @@ async def change_source(data_dir: Path) -> None:
 
 def test_import_records_one_audit_entry_per_private_project_it_changes(tmp_path: Path):
     """Importing a bundle records, per index and private project it adds files to, one "import" entry by the
-    operator at the shell (as push does) naming the bundle file and the files; importing it again records nothing;
-    a later bundle's yank and deletion are recorded as updated and removed files."""
+    operator at the shell (as push does) naming the bundle file and the files, and one "owner-add" per owner or
+    maintainer it sets (as `shadowpi owner add` does); importing it again records nothing; a later bundle's yank and
+    deletion are recorded as updated and removed files."""
     asyncio.run(fill_teams(tmp_path / "a"))
     a = write_config(tmp_path, "a", tmp_path / "a", {"ml": ML_INDEX})
     b = write_config(tmp_path, "b", tmp_path / "b", {"ml": ML_INDEX})
@@ -152,9 +153,11 @@ def test_import_records_one_audit_entry_per_private_project_it_changes(tmp_path:
     assert cli(b, "import", str(first)) == 0
     who = operator()
     added = [
-        (who.user, "cli", "import", "ml", "ml-tool", {"bundle": "teams.tar", "files": [ML_TOOL.filename]}),
-        (who.user, "cli", "import", "ml", "root-lib", {"bundle": "teams.tar", "files": [ML_ROOT_LIB.filename]}),
-        (who.user, "cli", "import", ROOT, "root-lib", {"bundle": "teams.tar", "files": [ROOT_LIB.filename]}),
+        (who.user, "cli", "import", "ml", "ml-tool", None, {"bundle": "teams.tar", "files": [ML_TOOL.filename]}),
+        (who.user, "cli", "import", "ml", "root-lib", None, {"bundle": "teams.tar", "files": [ML_ROOT_LIB.filename]}),
+        (who.user, "cli", "import", ROOT, "root-lib", None, {"bundle": "teams.tar", "files": [ROOT_LIB.filename]}),
+        (who.user, "cli", "owner-add", "ml", "ml-tool", "alice", {"bundle": "teams.tar", "role": "owner"}),
+        (who.user, "cli", "owner-add", "ml", "ml-tool", "group:ml", {"bundle": "teams.tar", "role": "maintainer"}),
     ]
     assert asyncio.run(import_log(tmp_path / "b")) == added
     assert cli(b, "import", str(first)) == 0
@@ -163,10 +166,10 @@ def test_import_records_one_audit_entry_per_private_project_it_changes(tmp_path:
     assert cli(a, "export", str(second)) == 0
     assert cli(b, "import", str(second)) == 0
     assert asyncio.run(import_log(tmp_path / "b")) == [*added, (
-        who.user, "cli", "import", "ml", "root-lib", {"bundle": "teams-2.tar", "files": [],
-                                                      "removed": [ML_ROOT_LIB.filename]}), (
-        who.user, "cli", "import", ROOT, "root-lib", {"bundle": "teams-2.tar", "files": [],
-                                                      "updated": [ROOT_LIB.filename]}),
+        who.user, "cli", "import", "ml", "root-lib", None, {"bundle": "teams-2.tar", "files": [],
+                                                            "removed": [ML_ROOT_LIB.filename]}), (
+        who.user, "cli", "import", ROOT, "root-lib", None, {"bundle": "teams-2.tar", "files": [],
+                                                            "updated": [ROOT_LIB.filename]}),
     ]
 
 

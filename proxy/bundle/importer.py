@@ -1,6 +1,7 @@
 """`shadowpi import`: verify a whole bundle, check it fits this data dir, commit its blobs, then write every row
 in one transaction, with an audit-log entry per private project it changed in an index (like push's, one per
-project, naming the files). Idempotent: a second import of the same bundle changes and records nothing."""
+project, naming the files) and one per owner or maintainer it set (as `shadowpi owner add` records them).
+Idempotent: a second import of the same bundle changes and records nothing."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from proxy.access.model import Member
 from proxy.audit import Actor, audit_entry
 from proxy.backends.blobs import BlobStore
 from proxy.backends.metadata import MetadataStore, Transaction
@@ -166,6 +168,7 @@ async def _commit_one(store: BlobStore, spools: SpoolDir, source: Source, sha256
 
 
 Changes = dict[tuple[str, str], dict[str, list[str]]]  # (index, project) -> "files" (added), "updated", "removed"
+MembersSet = list[tuple[str, str, Member]]  # (index, project, member) the import added or changed the role of
 
 
 async def write_rows(db: MetadataStore, bundle: VerifiedBundle, *, who: Actor, name: str) -> ImportResult:
@@ -184,11 +187,14 @@ async def write_rows(db: MetadataStore, bundle: VerifiedBundle, *, who: Actor, n
                 counts["page"] += 1
             for url, sha256 in record.upstream_files.items():
                 await tx.remember_upstream_file(url, sha256)
-        await _write_private(tx, bundle, counts, changes)
+        members = await _write_private(tx, bundle, counts, changes)
         await _write_deletions(tx, bundle, counts, changes)
         for (index, project), files in sorted(changes.items()):
             detail = {"bundle": name, "files": [], **{key: sorted(names) for key, names in files.items()}}
             await tx.add_audit(audit_entry(who, "import", index, project, detail=detail))
+        for index, project, member in members:  # as `shadowpi owner add` records them, naming the bundle
+            detail = {"role": member.role, "bundle": name}
+            await tx.add_audit(audit_entry(who, "owner-add", index, project, member.principal, detail))
     return ImportResult(
         pages_changed=counts["page"],
         private_names_added=counts["names"],
@@ -200,18 +206,25 @@ async def write_rows(db: MetadataStore, bundle: VerifiedBundle, *, who: Actor, n
     )
 
 
-async def _write_private(tx: Transaction, bundle: VerifiedBundle, counts: dict[str, int], changes: Changes) -> None:
+async def _write_private(
+    tx: Transaction, bundle: VerifiedBundle, counts: dict[str, int], changes: Changes
+) -> MembersSet:
+    """The private names, members and files; returns the members it set (new, or with another role)."""
+    members: MembersSet = []
     for name, rows in bundle.private.items():
         project = bundle.projects.get(name, PrivateProject())
         for index in project.indexes:
             counts["names"] += await tx.add_private_project(name, index)  # private for good, files or not
         for index, member in project.members:  # the bundle's role wins, like its yank state
-            counts["members"] += await tx.add_member(index, name, member.principal, member.role)
+            if await tx.add_member(index, name, member.principal, member.role):
+                counts["members"] += 1
+                members.append((index, name, member))
         for row in rows:
             action = await _stage_private(tx, row, counts)
             if action != "skip":  # files already here as the bundle has them record nothing
                 key = "files" if action == "add" else "updated"
                 changes.setdefault((row.index, row.project), {}).setdefault(key, []).append(row.filename)
+    return members
 
 
 async def _write_deletions(tx: Transaction, bundle: VerifiedBundle, counts: dict[str, int], changes: Changes) -> None:

@@ -23,7 +23,6 @@ from proxy.fill import Fill, FillState
 from proxy.simple.model import DistFile
 from proxy.upstream import UpstreamClient
 
-# Limits and is_sha256 stay importable from here for proxy/filecache.py.
 __all__ = ["CHUNK", "POLL_MAX", "POLL_MIN", "SMALL_FILE", "WRITE_BEHIND", "WriteBehind", "download", "follow", "resume",
            "verify"]
 
@@ -55,14 +54,12 @@ class WriteBehind:
     def __init__(self, spool: Spool, fill: Fill) -> None:
         self._spool = spool
         self._fill = fill
-        self._end = spool.size  # where the next chunk goes
         self._queued: list[bytes] = []
         self._queued_bytes = 0
         self._task: asyncio.Task[None] | None = None
 
     async def put(self, chunk: bytes) -> None:
-        self._fill.arrived(self._end, chunk)
-        self._end += len(chunk)
+        self._fill.arrived(chunk)
         self._queued.append(chunk)
         self._queued_bytes += len(chunk)
         if self._task is not None and self._task.done():
@@ -83,7 +80,7 @@ class WriteBehind:
         while self._queued:
             batch, self._queued, self._queued_bytes = self._queued, [], 0
             await self._spool.write_all(batch)
-            self._fill.grew(self._spool.size)
+            self._fill.grew()
 
 
 def verify(dist: DistFile, spool: Spool, expected_length: int | None) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
 from typing import BinaryIO
@@ -72,8 +71,8 @@ class Fill:
         self._source: ByteSource | None = None
         self._followers = 0
         self._changed = asyncio.Event()
-        self._held: deque[bytes] = deque()  # arrived, maybe not on disk yet: bytes [_held_start, _held_end)
-        self._held_start = self._held_end = 0
+        self._held: list[bytes] = []  # the first bytes, arrived while the source had none (module docstring)
+        self._held_size = 0
 
     # --- transitions (the download's owner) ---
 
@@ -84,25 +83,20 @@ class Fill:
         self._source = source
         self.content_length = length
 
-    def arrived(self, offset: int, chunk: bytes) -> None:
-        """`chunk` arrived for `offset` (right after the previous arrival) and is on its way to the source. While
-        the source is empty, it is held for the followers to send from memory (see the module docstring)."""
+    def arrived(self, chunk: bytes) -> None:
+        """`chunk`, the next bytes of the file, arrived and is on its way to the source. While the source is empty,
+        it is held for the followers to send from memory (see the module docstring)."""
         assert self.state is FillState.STREAMING, self.state
-        if self.source.size:
-            self._held.clear()
-            return
-        if not self._held:
-            self._held_start = self._held_end = offset
-        assert offset == self._held_end, (offset, self._held_end)
-        self._held.append(chunk)
-        self._held_end += len(chunk)
-        self._notify()
+        if not self.source.size:
+            self._held.append(chunk)
+            self._held_size += len(chunk)
+            self._notify()
 
-    def grew(self, written: int | None = None) -> None:
-        """More bytes are in the source; `written`: every byte before it is (held ones before it are let go)."""
+    def grew(self) -> None:
+        """More bytes are in the source (the held ones are let go: followers send from the source from now on)."""
         assert self.state is FillState.STREAMING, self.state
-        while written is not None and self._held and self._held_start + len(self._held[0]) <= written:
-            self._held_start += len(self._held.popleft())
+        if self._held and self.source.size:
+            self._held, self._held_size = [], 0
         self._notify()
 
     def verified(self) -> None:
@@ -155,7 +149,7 @@ class Fill:
 
     def _close_if_idle(self) -> None:
         if self.ended:
-            self._held.clear()  # verified bytes are all in the source; failed ones are never sent
+            self._held, self._held_size = [], 0  # verified bytes are all in the source; failed ones are never sent
         if self.ended and self._followers == 0 and self._source is not None:
             self._source.close()
 
@@ -184,7 +178,7 @@ class Fill:
             if self.error is not None:
                 raise self.error
             sendable = self.state is not FillState.STREAMING
-            size = max(source.size, self._held_end) if self._held else source.size
+            size = max(source.size, self._held_size)
             # Never past the declared length, whatever the source holds (a leader in another process may not check).
             if self.content_length is not None:
                 size = min(size, self.content_length)
@@ -207,26 +201,24 @@ class Fill:
         if offset < on_disk:
             pieces.append((source, offset, on_disk - offset))
             offset = on_disk
-        if offset < limit and self._held and self._held_start <= offset:
+        if offset < limit and self._held:  # held bytes start at 0: the source had none when they arrived
             end = min(limit, offset + MEMORY_PIECE)
-            pieces.append((_Held(self._held_start, list(self._held)), offset, end - offset))
+            pieces.append((_Held(list(self._held)), offset, end - offset))
         return pieces
 
 
 class _Held:
-    """Bytes [start, start + len) of a fill held in memory, as a ByteSource (a snapshot: sent while its fill
-    goes on)."""
+    """The first bytes of a fill, held in memory, as a ByteSource (a snapshot: sent while its fill goes on)."""
 
-    def __init__(self, start: int, chunks: list[bytes]) -> None:
-        self._start = start
+    def __init__(self, chunks: list[bytes]) -> None:
         self._chunks = chunks
-        self.size = start + sum(map(len, chunks))
+        self.size = sum(map(len, chunks))
 
     def sendfile_source(self) -> BinaryIO | None:
         return None
 
     async def chunks(self, offset: int, length: int) -> AsyncGenerator[bytes, None]:
-        position = self._start
+        position = 0
         for chunk in self._chunks:
             end = position + len(chunk)
             if end > offset and length > 0:

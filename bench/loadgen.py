@@ -182,14 +182,18 @@ def together(count: int, task: Callable[[int], T]) -> list[T]:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def download_for(url: str, clients: int, seconds: float, expected_size: int) -> float:
-    """Aggregate bytes/second of `clients` threads downloading `url` back to back for about `seconds`."""
+def download_for(
+    url: str, clients: int, seconds: float, expected_size: int, fetch: Callable[[str], Response] | None = None
+) -> float:
+    """Aggregate bytes/second of `clients` threads downloading `url` back to back for about `seconds`, each
+    download with `fetch` (default: one GET)."""
     start = time.perf_counter()
+    fetch = fetch or get
 
     def loop(_index: int) -> int:
         received = 0
         while True:
-            response = get(url)
+            response = fetch(url)
             if response.status != 200 or response.size != expected_size:
                 raise RuntimeError(f"{url}: status {response.status}, {response.size} of {expected_size} bytes")
             received += response.size

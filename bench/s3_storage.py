@@ -42,7 +42,7 @@ if __package__ in (None, ""):  # run as a script: import `bench` and `tests` fro
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import corpus
-from bench.loadgen import JSON_ACCEPT, Response, get, together
+from bench.loadgen import JSON_ACCEPT, Response, download_for, get
 from bench.services import (
     REPO,
     Service,
@@ -73,23 +73,6 @@ def follow(url: str, *, hash_body: bool = False) -> Response:
     if response.status == 302:
         response = get(response.headers["location"], hash_body=hash_body)
     return response
-
-
-def download_for(url: str, clients: int, seconds: float, size: int) -> float:
-    """Bytes/second of `clients` threads downloading `url` (redirects followed) back to back for `seconds`."""
-    start = time.perf_counter()
-
-    def loop(_index: int) -> int:
-        received = 0
-        while True:
-            response = follow(url)
-            if response.status != 200 or response.size != size:
-                raise RuntimeError(f"{url}: status {response.status}, {response.size} of {size} bytes")
-            received += response.size
-            if time.perf_counter() - start >= seconds:
-                return received
-
-    return sum(together(clients, loop)) / (time.perf_counter() - start)
 
 
 def rss_growth(pids: Callable[[], list[int]], action: Callable[[], Response]) -> tuple[Response, float]:
@@ -189,8 +172,8 @@ class Bench:
             "cold_100.s": cold.total,
             "warm_100.s": warm.total,
             "warm_100.rss_growth_mib": growth,
-            "warm_1.gbps": download_for(url, 1, self.seconds, medium.size) / 1e9,
-            "warm_8.gbps": download_for(url, 8, self.seconds, medium.size) / 1e9,
+            "warm_1.gbps": download_for(url, 1, self.seconds, medium.size, follow) / 1e9,
+            "warm_8.gbps": download_for(url, 8, self.seconds, medium.size, follow) / 1e9,
         }
         huge = self.url(base, BIG)
         cold_big, growth = rss_growth(pids, lambda: get(huge))

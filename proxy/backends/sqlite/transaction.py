@@ -91,9 +91,7 @@ class WritePath:
                 if _disk_full(exc):
                     raise StorageFull() from exc
                 raise
-            self.usage_commits += tx.changes_usage
-            if tx.changed:
-                await self._feed.bump(*tx.changed)
+            await self._committed(tx)
             return result
 
     async def _commit(self, tx: SqliteTransaction) -> None:
@@ -104,6 +102,10 @@ class WritePath:
             if _disk_full(exc):
                 raise StorageFull() from exc
             raise
+        await self._committed(tx)
+
+    async def _committed(self, tx: SqliteTransaction) -> None:
+        """Account for a committed write: the usage count, and the change feed's topics it touched."""
         self.usage_commits += tx.changes_usage
         if tx.changed:
             await self._feed.bump(*tx.changed)

@@ -30,6 +30,14 @@ def raw(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None, timeout=0)
 
 
+def at_schema(conn: sqlite3.Connection, version: int) -> None:
+    """Build the schema as it was at `version` (the migrations up to it, as an old shadowpi left the file)."""
+    for script in MIGRATIONS[:version]:
+        for statement in statements(script):
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version}")
+
+
 async def test_a_new_database_needs_migrate_and_a_newer_one_is_refused(tmp_path: Path) -> None:
     """Opening without migrating is refused for an empty database (schema 0) and for one newer than this
     shadowpi, with a message saying which; migrating an empty one applies every migration."""
@@ -59,10 +67,7 @@ async def test_the_tokens_user_column_is_renamed_keeping_every_token(tmp_path: P
     """A database at schema 5 (tokens.user, a reserved word in PostgreSQL) migrates to user_name with its tokens."""
     path = tmp_path / "db.sqlite3"
     with contextlib.closing(raw(path)) as conn:
-        for script in MIGRATIONS[:5]:
-            for statement in statements(script):
-                conn.execute(statement)
-        conn.execute("PRAGMA user_version = 5")
+        at_schema(conn, 5)
         conn.execute("INSERT INTO tokens (user, token_hash, created_at) VALUES ('alice', ?, 1.0)", ("1" * 64,))
     async with opened(path) as meta:
         assert await meta.token_user("1" * 64) == "alice"
@@ -145,10 +150,7 @@ async def test_private_projects_belong_to_root_after_the_indexes_migration(tmp_p
     its first uploader owning each project, and its tokens unscoped."""
     path = tmp_path / "db.sqlite3"
     with contextlib.closing(raw(path)) as conn:
-        for script in MIGRATIONS[:7]:
-            for statement in statements(script):
-                conn.execute(statement)
-        conn.execute("PRAGMA user_version = 7")
+        at_schema(conn, 7)
         columns = "filename, project, version, sha256, size, upload_time, uploaded_by"
         conn.execute(f"INSERT INTO private_files ({columns}) VALUES ('acme-1.0.tar.gz', 'acme', '1.0', ?, 1,"  # noqa: S608
                      " '2025-01-01T00:00:00Z', 'alice')", ("a" * 64,))

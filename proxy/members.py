@@ -11,6 +11,7 @@ from packaging.version import InvalidVersion, Version
 from proxy.access.model import GROUP_PREFIX, Member, Role
 from proxy.audit import Actor, audit_entry
 from proxy.backends.metadata import MetadataStore
+from proxy.backends.records import AuditEntry
 from proxy.errors import BadRequest, FileExists, FileNotFound, InvalidUpload
 from proxy.simple.names import NormalizedName
 
@@ -27,12 +28,17 @@ def check_principal(principal: str, groups: frozenset[str]) -> str:
     return principal
 
 
+def owner_added(who: Actor, index: str, project: str, principal: str, role: Role, **detail: str) -> AuditEntry:
+    """The audit entry of an owner or maintainer set (added, or given another role); `detail`: more to say."""
+    return audit_entry(who, "owner-add", index, project, principal, {"role": role, **detail})
+
+
 async def add_member(db: MetadataStore, index: str, project: NormalizedName, principal: str, role: Role,
                      who: Actor) -> bool:
     async with db.transaction() as tx:
         changed = await tx.add_member(index, project, principal, role)
         if changed:
-            await tx.add_audit(audit_entry(who, "owner-add", index, project, principal, {"role": role}))
+            await tx.add_audit(owner_added(who, index, project, principal, role))
     return changed
 
 

@@ -21,6 +21,7 @@ from proxy.backends.spools import SpoolDir
 from proxy.bundle.manifest import BundleError, blob_path
 from proxy.bundle.reader import Source, VerifiedBundle, iter_chunks, open_source, verify
 from proxy.bundle.records import PrivateProject, page_blobs, private_blobs
+from proxy.members import owner_added
 from proxy.simple.policy import merge_versions
 
 
@@ -193,8 +194,7 @@ async def write_rows(db: MetadataStore, bundle: VerifiedBundle, *, who: Actor, n
             detail = {"bundle": name, "files": [], **{key: sorted(names) for key, names in files.items()}}
             await tx.add_audit(audit_entry(who, "import", index, project, detail=detail))
         for index, project, member in members:  # as `shadowpi owner add` records them, naming the bundle
-            detail = {"role": member.role, "bundle": name}
-            await tx.add_audit(audit_entry(who, "owner-add", index, project, member.principal, detail))
+            await tx.add_audit(owner_added(who, index, project, member.principal, member.role, bundle=name))
     return ImportResult(
         pages_changed=counts["page"],
         private_names_added=counts["names"],

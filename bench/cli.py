@@ -30,6 +30,7 @@ from bench.services import (
     nginx_workers,
     process_tree,
     render_nginx_conf,
+    start_floor,
     start_nginx,
     start_shadowpi,
 )
@@ -161,6 +162,11 @@ def one_run(run: int, settings: Settings, projects: dict[str, corpus.Project], w
             Target("nginx", f"http://127.0.0.1:{proxy_port}/simple/", f"http://127.0.0.1:{proxy_port}/slow/simple/",
                    lambda: nginx_workers(proxy.pid)),
         ]
+        if settings.workers == 1:  # the floor is one process: beside more workers it would measure nothing
+            floor_port = free_port()
+            floor = start_floor(supervisor, port=floor_port, upstream=upstream, log_path=run_dir / "floor.log")
+            url = f"http://127.0.0.1:{floor_port}/simple/"
+            targets.append(Target("aiohttp", url, url, lambda: process_tree(floor.pid)))
         if run % 2:
             targets.reverse()
         work = run_dir / "work"
@@ -171,8 +177,11 @@ def one_run(run: int, settings: Settings, projects: dict[str, corpus.Project], w
             if not settings.runs_scenario(title):
                 continue
             for target in targets:
+                if target.name == "aiohttp" and title not in scenarios.FLOOR_TITLES:
+                    continue
                 log(f"run {run + 1}/{settings.runs}: {title} via {target.name}")
-                results.add(target.name, scenario(ctx, target))
+                measured = scenario(ctx, target)
+                results.add(target.name, scenarios.floor_metrics(measured) if target.name == "aiohttp" else measured)
         results.upstream.append(_upstream_counts(ctx))
     finally:
         supervisor.close()

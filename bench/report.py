@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.corpus import Sizes
 
 SCHEMA = 1
-TARGETS = ("shadowpi", "nginx")
+TARGETS = ("shadowpi", "nginx", "aiohttp")  # aiohttp: the floor, bench/floor.py (a subset of scenarios)
 HIGHER, LOWER, EXACT = "higher", "lower", "exact"  # better direction; EXACT: a count that should not change
 
 
@@ -137,6 +137,8 @@ def to_json(results: Results, table: list[Metric], meta: dict[str, object]) -> d
                 entry[target] = summarize(results.values[target][metric.key])
         if "shadowpi" in entry or "nginx" in entry:
             entry["ratio"] = ratio(_median(entry.get("shadowpi")), _median(entry.get("nginx")))
+            if "aiohttp" in entry:
+                entry["floor_ratio"] = ratio(_median(entry.get("aiohttp")), _median(entry.get("nginx")))
             out[metric.key] = entry
     return {"schema": SCHEMA, **meta, "upstream_requests": results.upstream, "metrics": out}
 
@@ -179,20 +181,32 @@ ARROWS = {HIGHER: "^", LOWER: "v", EXACT: "="}
 
 def table(doc: dict[str, object]) -> str:
     """scenario | shadowpi median (min-max) | nginx median (min-max) | ratio shadowpi/nginx."""
+    entries = _metric_entries(doc)
+    floor = any("aiohttp" in entry for entry in entries)
     rows = []
-    for entry in _metric_entries(doc):
+    for entry in entries:
         digits = _digits(entry)
-        ratio_value = entry.get("ratio")
-        rows.append([
+        row = [
             f"{ARROWS.get(str(entry['better']), ' ')} {entry['label']}",
             _cell(entry.get("shadowpi"), digits),
             _cell(entry.get("nginx"), digits),
-            "-" if not isinstance(ratio_value, int | float) else f"{ratio_value:.2f}",
-        ])
+            _ratio_cell(entry.get("ratio")),
+        ]
+        if floor:
+            row += [_cell(entry.get("aiohttp"), digits), _ratio_cell(entry.get("floor_ratio"))]
+        rows.append(row)
     legend = ("^ higher is better, v lower is better, = a count (same is right). "
               "ratio = shadowpi / nginx: > 1 means shadowpi is higher.")
     header = ["scenario", "shadowpi median (min-max)", "nginx median (min-max)", "ratio"]
+    if floor:
+        header += ["aiohttp floor", "floor ratio"]
+        legend += ("\naiohttp floor: bench/floor.py, a bare aiohttp proxy (pages kept in a dict, files streamed, "
+                   "nothing checked); floor ratio = floor / nginx, the part of a gap no aiohttp handler can close.")
     return _render(header, rows) + "\n" + legend
+
+
+def _ratio_cell(value: object) -> str:
+    return "-" if not isinstance(value, int | float) else f"{value:.2f}"
 
 
 def _metric_entries(doc: dict[str, object]) -> list[dict[str, object]]:

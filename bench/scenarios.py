@@ -347,3 +347,17 @@ SCENARIOS: list[tuple[str, Scenario]] = [
     ("pip install", pip_install),
     ("uv pip install", uv_install),
 ]
+
+
+# Where the aiohttp floor (bench/floor.py) is measured too. It keeps pages but no files (every .metadata and wheel
+# is streamed from the upstream again) and has no single flight, so herds, warm downloads and the warm file costs
+# mean nothing there, nor does the count of upstream requests per cold page.
+FLOOR_TITLES = frozenset({
+    "warm 5-file page", "warm 5,000-file page", "cold pages", "cold download", "big cold download (RSS)",
+    "pip install", "uv pip install", "installs, 30 projects --no-deps", "request costs",
+})
+_NOT_ON_THE_FLOOR = ("cold_page.upstream", "cost.metadata_", "cost.wheel_")
+
+
+def floor_metrics(measured: Metrics) -> Metrics:
+    return {key: value for key, value in measured.items() if not key.startswith(_NOT_ON_THE_FLOOR)}

@@ -297,3 +297,12 @@ def start_shadowpi(supervisor: Supervisor, name: str, *, port: int, data_dir: Pa
     service = supervisor.start(name, argv, log_path, cwd=REPO, env=env)
     wait_ready(service, f"http://127.0.0.1:{port}/health")
     return service
+
+
+def start_floor(supervisor: Supervisor, *, port: int, upstream: str, log_path: Path) -> Service:
+    """bench/floor.py: a bare aiohttp proxy, shadowpi's stack without shadowpi's work (the aiohttp floor)."""
+    argv = [sys.executable, str(BENCH_DIR / "floor.py"), "--port", str(port), "--upstream", upstream]
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    service = supervisor.start("aiohttp floor", argv, log_path, cwd=REPO, env=env)
+    wait_ready(service, f"http://127.0.0.1:{port}/health")
+    return service

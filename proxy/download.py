@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from proxy.backends.blobs import BlobInfo
-from proxy.backends.fills import FillOutcome, ForeignFill, Lead, Resumable
+from proxy.backends.fills import FillOutcome, ForeignFill, Lead, is_resumable
 from proxy.backends.spool import Spool
 from proxy.download_checks import Guard, Limits, check_sha256, expected_length
 from proxy.errors import IntegrityError, UpstreamUnavailable
@@ -38,8 +38,10 @@ POLL_MIN, POLL_MAX = 0.005, 0.05
 WRITE_BEHIND = 2 * 1024 * 1024
 # A file of at most this many declared bytes usually arrives whole in its first chunk. Then, for a spool whose commit
 # writes staged bytes (the local blob store's move_to), it is hashed on the event loop and written, fsynced and
-# renamed into place in ONE trip to a worker thread, instead of one trip to write and one to commit; its followers
-# get it once committed (there was nothing to stream meanwhile). One that trickles in is streamed as any other.
+# renamed into place in ONE trip to a worker thread, instead of one trip to write and one to commit. Its followers
+# are sent the verified bytes from memory at once, in one write with the headers: they waited for that commit's
+# fsync before, and a sendfile costs the loop more than a write of a few KiB (cold small file: CPU and latency
+# measured in the closing note of issue 11). One that trickles in is streamed as any other.
 SMALL_FILE = 64 * 1024
 
 
@@ -109,8 +111,8 @@ async def download(
 ) -> None:
     """Stream the fill's file from upstream into `spool`, publishing it to followers as it grows; returns verified.
 
-    A small file that arrived whole in its first chunk, for a spool that `writes_on_move`, returns verified but
-    still STREAMING, its bytes staged: the caller's commit writes them, then the fill is VERIFIED (see SMALL_FILE).
+    A small file that arrived whole in its first chunk, for a spool that `writes_on_move`, returns VERIFIED with its
+    bytes in memory (followers send them from there) and staged in the spool: the caller's commit writes them.
 
     Raises ProxyError (IntegrityError, UpstreamUnavailable, UpstreamTimeout, StorageFull) when a check fails.
     """
@@ -128,7 +130,8 @@ async def download(
                 await _expect_end(chunks, guard)
                 spool.stage(head)
                 verify(dist, spool, length)
-                return  # the commit writes the bytes, then the fill may release them (see SMALL_FILE)
+                fill.verified_in_memory(head)  # sent from memory at once; the commit writes them (see SMALL_FILE)
+                return
         writer = WriteBehind(spool, fill)
         try:
             for chunk in head:
@@ -211,7 +214,7 @@ async def follow(fill: Fill, foreign: ForeignFill) -> Lead | None:
                 if outcome is FillOutcome.FAILED:
                     raise UpstreamUnavailable(f"another worker's download of {dist.filename} failed")
                 if outcome is FillOutcome.ABANDONED:
-                    lead = foreign.take_over() if isinstance(foreign, Resumable) else None
+                    lead = foreign.take_over() if is_resumable(foreign) else None
                     if lead is not None:
                         return lead
                     raise UpstreamUnavailable(f"the worker downloading {dist.filename} died")

@@ -19,16 +19,17 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import cast
 
 from proxy.backends.blobs import BlobInfo, BlobReader, BlobStore, ByteSource
-from proxy.backends.fills import FillCoordinator, ForeignFill, Lead
+from proxy.backends.fills import FillCoordinator, ForeignFill, Lead, is_foreign, is_lead
 from proxy.backends.metadata import BlobIndex
 from proxy.backends.spool import Spool
 from proxy.backends.spools import SpoolDir
 from proxy.config import UpstreamConfig
 from proxy.download import download, follow, resume
 from proxy.download_checks import Limits, is_sha256
-from proxy.errors import ProxyError, UpstreamUnavailable
+from proxy.errors import ProxyError, StorageFull, UpstreamUnavailable
 from proxy.fill import Fill, FillState, Following
 from proxy.janitor import CacheJanitor
 from proxy.simple.model import DistFile
@@ -162,9 +163,9 @@ class FileCache:
             # Gone before the claim's outcome is: a request looking again finds the fill, the held blob, or nothing
             # (then it claims), never a finished claim to wait for (awaiting that would not yield to the loop).
             del self._claims[key]
-        if isinstance(found, Lead | ForeignFill):
+        if is_lead(found) or is_foreign(found):
             return self._start(key, Fill(dist), found).follow()
-        return await self._hit(found)
+        return await self._hit(cast("BlobReader", found))  # claim() returns one of the three
 
     def _start(self, key: str, fill: Fill, claimed: Lead | ForeignFill | None) -> Fill:
         self._fills[key] = fill
@@ -207,12 +208,12 @@ class FileCache:
     async def _run(self, key: str, fill: Fill, claimed: Lead | ForeignFill | None) -> None:
         error: ProxyError | None = None
         try:
-            if isinstance(claimed, ForeignFill):
+            if is_foreign(claimed):
                 lead = await follow(fill, claimed)
                 if lead is not None:  # its leader died; this process leads now, from the bytes it has
                     await self._lead(fill, lead, resuming=True)
             else:
-                await self._lead(fill, claimed)
+                await self._lead(fill, cast("Lead | None", claimed))
         except ProxyError as exc:
             error = exc
             log.warning("download of %s failed: %s", fill.dist.filename, exc)
@@ -244,6 +245,12 @@ class FileCache:
                 await self._record(fill.dist, blob.sha256, blob.size)
             except OSError as exc:  # clients have their bytes; only the cache copy is lost
                 log.error("could not store %s in the cache: %s", fill.dist.filename, exc)
+                fill.not_stored()
+                return
+            except StorageFull as exc:
+                if fill.state is not FillState.VERIFIED:  # its bytes were never all written: nobody has them
+                    raise
+                log.warning("could not store %s in the cache: %s", fill.dist.filename, exc)  # as at /ready
                 fill.not_stored()
                 return
             fill.committed(blob)

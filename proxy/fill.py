@@ -103,6 +103,13 @@ class Fill:
         """Every byte is in and matched the index's size and hashes."""
         self._move(FillState.VERIFIED)
 
+    def verified_in_memory(self, chunks: list[bytes]) -> None:
+        """Every byte is in `chunks`, verified, and not in the source yet (a small file whose commit writes it):
+        followers send them from memory, also if the commit then fails (NOT_STORED)."""
+        assert not self.source.size, "the source has bytes already"
+        self._held, self._held_size = list(chunks), sum(map(len, chunks))
+        self.verified()
+
     def committed(self, blob: BlobInfo) -> None:
         """The verified bytes are in the blob store as `blob`."""
         self.blob = blob
@@ -148,7 +155,7 @@ class Fill:
         self._close_if_idle()
 
     def _close_if_idle(self) -> None:
-        if self.ended:
+        if self.ended and (self.error is not None or self.source.size >= self._held_size):
             self._held, self._held_size = [], 0  # verified bytes are all in the source; failed ones are never sent
         if self.ended and self._followers == 0 and self._source is not None:
             self._source.close()

@@ -572,6 +572,39 @@ async def test_concurrent_misses_of_a_small_file_get_it_whole_once_committed(
     assert spools(make_proxy.data_dir) == []
 
 
+async def test_a_verified_small_file_reaches_clients_before_its_commit(
+    make_proxy: ProxyFactory, upstream: Upstream, small: Artifact
+):
+    """A small file is verified in memory and sent from there at once: with the only worker thread stuck (a
+    stalled disk, so the commit's write and fsync cannot run), clients still get the whole file; the commit follows
+    once the disk is back."""
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=1))  # the thread the commit needs
+    upstream.fake.add(small)
+    proxy = await make_proxy()
+    await _listed(proxy, "smallpkg")
+    upstream.fake.gate = asyncio.Event()  # the file request waits until the disk is stuck (the claim is done)
+    answers = [asyncio.create_task(proxy.get(file_url(small))) for _ in range(2)]
+    await asyncio.wait_for(upstream.fake.wait_for_request(upstream_path(small)), timeout=10)
+    disk_back = threading.Event()
+    stuck = loop.run_in_executor(None, disk_back.wait)
+    upstream.fake.gate.set()
+    try:
+        for answer in answers:
+            resp = await asyncio.wait_for(answer, timeout=10)
+            assert resp.status == 200
+            assert await asyncio.wait_for(resp.read(), timeout=10) == small.data
+        assert not stuck.done()
+        assert blobs(make_proxy.data_dir) == []  # not committed yet
+    finally:
+        disk_back.set()
+        await stuck
+    await settled(proxy)
+    assert [p.name for p in blobs(make_proxy.data_dir)] == [small.sha256]
+    assert spools(make_proxy.data_dir) == []
+    assert upstream.fake.hits[upstream_path(small)] == 1
+
+
 async def test_a_small_file_with_a_lying_hash_is_never_completed_or_cached(
     make_proxy: ProxyFactory, upstream: Upstream, small: Artifact
 ):

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 import aiohttp
 
 from proxy.backends.blobs import BlobReader, BlobStore
-from proxy.backends.fills import FillCoordinator, ForeignFill, Lead
+from proxy.backends.fills import FillCoordinator, ForeignFill, Lead, is_lead
 from proxy.backends.metadata import MetadataStore
 from proxy.backends.postgres.database import PgMetadata
 from proxy.backends.postgres.leases import FillLeases
@@ -60,7 +60,7 @@ class ClusterFills:
 
     async def claim(self, sha256: str, algorithms: Iterable[str] = ()) -> BlobReader | Lead | ForeignFill:
         found = await self._host.claim(sha256, algorithms)
-        if not isinstance(found, Lead):  # committed, or another process on this host leads or follows
+        if not is_lead(found):  # committed, or another process on this host leads or follows
             return found
         try:
             lease = await self._leases.lead(sha256, self._url)

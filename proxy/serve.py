@@ -16,6 +16,7 @@ from proxy.config_env import prepare_data_dir
 from proxy.connections import Limits, connection_cap, held_files_cap, raise_open_file_limit
 from proxy.errors import ConfigError
 from proxy.logs import setup_logging
+from proxy.memory import limit_malloc_arenas
 from proxy.server import ListenError, StopFlag, log_serving, run_server
 
 log = logging.getLogger("shadowpi")
@@ -23,6 +24,7 @@ log = logging.getLogger("shadowpi")
 
 def serve(config: Config) -> int:
     """The `serve` command. Raises ConfigError (exit 2) before anything starts."""
+    limit_malloc_arenas()  # before any thread (forked workers inherit it)
     stop = StopFlag().install()
     setup_logging(config.logging.level, config.logging.format)
     validate(config)

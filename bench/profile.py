@@ -1,5 +1,5 @@
 """Profile shadowpi under one benchmark workload with py-spy:
-`.venv/bin/python bench/profile.py warm-page|warm-file|many-page|cold-pages|cold-download [--seconds S]
+`.venv/bin/python bench/profile.py warm-page|warm-file|warm-metadata|many-page|cold-pages|cold-download [--seconds S]
 [--out FILE]`.
 
 Starts the benchmark's upstream nginx and one shadowpi (fresh data dir), primes the workload, then records the
@@ -36,7 +36,7 @@ def main() -> int:
     )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workload", choices=["warm-page", "warm-file", "many-page", "cold-pages", "cold-download"])
+    parser.add_argument("workload", choices=["warm-page", "warm-file", "warm-metadata", "many-page", "cold-pages", "cold-download"])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "profile.txt")
     parser.add_argument("--top", type=int, default=30)
@@ -84,9 +84,10 @@ def _run(workload: str, seconds: float, base: str, projects: list[str], wrk: str
         get(url, PIP_HEADERS)
         get(url, PIP_HEADERS)
         run_wrk(wrk, url, headers=PIP_HEADERS, seconds=seconds, connections=32, threads=2)
-    elif workload == "warm-file":  # a cached wheel, again and again (the hit path)
+    elif workload in ("warm-file", "warm-metadata"):  # a cached wheel or its .metadata, again and again (hits)
         page = get(base + "small/", JSON_ACCEPT, keep_body=True)
         url = urljoin(base + "small/", json.loads(page.body)["files"][0]["url"])
+        url += ".metadata" if workload == "warm-metadata" else ""
         get(url)
         get(url)
         run_wrk(wrk, url, headers=PIP_HEADERS, seconds=seconds, connections=32, threads=2)

@@ -50,7 +50,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     with await request.app[FILES].open(dist) as found:
         if isinstance(found, Cached):
             return await _send_cached(request, dist, found.reader, "hit")
-        request.app[METRICS].file_requests.labels("miss").inc()
+        request.app[METRICS].file_request("miss")
         if "Range" in request.headers:
             return await _range_after_fill(request, dist, found)
         return await _stream_fill(request, dist, found)
@@ -124,9 +124,9 @@ async def _send_cached(request: web.Request, dist: DistFile, reader: BlobReader,
     if outcome == "hit":
         outcome = "private" if dist.origin is Origin.PRIVATE else "hit"
         metrics = request.app[METRICS]
-        metrics.file_requests.labels(outcome).inc()
+        metrics.file_request(outcome)
         if request.method == "GET" and "Range" not in request.headers:
-            metrics.bytes_served.labels("cache").inc(reader.size)
+            metrics.bytes_sent("cache", reader.size)
     with request.app[JANITOR].serving(reader.sha256):  # no replica evicts it while it is being sent
         return await send_blob(request, reader, _file_headers(request, dist, outcome))
 
@@ -134,7 +134,7 @@ async def _send_cached(request: web.Request, dist: DistFile, reader: BlobReader,
 def _redirect(request: web.Request, location: str) -> web.StreamResponse:
     """302 to the object store: it carries the bytes. Never cached by anyone (the URL expires; behind read
     authentication it is the capability to read the file)."""
-    request.app[METRICS].file_requests.labels("redirect").inc()
+    request.app[METRICS].file_request("redirect")
     headers = {"Location": location, "Cache-Control": "private, no-store", "X-Shadowpi-Cache": "redirect"}
     return web.Response(status=302, headers=headers)
 
@@ -169,14 +169,14 @@ async def _stream_fill(request: web.Request, dist: DistFile, following: Followin
         response.content_length = fill.content_length
     await response.prepare(request)
     sendfile = fill.content_length is not None  # else chunked: aiohttp frames (and counts) the bytes itself
-    streamed = request.app[METRICS].bytes_served.labels("upstream")
+    metrics = request.app[METRICS]
 
     async def send(source: ByteSource, offset: int, count: int) -> None:
         await send_range(request, response, source, offset, count, sendfile=sendfile)
 
     try:
         async for sent in request.app[FILES].send(following, send):
-            streamed.inc(sent)
+            metrics.bytes_sent("upstream", sent)
     except ProxyError as exc:
         # Headers are gone: the only honest signal left is to cut the connection before the body completes.
         log.warning("aborting download of %s: %s", dist.filename, exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -125,38 +126,48 @@ async def test_client_receives_bytes_before_upstream_finishes(
     assert upstream.fake.hits[upstream_path(big)] == 1
 
 
+@contextlib.asynccontextmanager
+async def _two_clients_while_the_disk_is_stuck(
+    proxy: TestClient, upstream: Upstream, artifact: Artifact
+) -> AsyncIterator[tuple[list[aiohttp.ClientResponse], asyncio.Future[bool]]]:
+    """Two clients ask for an uncached `artifact`; once upstream has the request (the claim is done), the only worker
+    thread is held (a stalled disk: the loop's executor must have one thread) and upstream answers. Yields both
+    responses (status 200) and the hold, still holding; the disk comes back on the way out."""
+    upstream.fake.gate = asyncio.Event()
+    answers = [asyncio.create_task(proxy.get(file_url(artifact))) for _ in range(2)]
+    await asyncio.wait_for(upstream.fake.wait_for_request(upstream_path(artifact)), timeout=10)
+    disk_back = threading.Event()
+    stuck = asyncio.get_running_loop().run_in_executor(None, disk_back.wait)
+    upstream.fake.gate.set()
+    try:
+        responses = [await asyncio.wait_for(answer, timeout=10) for answer in answers]
+        assert [resp.status for resp in responses] == [200, 200]
+        yield responses, stuck
+    finally:
+        disk_back.set()
+        await stuck
+
+
 async def test_first_bytes_reach_clients_before_they_are_on_disk(
     make_proxy: ProxyFactory, upstream: Upstream, big: Artifact
 ):
     """The first chunk from upstream is sent to the clients from memory, not after the first write to the spool: with
     the only worker thread stuck (a stalled disk), clients still get it (all but the held-back last byte); the rest
     follows once the disk is back, whole, from one upstream fetch."""
-    loop = asyncio.get_running_loop()
-    loop.set_default_executor(ThreadPoolExecutor(max_workers=1))  # the thread spool writes take turns on
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=1))  # spool writes take turns on it
     upstream.fake.add(big)
     upstream.fake.file_chunk_size = 256 * 1024
     proxy = await make_proxy()
     await _listed(proxy, "bigpkg")
-    upstream.fake.gate = asyncio.Event()  # the file request waits until the disk is stuck (the claim is done)
-    upstream.fake.file_stream_gate = asyncio.Event()  # then upstream sends one chunk and waits
-    answers = [asyncio.create_task(proxy.get(file_url(big))) for _ in range(2)]
-    await asyncio.wait_for(upstream.fake.wait_for_request(upstream_path(big)), timeout=10)
-    disk_back = threading.Event()
-    stuck = loop.run_in_executor(None, disk_back.wait)
-    upstream.fake.gate.set()
-    try:
-        for answer in answers:
-            resp = await asyncio.wait_for(answer, timeout=10)
-            assert resp.status == 200
+    upstream.fake.file_stream_gate = asyncio.Event()  # upstream sends one chunk and waits
+    async with _two_clients_while_the_disk_is_stuck(proxy, upstream, big) as (responses, stuck):
+        for resp in responses:
             head = await asyncio.wait_for(resp.content.readexactly(256 * 1024 - 1), timeout=10)
             assert head == big.data[: 256 * 1024 - 1]
         assert not stuck.done()  # nothing was written meanwhile
-    finally:
-        disk_back.set()
-        await stuck
     upstream.fake.file_stream_gate.set()
-    for answer in answers:
-        assert await answer.result().read() == big.data[256 * 1024 - 1 :]
+    for resp in responses:
+        assert await resp.read() == big.data[256 * 1024 - 1 :]
     await settled(proxy)
     assert upstream.fake.hits[upstream_path(big)] == 1
 
@@ -578,27 +589,15 @@ async def test_a_verified_small_file_reaches_clients_before_its_commit(
     """A small file is verified in memory and sent from there at once: with the only worker thread stuck (a
     stalled disk, so the commit's write and fsync cannot run), clients still get the whole file; the commit follows
     once the disk is back."""
-    loop = asyncio.get_running_loop()
-    loop.set_default_executor(ThreadPoolExecutor(max_workers=1))  # the thread the commit needs
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=1))  # the thread the commit needs
     upstream.fake.add(small)
     proxy = await make_proxy()
     await _listed(proxy, "smallpkg")
-    upstream.fake.gate = asyncio.Event()  # the file request waits until the disk is stuck (the claim is done)
-    answers = [asyncio.create_task(proxy.get(file_url(small))) for _ in range(2)]
-    await asyncio.wait_for(upstream.fake.wait_for_request(upstream_path(small)), timeout=10)
-    disk_back = threading.Event()
-    stuck = loop.run_in_executor(None, disk_back.wait)
-    upstream.fake.gate.set()
-    try:
-        for answer in answers:
-            resp = await asyncio.wait_for(answer, timeout=10)
-            assert resp.status == 200
+    async with _two_clients_while_the_disk_is_stuck(proxy, upstream, small) as (responses, stuck):
+        for resp in responses:
             assert await asyncio.wait_for(resp.read(), timeout=10) == small.data
         assert not stuck.done()
         assert blobs(make_proxy.data_dir) == []  # not committed yet
-    finally:
-        disk_back.set()
-        await stuck
     await settled(proxy)
     assert [p.name for p in blobs(make_proxy.data_dir)] == [small.sha256]
     assert spools(make_proxy.data_dir) == []

@@ -36,7 +36,8 @@ def main() -> int:
     )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workload", choices=["warm-page", "warm-file", "warm-metadata", "many-page", "cold-pages", "cold-download"])
+    parser.add_argument("workload", choices=["warm-page", "warm-file", "warm-metadata", "many-page", "cold-pages",
+                                             "cold-download"])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "profile.txt")
     parser.add_argument("--top", type=int, default=30)

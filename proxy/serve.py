@@ -13,7 +13,8 @@ from dataclasses import replace
 from proxy.auth import Htpasswd
 from proxy.config import Config
 from proxy.config_env import prepare_data_dir
-from proxy.connections import Limits, connection_cap, held_files_cap, raise_open_file_limit
+from proxy.connections import Limits
+from proxy.descriptors import connection_cap, held_files_cap, raise_open_file_limit
 from proxy.errors import ConfigError
 from proxy.logs import setup_logging
 from proxy.memory import limit_malloc_arenas

@@ -19,12 +19,8 @@ from aiohttp import web
 
 from proxy import __version__
 from proxy.config import Config, mask_url
-from proxy.connections import (
-    AcceptErrorLog,
-    ConnectionGuard,
-    GuardedSite,
-    Limits,
-)
+from proxy.connections import ConnectionGuard, GuardedSite, Limits
+from proxy.descriptors import AcceptErrorLog
 from proxy.logs import AccessLogger
 
 log = logging.getLogger("shadowpi")

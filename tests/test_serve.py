@@ -28,7 +28,7 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from proxy.app import create_app
 from proxy.config_load import build_config
-from proxy.connections import AcceptErrorLog, connection_cap, held_files_cap
+from proxy.descriptors import AcceptErrorLog, connection_cap, held_files_cap
 from proxy.keys import UPSTREAM_CHECK
 from tests.artifacts import build_wheel
 from tests.clients import clean_env
@@ -439,7 +439,7 @@ async def test_accept_failures_are_condensed(caplog: pytest.LogCaptureFixture):
                 reported.set()
 
     watch = Watch()
-    logging.getLogger("proxy.connections").addHandler(watch)
+    logging.getLogger("proxy.descriptors").addHandler(watch)
     try:
         emfile = OSError(errno.EMFILE, "Too many open files")
         with caplog.at_level(logging.DEBUG):
@@ -449,7 +449,7 @@ async def test_accept_failures_are_condensed(caplog: pytest.LogCaptureFixture):
             loop.call_exception_handler({"message": "something else", "exception": ValueError("x")})
     finally:
         loop.set_exception_handler(previous)
-        logging.getLogger("proxy.connections").removeHandler(watch)
+        logging.getLogger("proxy.descriptors").removeHandler(watch)
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("cannot accept connections: Too many open files; lower server.max_connections")
     assert lines[1].startswith("accept() failed 499 more time(s) in the last 0.2 s: Too many open files")

@@ -27,8 +27,9 @@ from typing import TypeVar
 
 from proxy.access.model import ROOT
 from proxy.backends import Backends, holds_local_install, local_locations, open_backends
-from proxy.backends.metadata import MetadataStore, Transaction
+from proxy.backends.metadata import MetadataStore
 from proxy.backends.records import AuditEntry, PrivateFile
+from proxy.backends.transaction import Transaction
 from proxy.bundle.importer import deletion_action, merge_page, private_action
 from proxy.bundle.manifest import BundleError
 from proxy.config import Config, DatabaseConfig, StorageConfig

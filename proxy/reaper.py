@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from proxy.backends.blobs import BlobStore
-from proxy.backends.metadata import MetadataStore, Transaction
+from proxy.backends.metadata import MetadataStore
+from proxy.backends.transaction import Transaction
 
 __all__ = ["BlobReaper"]
 

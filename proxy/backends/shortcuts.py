@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from proxy.access.model import ROOT, Role, TokenScope
 from proxy.backends.changes import ChangeFeed, Topic
-from proxy.backends.metadata import Transaction
 from proxy.backends.pagerows import PageRow, page_row
 from proxy.backends.records import AuditEntry, DeletedFile, PrivateFile, StoredPage, TokenRecord
+from proxy.backends.transaction import Transaction
 from proxy.errors import StorageFull
 from proxy.simple.names import NormalizedName
 

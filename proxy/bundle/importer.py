@@ -15,9 +15,10 @@ from pathlib import Path
 from proxy.access.model import Member
 from proxy.audit import Actor, audit_entry
 from proxy.backends.blobs import BlobStore
-from proxy.backends.metadata import MetadataStore, Transaction
+from proxy.backends.metadata import MetadataStore
 from proxy.backends.records import DeletedFile, PrivateFile, StoredPage
 from proxy.backends.spools import SpoolDir
+from proxy.backends.transaction import Transaction
 from proxy.bundle.manifest import BundleError, blob_path
 from proxy.bundle.reader import Source, VerifiedBundle, iter_chunks, open_source, verify
 from proxy.bundle.records import PrivateProject, page_blobs, private_blobs

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import cast
 
-from proxy.backends.blobs import BlobInfo, BlobReader, BlobStore, ByteSource
+from proxy.backends.blobs import BlobReader, BlobStore, ByteSource
 from proxy.backends.fills import FillCoordinator, ForeignFill, Lead, is_foreign, is_lead
 from proxy.backends.metadata import BlobIndex
-from proxy.backends.spool import Spool
 from proxy.backends.spools import SpoolDir
 from proxy.config import UpstreamConfig
 from proxy.download import download, follow, resume
@@ -240,37 +239,19 @@ class FileCache:
         fetch = resume if resuming else download
         try:
             await fetch(fill, spool, self._upstream, self._limits, self._clock)
+            # Verified by now (a small file's bytes in memory, staged in the spool for the commit to write): the
+            # clients have or get every byte, whatever the commit does; only the cache copy can be lost.
             try:
-                blob = await self._commit(fill, spool)
+                blob = await self._blobs.commit(spool)
                 await self._record(fill.dist, blob.sha256, blob.size)
-            except OSError as exc:  # clients have their bytes; only the cache copy is lost
-                log.error("could not store %s in the cache: %s", fill.dist.filename, exc)
-                fill.not_stored()
-                return
-            except StorageFull as exc:
-                if fill.state is not FillState.VERIFIED:  # its bytes were never all written: nobody has them
-                    raise
-                log.warning("could not store %s in the cache: %s", fill.dist.filename, exc)  # as at /ready
+            except (OSError, StorageFull) as exc:
+                level = logging.WARNING if isinstance(exc, StorageFull) else logging.ERROR  # /ready reports a full disk
+                log.log(level, "could not store %s in the cache: %s", fill.dist.filename, exc)
                 fill.not_stored()
                 return
             fill.committed(blob)
         finally:
             await asyncio.shield(lead.finish() if lead is not None else spool.dispose())
-
-    async def _commit(self, fill: Fill, spool: Spool) -> BlobInfo:
-        """Commit the verified spool; the fill is VERIFIED afterwards, also when the commit fails (then the cache
-        copy is lost, not the clients' bytes). A small file's verified bytes may still be staged (download.py's
-        SMALL_FILE): the commit writes them, or, when it fails before that, they are written here."""
-        try:
-            blob = await self._blobs.commit(spool)
-        except Exception:
-            if fill.state is FillState.STREAMING:
-                await spool.flush()  # raises when even that fails: then the fill fails
-                fill.verified()
-            raise
-        if fill.state is FillState.STREAMING:
-            fill.verified()
-        return blob
 
     async def _record(self, dist: DistFile, sha256: str, size: int) -> None:
         await self._db.record_blob(sha256, size, now=self._janitor.now())

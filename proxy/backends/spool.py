@@ -36,7 +36,7 @@ class Spool:
         self._path = path
         self._fd = fd
         self._hashers = hashers(algorithms)
-        self.size = 0  # every byte taken: written, or staged (hashed, in memory, written by move_to or flush)
+        self.size = 0  # every byte taken: written, or staged (hashed, in memory, written by move_to)
         self.written = 0  # bytes on disk: what readers see
         self.writes_on_move = writes_on_move
         self._staged: list[bytes] = []
@@ -75,17 +75,12 @@ class Spool:
 
     def stage(self, chunks: Sequence[bytes]) -> None:
         """Take the last chunks of a small file without writing them yet: hashed here on the event loop (64 KiB
-        costs ~40 µs, less than a trip to a thread), written by move_to (or flush) in the trip that commits them.
+        costs ~40 µs, less than a trip to a thread), written by move_to in the trip that commits them.
         Readers do not see them until then. Only for a spool that `writes_on_move`."""
         assert self.writes_on_move, "only a spool committed by move_to may hold bytes back"
         self._hash(chunks)
         self._staged.extend(chunk for chunk in chunks if chunk)
         self.size += sum(len(chunk) for chunk in chunks)
-
-    @property
-    def staged(self) -> bool:
-        """Whether bytes taken are not on disk yet (see stage())."""
-        return bool(self._staged)
 
     def _flush_sync(self) -> None:
         """Write the staged bytes (in a worker thread; the event loop touches nothing of this spool meanwhile)."""
@@ -93,12 +88,6 @@ class Spool:
             _pwrite_all(self._fd, self._staged, self.written)
             self._staged = []
             self.written = self.size
-
-    async def flush(self) -> None:
-        """Write the staged bytes now (a commit that failed: readers still need them). Raises StorageFull."""
-        if self._staged:
-            with storage_full_errors():
-                await asyncio.get_running_loop().run_in_executor(None, self._flush_sync)
 
     def digests(self) -> dict[str, str]:
         """Hex digests of everything written so far, per algorithm (always includes sha256)."""

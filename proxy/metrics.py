@@ -58,28 +58,23 @@ class HotCounts(Collector):
                 running += in_bucket
                 cumulative.append((bound, running))
             latency.add_metric([route], cumulative, counts[-1])
-        lookups = CounterMetricFamily("shadowpi_page_lookups", "Project page lookups by cache outcome",
-                                      labels=["outcome"])
-        for outcome, count in self.page_lookups.items():
-            lookups.add_metric([outcome], count)
-        yield from (requests, latency, lookups, *_counters(_FILE_COUNTERS, (self.file_requests, self.bytes_served)))
+        yield from (
+            requests,
+            latency,
+            _by_label("shadowpi_page_lookups", "Project page lookups by cache outcome", "outcome", self.page_lookups),
+            _by_label("shadowpi_file_requests", "File downloads by cache outcome (hit, miss, private, redirect)",
+                      "outcome", self.file_requests),
+            _by_label("shadowpi_file_bytes_served", "File bytes sent to clients, by where they came from", "source",
+                      self.bytes_served),
+        )
 
 
-# (name, help, label) of the per-file counters HotCounts keeps, in the order of its dicts.
-_FILE_COUNTERS = (
-    ("shadowpi_file_requests", "File downloads by cache outcome (hit, miss, private, redirect)", "outcome"),
-    ("shadowpi_file_bytes_served", "File bytes sent to clients, by where they came from", "source"),
-)
-
-
-def _counters(
-    described: tuple[tuple[str, str, str], ...], values: tuple[dict[str, int], ...]
-) -> Iterator[CounterMetricFamily]:
-    for (name, documentation, label), counts in zip(described, values, strict=True):
-        family = CounterMetricFamily(name, documentation, labels=[label])
-        for value, count in counts.items():
-            family.add_metric([value], count)
-        yield family
+def _by_label(name: str, documentation: str, label: str, counts: dict[str, int]) -> CounterMetricFamily:
+    """A counter with one label, from plain per-value counts."""
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, count in counts.items():
+        family.add_metric([value], count)
+    return family
 
 
 class Metrics:

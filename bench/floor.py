@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 
@@ -60,11 +61,11 @@ def _asked(request: web.Request) -> dict[str, str]:
             "Accept-Encoding": request.headers.get("Accept-Encoding", "identity")}
 
 
-def _passed_on(headers: object) -> dict[str, str]:
-    return {name: headers[name] for name in PASSED_ON if name in headers}  # type: ignore[index,operator]
+def _passed_on(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name: headers[name] for name in PASSED_ON if name in headers}
 
 
-async def _session(app: web.Application):  # type: ignore[no-untyped-def]
+async def _session(app: web.Application) -> AsyncIterator[None]:
     # No decompression: pages pass through as the upstream encoded them, as shadowpi's cache keeps them.
     async with ClientSession(connector=TCPConnector(limit=100), auto_decompress=False,
                              timeout=ClientTimeout(total=600)) as session:

@@ -40,8 +40,8 @@ WRITE_BEHIND = 2 * 1024 * 1024
 # writes staged bytes (the local blob store's move_to), it is hashed on the event loop and written, fsynced and
 # renamed into place in ONE trip to a worker thread, instead of one trip to write and one to commit. Its followers
 # are sent the verified bytes from memory at once, in one write with the headers: they waited for that commit's
-# fsync before, and a sendfile costs the loop more than a write of a few KiB (cold small file: CPU and latency
-# measured in the closing note of issue 11). One that trickles in is streamed as any other.
+# fsync before, and a sendfile costs the loop more than a write of a few KiB (cold small files one after another,
+# p50 4.6-5.1 ms before, 4.0-4.1 ms after). One that trickles in is streamed as any other.
 SMALL_FILE = 64 * 1024
 
 

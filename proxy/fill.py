@@ -13,7 +13,9 @@ Until the source has its first bytes, the bytes this process downloads are sent 
 (`arrived`): a client's first byte does not wait for the first write, a trip to a worker thread that took 0.5-5 ms
 while the event loop was busy reading upstream. After that, followers send from the source (sendfile): streaming
 every chunk from memory made a cold 1 GiB download 30% slower (bench/, "cold download", 5 runs each). The bytes held
-are the write-behind's first batch, which is in memory anyway.
+are the write-behind's first batch, which is in memory anyway. A small file that arrived whole is held the same
+way once verified (`verified_in_memory`), until its commit has written it: its clients never wait for that commit,
+and still get it when the commit fails.
 
 The byte source handed over by `started` belongs to the fill from then on: it is closed once the fill has ended and
 the last follower has let go (Following.close), so no follower ever reads from a closed file.

@@ -1,4 +1,4 @@
-"""The application factory: every service, its lifetime (cleanup contexts), routes and middleware on one screen."""
+"""The application factory: every service, its lifetime (cleanup contexts), routes and their edge on one screen."""
 
 from __future__ import annotations
 
@@ -52,8 +52,7 @@ from proxy.reaper import BlobReaper
 from proxy.rendered import RenderCache
 from proxy.upstream import USER_AGENT, UpstreamClient
 from proxy.upstream_check import UpstreamChecker
-from proxy.web import files, manage, ops, owners, peers, publish, simple
-from proxy.web.middleware import edge_middleware, read_auth_middleware
+from proxy.web import edge, files, manage, ops, owners, peers, publish, simple
 
 log = logging.getLogger(__name__)
 # Threads that parse and render big pages: their own, so seconds of page CPU never queue file I/O behind them.
@@ -68,10 +67,7 @@ def create_app(
     `clock` and `background=False` (no periodic cache sweeps) let tests control time and maintenance.
     `check_upstream` (what `serve` does) checks in the background that upstream.url is a simple index.
     """
-    middlewares = [edge_middleware]
-    if config.auth.read:  # every middleware costs every request something: only when reads need credentials
-        middlewares.append(read_auth_middleware)
-    app = web.Application(middlewares=middlewares)
+    app = web.Application()  # no middleware: proxy/web/edge.py wraps each route's handler instead
     app[CONFIG] = config
     app[ACCESS] = AccessRef(config.access())
     app[CLOCK] = clock
@@ -81,16 +77,17 @@ def create_app(
     app[UPSTREAM_STATUS] = {}
     # Entered in order, exited in reverse: caches close before the upstream session and the backends.
     app.cleanup_ctx.extend([_backends, _auth, _upstream, _caches])
-    app.add_routes(simple.routes)
-    app.add_routes(files.routes)
-    app.add_routes(publish.routes)
-    app.add_routes(owners.routes)  # before manage: .../projects/<project>/owners is not a file or version
-    app.add_routes(manage.routes)
-    app.add_routes(ops.routes)
-    app.add_routes(peers.routes)  # other replicas follow this one's downloads (authenticated by a shared secret)
+    edge.add_routes(app, simple.routes)
+    edge.add_routes(app, files.routes)
+    edge.add_routes(app, publish.routes)
+    edge.add_routes(app, owners.routes)  # before manage: .../projects/<project>/owners is not a file or version
+    edge.add_routes(app, manage.routes)
+    edge.add_routes(app, ops.routes)
+    edge.add_routes(app, peers.routes)  # other replicas follow this one's downloads (authenticated by a secret)
     if config.metrics.enabled:
-        app.add_routes(ops.metrics_routes)
+        edge.add_routes(app, ops.metrics_routes)
     ui.setup(app)  # the web interface: GET /, /search, /project/<name>/, ... (or a one-line GET / without it)
+    edge.add_unmatched(app)  # last: what no route above matches
     return app
 
 

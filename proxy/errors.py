@@ -1,4 +1,4 @@
-"""Error types of shadowpi. A leaf module: mapped to HTTP statuses in one place (proxy.web.middleware)."""
+"""Error types of shadowpi. A leaf module: mapped to HTTP statuses in one place (proxy.web.edge)."""
 
 from __future__ import annotations
 

@@ -88,6 +88,22 @@ async def test_metrics_move_with_requests(proxy: TestClient, dists: SampleDists)
     assert metric(text, "shadowpi_downloads_in_flight") == 0
 
 
+async def test_unrouted_requests_get_404_or_405_and_are_counted(proxy: TestClient):
+    """A path no route has is a 404, a method a route lacks a 405 naming the methods it has (as aiohttp's router
+    answers); both are counted under the route "unmatched", never under the raw path."""
+    missing = await proxy.get("/no/such/page")
+    assert missing.status == 404
+    wrong_method = await proxy.request("DELETE", "/health")
+    assert wrong_method.status == 405
+    assert set(wrong_method.headers["Allow"].split(",")) == {"GET", "HEAD"}
+    assert (await proxy.head("/health")).status == 200
+    text = await scrape(proxy)
+    assert metric(text, "shadowpi_http_requests_total", route="unmatched", method="GET", status="404") == 1
+    assert metric(text, "shadowpi_http_requests_total", route="unmatched", method="DELETE", status="405") == 1
+    assert metric(text, "shadowpi_http_requests_total", route="/health", method="HEAD", status="200") == 1
+    assert "/no/such/page" not in text
+
+
 async def test_metrics_token_and_disable(make_proxy: ProxyFactory, upstream: Upstream):
     """A metrics token makes /metrics answer 401 without the bearer token; enabled = false removes it."""
     protected = await make_proxy(metrics={"token": "s3cret"})

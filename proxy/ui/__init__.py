@@ -26,6 +26,7 @@ from proxy.ui.readme import ReadmeCache
 from proxy.ui.recent import RecentErrors
 from proxy.ui.session import KEY_NAME, Signer
 from proxy.ui.sources import MetadataSource
+from proxy.web import edge
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -36,7 +37,7 @@ _TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
 def setup(app: web.Application) -> None:
     """Add the web interface to `app` (after the services' cleanup contexts), or the one-line GET / without it."""
     if not app[CONFIG].ui.enabled:
-        app.router.add_get("/", pages.plain_root, name="root")
+        edge.add_routes(app, [web.get("/", pages.plain_root, name="root")])
         return
     filters: dict[str, Callable[..., str]] = {
         "size": formatting.size, "when": formatting.when, "short_hash": formatting.short_hash}
@@ -47,7 +48,7 @@ def setup(app: web.Application) -> None:
     env.globals["version"] = __version__
     app.cleanup_ctx.append(_services)
     for group in (pages.routes, account.routes, manage.routes, operations.routes):
-        app.add_routes(group)
+        edge.add_routes(app, group)
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:

@@ -17,7 +17,7 @@ from proxy.keys import CONFIG
 from proxy.ui.context import UI, UiServices, Viewer, identify, viewer_for
 from proxy.ui.indexes import check_read
 from proxy.ui.session import CSRF_COOKIE, CSRF_FIELD
-from proxy.web.middleware import reason_phrase, status_for
+from proxy.web.edge import reason_phrase, status_for
 
 log = logging.getLogger(__name__)
 UiHandler = Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]

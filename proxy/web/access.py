@@ -1,5 +1,5 @@
 """Permission checks of the HTTP handlers: which index a URL names, who asks, and the pure rule's decision
-(proxy/access/rules.py) turned into 401/403. Root's reads stay the read_auth_middleware's (unchanged)."""
+(proxy/access/rules.py) turned into 401/403. Root's reads are checked at the edge (proxy/web/edge.py)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def actor(request: web.Request, identity: Identity) -> Actor:
 async def readable_index(request: web.Request) -> IndexDef:
     """The URL's index, once the caller may read it (401 to ask for credentials, 403 for a user without read).
 
-    Root's reads are checked by read_auth_middleware as before indexes (no cost when anyone may read)."""
+    Root's reads are checked at the edge as before indexes (no cost when anyone may read)."""
     index = index_of(request)
     if index.name == ROOT or index.world_readable:
         return index

@@ -1,6 +1,6 @@
 """What must hold after every fuzz example, whatever the request was.
 
-1. No 5xx except the documented ones. proxy/web/middleware.py maps exactly these server-side faults to 5xx, each
+1. No 5xx except the documented ones. proxy/web/edge.py maps exactly these server-side faults to 5xx, each
    with the cause in the reason phrase: UpstreamUnavailable and IntegrityError -> 502, UpstreamTimeout -> 504;
    a full disk -> 507 (issue 10 item 19). /ready answers 503 when not ready: that is its contract. A 500 is never
    documented: ConfigError cannot arise from a request, and anything unmapped is a bug. A documented 5xx with

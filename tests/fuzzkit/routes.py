@@ -172,6 +172,15 @@ def _peer_drafts(method: bytes, _budget: Budget) -> st.SearchStrategy[Draft]:
     return st.builds(build, st.one_of(known, other), query(), tokens)
 
 
+def _unrouted_drafts(_method: bytes, _budget: Budget) -> st.SearchStrategy[Draft]:
+    """The catch-all (proxy/web/edge.py's "unmatched"): any method, on paths no route has."""
+    method = st.one_of(st.sampled_from(METHODS), st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=8)
+                       .map(str.encode))
+    prefix = st.sampled_from([b"/", b"/simple/", b"/files/", b"/api/projects/", b"/legacy/", b"/health/", b"//"])
+    path = st.tuples(prefix, st.lists(url_segment(), max_size=4)).map(lambda t: t[0] + b"/".join(t[1]))
+    return st.builds(lambda m, p: Draft(m, p, accept=None), method, path)
+
+
 def _reads(path: str, make: DraftStrategy) -> dict[tuple[str, str], DraftStrategy]:
     return {("GET", path): make, ("HEAD", path): make}
 
@@ -210,6 +219,7 @@ ROUTES: dict[tuple[str, str], DraftStrategy] = {
     **_named_uploads("/index/{index}/", "/index/{index}/legacy/", "/index/{index}/legacy"),
     **_reads("/_shadowpi/fills/{sha256}", _peer_drafts),
     **UI_ROUTES,  # the web interface (tests/fuzzkit/ui_routes.py)
+    ("*", "/{_unmatched}"): _unrouted_drafts,  # every path and method no route above has
 }
 
 
@@ -277,11 +287,7 @@ METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE", b"OPTIONS", b"
 
 
 def unrouted_requests() -> st.SearchStrategy[RawRequest]:
-    method = st.one_of(st.sampled_from(METHODS), st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=8)
-                       .map(str.encode))
-    prefix = st.sampled_from([b"/", b"/simple/", b"/files/", b"/api/projects/", b"/legacy/", b"/health/", b"//"])
-    path = st.tuples(prefix, st.lists(url_segment(), max_size=4)).map(lambda t: t[0] + b"/".join(t[1]))
-    return st.builds(lambda m, p: Draft(m, p, accept=None), method, path).flatmap(finish)
+    return _unrouted_drafts(b"", Budget()).flatmap(finish)
 
 
 def malformed_requests() -> st.SearchStrategy[RawRequest]:

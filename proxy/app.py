@@ -160,7 +160,7 @@ async def _caches(app: web.Application) -> AsyncIterator[None]:
     app[PRIVATE] = private
     app[PUBLISHER] = Publisher(meta, backends.blobs, backends.spools, reaper, config.upload)
     app[INDEX] = ProjectIndex(pages, app[ACCESS], private=private.page, private_names=private.names,
-                              holders=private.holders)
+                              holders=private.holders, private_version=private.version)
     app[RENDERED] = RenderCache(memory, executor=app[PAGE_POOL])
     app[JANITOR] = janitor
     sweeper = asyncio.create_task(janitor.run(), name="cache-janitor") if app[BACKGROUND] else None

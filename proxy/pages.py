@@ -102,6 +102,19 @@ class PageCache:
         # shield: one client going away must not cancel the fetch the others are waiting on.
         return await asyncio.shield(task)
 
+    def held_fresh(self, name: NormalizedName) -> ProjectPage | None:
+        """The page held in memory when lookup() would answer it as a HIT (OFFLINE when offline) without any
+        await: what ProjectIndex checks to reuse its last answer. None: not held, or too old to serve."""
+        if self._config.offline:
+            self._forget_if_changed_elsewhere()
+            stored = self._memory.get(name)
+            return stored.page if stored is not None else None
+        stored = self._memory.get(name)
+        if stored is None or not self._is_fresh(stored):
+            return None
+        self._memory.move_to_end(name)
+        return stored.page
+
     @property
     def memory_usage(self) -> tuple[int, int]:
         """(pages, estimated bytes) held in memory now."""

@@ -109,6 +109,10 @@ class PrivateIndex:
                 self._files = files
         return files
 
+    def version(self) -> bytes:
+        """Changes whenever any private project does (an upload, a deletion, a yank, in any process)."""
+        return self._current()
+
     def _current(self) -> bytes:
         """The change stamp now; drops everything held when it differs from the last one seen."""
         stamp = self._changes.stamp(Topic.PRIVATE)

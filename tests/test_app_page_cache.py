@@ -43,6 +43,17 @@ async def test_expired_page_is_revalidated_with_etag(make_proxy: ProxyFactory, p
     assert _page_requests(populated_upstream) == 2
 
 
+async def test_a_page_answered_from_memory_still_expires(make_proxy: ProxyFactory, populated_upstream: Upstream):
+    """Hits reuse the last answer, but only within page_ttl: past it the page is revalidated as before."""
+    proxy = await make_proxy(upstream={"page_ttl": 100})
+    outcomes = [(await proxy.get(PAGE, headers=JSON)).headers["X-Shadowpi-Cache"] for _ in range(3)]
+    assert outcomes == ["miss", "hit", "hit"]
+    make_proxy.clock.advance(101)
+    assert (await proxy.get(PAGE, headers=JSON)).headers["X-Shadowpi-Cache"] == "revalidated"
+    assert (await proxy.get(PAGE, headers=JSON)).headers["X-Shadowpi-Cache"] == "hit"
+    assert _page_requests(populated_upstream) == 2
+
+
 async def test_changed_upstream_page_is_picked_up_after_ttl(make_proxy: ProxyFactory, populated_upstream: Upstream):
     """A new upstream release appears once the TTL has passed (and not before)."""
     proxy = await make_proxy(upstream={"page_ttl": 100})

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from aiohttp.test_utils import TestClient
 
+from proxy.keys import ACCESS
 from tests.artifacts import build_wheel
 from tests.conftest import Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
@@ -114,3 +116,30 @@ async def test_project_list_includes_private_projects(make_proxy: ProxyFactory, 
     await twine_upload(proxy, PRIVATE)
     names = [p["name"] for p in json.loads(await (await proxy.get("/simple/", headers=JSON)).text())["projects"]]
     assert names == ["acme-internal"]
+
+
+async def _page(proxy: TestClient, path: str = "/simple/acme-internal/") -> tuple[int, str | None, list[str]]:
+    resp = await proxy.get(path, headers=JSON)
+    files = [f["filename"] for f in json.loads(await resp.text())["files"]] if resp.status == 200 else []
+    return resp.status, resp.headers.get("X-Shadowpi-Cache"), files
+
+
+@pytest.mark.usefixtures("with_token")
+async def test_a_warm_page_follows_a_private_upload_at_once(make_proxy: ProxyFactory, upstream: Upstream):
+    """A page answered from memory again and again (its answer reused while nothing changed) becomes the private
+    page with the upload that shadows it: the very next request, no TTL to wait out."""
+    upstream.fake.add(UPSTREAM_HIGHER)
+    proxy = await make_proxy(upstream={"page_ttl": 3600})
+    answers = [await _page(proxy) for _ in range(3)]
+    assert answers == [(200, "miss", [UPSTREAM_HIGHER.filename])] + [(200, "hit", [UPSTREAM_HIGHER.filename])] * 2
+    assert (await twine_upload(proxy, PRIVATE)).status == 200
+    assert [await _page(proxy) for _ in range(2)] == [(200, "private", [PRIVATE.filename])] * 2
+
+
+async def test_a_warm_page_follows_a_reload_of_the_indexes(make_proxy: ProxyFactory, upstream: Upstream):
+    """The same for a reload (SIGHUP) that reserves the name: the next request is the reserved name's 404."""
+    upstream.fake.add(UPSTREAM_HIGHER)
+    proxy = await make_proxy(upstream={"page_ttl": 3600})
+    assert [(await _page(proxy))[:2] for _ in range(3)] == [(200, "miss"), (200, "hit"), (200, "hit")]
+    proxy.app[ACCESS].current = make_proxy.config(policy={"private_patterns": ["acme-*"]}).access()
+    assert (await _page(proxy))[0] == 404

@@ -68,9 +68,7 @@ _ABSENT = ProjectPage(name=NormalizedName("-"), files=(), versions=())  # a mark
 
 @dataclass(frozen=True, slots=True)
 class _Hot:
-    access: Access
-    version: bytes
-    upstream: ProjectPage | None
+    upstream: ProjectPage | None  # None: upstream was not asked
     resolved: Resolved
 
 
@@ -96,28 +94,38 @@ class ProjectIndex:
         self._private_names = private_names
         self._holders = holders
         self._private_version = private_version
-        # Steady answers (a HIT, OFFLINE or PRIVATE page) by (index, name), with what they were computed from: the
-        # index graph, the private version and the upstream page object. While all three stand, the answer is
-        # the same, and a warm page request skips the awaits and lookups (a fifth of its time in the handler).
+        # Steady answers (a HIT, OFFLINE or PRIVATE page) by (index, name), with the upstream page they used. They
+        # all rest on one basis: the index graph, the private version and the page cache's memory generation. When
+        # any of the three moves, they are forgotten (so they never hold a page the page cache has let go); while
+        # none does and the upstream page is still fresh, an answer stands, and a warm page request skips the
+        # awaits and lookups (a fifth of its time in the handler).
         self._hot: dict[tuple[str, NormalizedName], _Hot] = {}
+        self._hot_basis: tuple[Access, bytes, int] | None = None
         # Merged pages by the identity of their inputs: unchanged inputs give the same object, so the
         # render cache (keyed on page identity) keeps serving bytes from memory.
         self._merged: dict[NormalizedName, tuple[ProjectPage, ProjectPage, ProjectPage]] = {}
 
     async def project(self, name: NormalizedName, index: str = ROOT) -> Resolved:
         """Raises ProjectNotFound, or UpstreamUnavailable when upstream fails with nothing cached."""
-        access, version = self._access(), self._private_version()  # before any await: what the answer rests on
-        hot = self._hot.get((index, name))
-        if hot is not None and hot.access is access and hot.version == version and (
-            hot.upstream is None or self._pages.held_fresh(name) is hot.upstream
-        ):
-            return hot.resolved
-        resolved, upstream = await self._project(access, name, index)
-        if resolved.outcome in _STEADY and upstream is not _ABSENT:
+        basis = (self._access(), self._private_version(), self._pages.generation)  # before any await
+        if self._rests_on(basis):
+            hot = self._hot.get((index, name))
+            if hot is not None and (hot.upstream is None or self._pages.held_fresh(name) is hot.upstream):
+                return hot.resolved
+        else:  # the world moved: forget every answer, new ones rest on the basis of now
+            self._hot.clear()
+            self._hot_basis = basis
+        resolved, upstream = await self._project(basis[0], name, index)
+        # Kept only while the basis it was computed on is still the one the answers rest on (see _hot).
+        if resolved.outcome in _STEADY and upstream is not _ABSENT and self._rests_on(basis):
             if len(self._hot) >= HOT_ENTRIES:
                 self._hot.clear()
-            self._hot[(index, name)] = _Hot(access, version, upstream, resolved)
+            self._hot[(index, name)] = _Hot(upstream, resolved)
         return resolved
+
+    def _rests_on(self, basis: tuple[Access, bytes, int]) -> bool:
+        known = self._hot_basis
+        return known is not None and known[0] is basis[0] and known[1] == basis[1] and known[2] == basis[2]
 
     async def _project(
         self, access: Access, name: NormalizedName, index: str

@@ -81,6 +81,9 @@ class PageCache:
         self._inflight: dict[NormalizedName, asyncio.Task[PageLookup]] = {}
         self._writes: set[asyncio.Task[None]] = set()
         self._pages_stamp: bytes | None = None
+        # Moves whenever memory lets a page go (evicted, replaced, dropped): whoever keeps pages it handed out
+        # (ProjectIndex's reused answers) drops them then, so memory stays within the page cache's bounds.
+        self.generation = 0
 
     async def lookup(self, name: NormalizedName) -> PageLookup:
         """The upstream page for `name`, fetching or revalidating it when the cached copy is too old.
@@ -152,6 +155,7 @@ class PageCache:
             self._pages_stamp = stamp
             self._memory.clear()
             self._memory_bytes = 0
+            self.generation += 1
 
     def _is_fresh(self, stored: StoredPage) -> bool:
         ttl = self._config.page_ttl if stored.page is not None else self._config.negative_ttl
@@ -174,12 +178,14 @@ class PageCache:
         old = self._memory.pop(name, None)
         if old is not None:
             self._memory_bytes -= _cost(old)
+            self.generation += 1
         self._memory[name] = stored
         self._memory_bytes += _cost(stored)
         memory = self._memory
         while len(memory) > 1 and (len(memory) > self._memory_entries or self._memory_bytes > self._memory_limit):
             _, evicted = memory.popitem(last=False)
             self._memory_bytes -= _cost(evicted)
+            self.generation += 1
 
     async def _refresh(self, name: NormalizedName, stored: StoredPage | None) -> PageLookup:
         """Refresh from upstream, holding the store's refresh lock of `name` until the answer is stored: with a

@@ -7,6 +7,7 @@ import json
 
 from aiohttp.test_utils import TestClient
 
+from proxy.keys import INDEX
 from tests.artifacts import build_wheel
 from tests.conftest import SampleDists, Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
@@ -52,6 +53,23 @@ async def test_a_page_answered_from_memory_still_expires(make_proxy: ProxyFactor
     assert (await proxy.get(PAGE, headers=JSON)).headers["X-Shadowpi-Cache"] == "revalidated"
     assert (await proxy.get(PAGE, headers=JSON)).headers["X-Shadowpi-Cache"] == "hit"
     assert _page_requests(populated_upstream) == 2
+
+
+async def test_reused_answers_let_go_of_pages_the_page_cache_evicts(
+    make_proxy: ProxyFactory, populated_upstream: Upstream
+):
+    """The answers ProjectIndex reuses never hold a page the page cache has let go: with room for one parsed page,
+    asking for a second page evicts the first, and no reused answer keeps it (white-box: that is where a page
+    could outlive [cache] page_memory)."""
+    proxy = await make_proxy(cache={"page_memory": 4096})  # half of it for parsed pages: one small page
+    index = proxy.app[INDEX]
+    for _ in range(3):
+        assert (await proxy.get(PAGE, headers=JSON)).status == 200
+    assert [name for _, name in index._hot] == ["tinylib"]  # reused now
+    for _ in range(3):
+        assert (await proxy.get("/simple/depends-on-tiny/", headers=JSON)).status == 200
+    assert [name for _, name in index._hot] == ["depends-on-tiny"]
+    assert (await proxy.get(PAGE, headers=JSON)).headers["X-Shadowpi-Cache"] == "hit"  # from the database
 
 
 async def test_changed_upstream_page_is_picked_up_after_ttl(make_proxy: ProxyFactory, populated_upstream: Upstream):

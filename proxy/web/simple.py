@@ -16,6 +16,26 @@ routes = web.RouteTableDef()
 PAGE_MAX_AGE = 60  # seconds an HTTP cache may reuse a page; shadowpi itself revalidates upstream per page_ttl
 
 
+# Registered first: aiohttp tries the routes of a path prefix in registration order, and this one answers nearly
+# every request under /simple and /index (each route tried before it costs a page request about 0.6 µs).
+@routes.get("/simple/{name}/", name="project")
+@routes.get("/index/{index}/simple/{name}/", name="named_project")
+async def project_page(request: web.Request) -> web.StreamResponse:
+    index = await readable_index(request)
+    raw = request.match_info["name"]
+    name = parse_project_name(raw)
+    if not is_canonical(raw):  # PEP 503: one canonical URL per project (as PyPI does)
+        raise web.HTTPMovedPermanently(_moved(request, f"{prefix(index)}/simple/{name}/"))
+    fmt = _format(request)
+    app = request.app
+    resolved = await app[INDEX].project(name, index.name)
+    renders = app[RENDERED]
+    rendered = renders.get(resolved.page, fmt) or await renders.render(resolved.page, fmt)
+    outcome = resolved.outcome.value
+    app[METRICS].page_lookup(outcome)
+    return _respond(request, rendered, index, outcome)
+
+
 @routes.get("/simple/", name="index")
 @routes.get("/index/{index}/simple/", name="named_index")
 async def index_page(request: web.Request) -> web.StreamResponse:
@@ -38,24 +58,6 @@ async def project_redirect(request: web.Request) -> web.StreamResponse:
     index = await readable_index(request)
     name = parse_project_name(request.match_info["name"])
     raise web.HTTPMovedPermanently(_moved(request, f"{prefix(index)}/simple/{name}/"))
-
-
-@routes.get("/simple/{name}/", name="project")
-@routes.get("/index/{index}/simple/{name}/", name="named_project")
-async def project_page(request: web.Request) -> web.StreamResponse:
-    index = await readable_index(request)
-    raw = request.match_info["name"]
-    name = parse_project_name(raw)
-    if not is_canonical(raw):  # PEP 503: one canonical URL per project (as PyPI does)
-        raise web.HTTPMovedPermanently(_moved(request, f"{prefix(index)}/simple/{name}/"))
-    fmt = _format(request)
-    app = request.app
-    resolved = await app[INDEX].project(name, index.name)
-    renders = app[RENDERED]
-    rendered = renders.get(resolved.page, fmt) or await renders.render(resolved.page, fmt)
-    outcome = resolved.outcome.value
-    app[METRICS].page_lookup(outcome)
-    return _respond(request, rendered, index, outcome)
 
 
 def _moved(request: web.Request, path: str) -> str:

@@ -92,6 +92,7 @@ class PageCache:
         """
         if self._config.offline:
             self._forget_if_changed_elsewhere()
+        before_read = self._changes.stamp(Topic.PAGES)  # before _cached() may read the database
         stored = await self._cached(name)
         if self._config.offline:
             return PageLookup(stored.page if stored else None, Outcome.OFFLINE, stored.fetched_at if stored else 0)
@@ -99,7 +100,8 @@ class PageCache:
             return PageLookup(stored.page, Outcome.HIT, stored.fetched_at)
         task = self._inflight.get(name)
         if task is None:
-            task = asyncio.create_task(self._refresh(name, stored), name=f"refresh-page:{name}")
+            absent_at = before_read if stored is None else None  # no row when the database was read
+            task = asyncio.create_task(self._refresh(name, stored, absent_at), name=f"refresh-page:{name}")
             self._inflight[name] = task
             task.add_done_callback(lambda _t: self._inflight.pop(name, None))
         # shield: one client going away must not cancel the fetch the others are waiting on.
@@ -187,16 +189,27 @@ class PageCache:
             self._memory_bytes -= _cost(evicted)
             self.generation += 1
 
-    async def _refresh(self, name: NormalizedName, stored: StoredPage | None) -> PageLookup:
+    async def _refresh(self, name: NormalizedName, stored: StoredPage | None, absent_at: bytes | None) -> PageLookup:
         """Refresh from upstream, holding the store's refresh lock of `name` until the answer is stored: with a
-        store shared by replicas, one asks upstream and the others, holding the lock in turn, find its answer."""
+        store shared by replicas, one asks upstream and the others, holding the lock in turn, find its answer.
+        `absent_at`: the PAGES stamp from before a database read that found no row for `name` (None: no such read)."""
         async with contextlib.AsyncExitStack() as lock:
             await lock.enter_async_context(self._db.page_refresh_lock(name, wait=self._config.page_timeout))
+            if absent_at is not None and await self._no_page_stored_since(absent_at):
+                return await self._fetch(name, None, lock)  # the row is still missing: reading it again finds nothing
             latest = await self._stored_since(name, stored)
             if latest is not None and self._is_fresh(latest):  # refreshed elsewhere while this process waited
                 self._remember(name, latest)
                 return PageLookup(latest.page, Outcome.HIT, latest.fetched_at)
             return await self._fetch(name, latest or stored, lock)
+
+    async def _no_page_stored_since(self, stamp: bytes) -> bool:
+        """No page was stored or dropped, in any process, since the PAGES stamp was `stamp`. Free on a shared-memory
+        feed (SQLite's); where the feed lags (PostgreSQL's), caught_up() costs the round trip the read would."""
+        if self._changes.stamp(Topic.PAGES) != stamp:
+            return False
+        await self._changes.caught_up()
+        return self._changes.stamp(Topic.PAGES) == stamp
 
     async def _stored_since(self, name: NormalizedName, stored: StoredPage | None) -> StoredPage | None:
         """The stored answer when another process stored a newer one than `stored` (None otherwise); a copy of

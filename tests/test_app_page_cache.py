@@ -7,7 +7,9 @@ import json
 
 from aiohttp.test_utils import TestClient
 
-from proxy.keys import INDEX
+from proxy.backends.records import PageFreshness, StoredPage
+from proxy.keys import BACKENDS, INDEX, PAGES
+from proxy.simple.names import NormalizedName
 from tests.artifacts import build_wheel
 from tests.conftest import SampleDists, Upstream
 from tests.proxy_fixtures import JSON, ProxyFactory
@@ -70,6 +72,44 @@ async def test_reused_answers_let_go_of_pages_the_page_cache_evicts(
         assert (await proxy.get("/simple/depends-on-tiny/", headers=JSON)).status == 200
     assert [name for _, name in index._hot] == ["depends-on-tiny"]
     assert (await proxy.get(PAGE, headers=JSON)).headers["X-Shadowpi-Cache"] == "hit"  # from the database
+
+
+async def test_a_cold_page_reads_the_database_once(make_proxy: ProxyFactory, populated_upstream: Upstream):
+    """A page with no row is fetched without reading its row again under the refresh lock: no page was stored
+    anywhere since the first read (the change feed says so), so a second read could only find nothing."""
+    proxy = await make_proxy()
+    meta = proxy.app[BACKENDS].meta
+    rereads: list[str] = []
+    freshness = meta.page_freshness
+
+    async def counted(name: NormalizedName) -> PageFreshness | None:
+        rereads.append(name)
+        return await freshness(name)
+
+    meta.page_freshness = counted  # type: ignore[method-assign]
+    assert (await proxy.get(PAGE, headers=JSON)).headers["X-Shadowpi-Cache"] == "miss"
+    assert rereads == []
+
+
+async def test_a_page_another_worker_stores_meanwhile_is_not_fetched_again(
+    make_proxy: ProxyFactory, populated_upstream: Upstream
+):
+    """Two workers on one data dir: when the other one stores the page between this one's read (no row) and its
+    refresh, this one finds it stored and does not ask upstream again."""
+    other, proxy = await make_proxy(), await make_proxy()
+    meta = proxy.app[BACKENDS].meta
+    read = meta.get_page
+
+    async def read_then_other_stores(name: NormalizedName) -> StoredPage | None:
+        found = await read(name)
+        meta.get_page = read  # type: ignore[method-assign]  # once: the re-read must see the row
+        assert (await other.get(PAGE, headers=JSON)).headers["X-Shadowpi-Cache"] == "miss"
+        await other.app[PAGES].flushed()  # committed: the row is there, and the change feed moved
+        return found
+
+    meta.get_page = read_then_other_stores  # type: ignore[method-assign]
+    assert (await proxy.get(PAGE, headers=JSON)).headers["X-Shadowpi-Cache"] == "hit"
+    assert _page_requests(populated_upstream) == 1
 
 
 async def test_changed_upstream_page_is_picked_up_after_ttl(make_proxy: ProxyFactory, populated_upstream: Upstream):

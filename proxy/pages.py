@@ -92,7 +92,8 @@ class PageCache:
         """
         if self._config.offline:
             self._forget_if_changed_elsewhere()
-        before_read = self._changes.stamp(Topic.PAGES)  # before _cached() may read the database
+        # Taken before _cached() reads the database, and only when it will: a page held in memory needs no stamp.
+        before_read = None if name in self._memory else self._changes.stamp(Topic.PAGES)
         stored = await self._cached(name)
         if self._config.offline:
             return PageLookup(stored.page if stored else None, Outcome.OFFLINE, stored.fetched_at if stored else 0)
@@ -100,7 +101,7 @@ class PageCache:
             return PageLookup(stored.page, Outcome.HIT, stored.fetched_at)
         task = self._inflight.get(name)
         if task is None:
-            absent_at = before_read if stored is None else None  # no row when the database was read
+            absent_at = before_read if stored is None else None  # None, or no row when the database was read
             task = asyncio.create_task(self._refresh(name, stored, absent_at), name=f"refresh-page:{name}")
             self._inflight[name] = task
             task.add_done_callback(lambda _t: self._inflight.pop(name, None))
@@ -110,12 +111,11 @@ class PageCache:
     def held_fresh(self, name: NormalizedName) -> ProjectPage | None:
         """The page held in memory when lookup() would answer it as a HIT (OFFLINE when offline) without any
         await: what ProjectIndex checks to reuse its last answer. None: not held, or too old to serve."""
-        if self._config.offline:
+        offline = self._config.offline
+        if offline:
             self._forget_if_changed_elsewhere()
-            stored = self._memory.get(name)
-            return stored.page if stored is not None else None
         stored = self._memory.get(name)
-        if stored is None or not self._is_fresh(stored):
+        if stored is None or not (offline or self._is_fresh(stored)):
             return None
         self._memory.move_to_end(name)
         return stored.page

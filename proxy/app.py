@@ -38,6 +38,7 @@ from proxy.keys import (
     PEER_SECRET,
     PRIVATE,
     PUBLISHER,
+    READY,
     RENDERED,
     UPSTREAM,
     UPSTREAM_CHECK,
@@ -53,6 +54,7 @@ from proxy.rendered import RenderCache
 from proxy.upstream import USER_AGENT, UpstreamClient
 from proxy.upstream_check import UpstreamChecker
 from proxy.web import edge, files, manage, ops, owners, peers, publish, simple
+from proxy.web.ready import ReadyAnswers
 
 log = logging.getLogger(__name__)
 # Threads that parse and render big pages: their own, so seconds of page CPU never queue file I/O behind them.
@@ -162,6 +164,7 @@ async def _caches(app: web.Application) -> AsyncIterator[None]:
     app[INDEX] = ProjectIndex(pages, app[ACCESS], private=private.page, private_names=private.names,
                               holders=private.holders, private_version=private.version)
     app[RENDERED] = RenderCache(memory, executor=app[PAGE_POOL])
+    app[READY] = ReadyAnswers(app[ACCESS], app[INDEX], app[METRICS].page_lookup)
     app[JANITOR] = janitor
     sweeper = asyncio.create_task(janitor.run(), name="cache-janitor") if app[BACKGROUND] else None
     yield

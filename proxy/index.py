@@ -39,9 +39,10 @@ async def _no_holders(_name: NormalizedName) -> frozenset[str]:
     return frozenset()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Resolved:
-    """The page for a project and how its upstream part was obtained."""
+    """The page for a project and how its upstream part was obtained (weakly referenced by the page handler's
+    ready answers, proxy/web/ready.py)."""
 
     page: ProjectPage
     outcome: Outcome
@@ -60,7 +61,7 @@ def _first_holder(
 
 
 # Outcomes that stay true while the inputs do (a MISS, REVALIDATED or STALE answer is not repeated as such).
-_STEADY = frozenset({Outcome.HIT, Outcome.OFFLINE, Outcome.PRIVATE})
+STEADY = frozenset({Outcome.HIT, Outcome.OFFLINE, Outcome.PRIVATE})
 
 
 _ABSENT = ProjectPage(name=NormalizedName("-"), files=(), versions=())  # a marker, never served
@@ -107,21 +108,36 @@ class ProjectIndex:
 
     async def project(self, name: NormalizedName, index: str = ROOT) -> Resolved:
         """Raises ProjectNotFound, or UpstreamUnavailable when upstream fails with nothing cached."""
-        basis = (self._access(), self._private_version(), self._pages.generation)  # before any await
+        basis = self._basis()  # before any await
         if self._rests_on(basis):
-            hot = self._hot.get((index, name))
-            if hot is not None and (hot.upstream is None or self._pages.held_fresh(name) is hot.upstream):
-                return hot.resolved
+            standing = self._standing(name, index)
+            if standing is not None:
+                return standing
         else:  # the world moved: forget every answer, new ones rest on the basis of now
             self._hot.clear()
             self._hot_basis = basis
         resolved, upstream = await self._project(basis[0], name, index)
         # Kept only while the basis it was computed on is still the one the answers rest on (see _hot).
-        if resolved.outcome in _STEADY and upstream is not _ABSENT and self._rests_on(basis):
+        if resolved.outcome in STEADY and upstream is not _ABSENT and self._rests_on(basis):
             if len(self._hot) >= HOT_ENTRIES:
                 self._hot.clear()
             self._hot[(index, name)] = _Hot(upstream, resolved)
         return resolved
+
+    def reused(self, name: NormalizedName, index: str = ROOT) -> Resolved | None:
+        """The steady answer project() would give again now, found without awaiting anything; None: ask
+        project() (the answer was never steady, or what it rests on has moved)."""
+        return self._standing(name, index) if self._rests_on(self._basis()) else None
+
+    def _basis(self) -> tuple[Access, bytes, int]:
+        return self._access(), self._private_version(), self._pages.generation
+
+    def _standing(self, name: NormalizedName, index: str) -> Resolved | None:
+        """The kept answer for (index, name) while its upstream page is still the fresh one in memory."""
+        hot = self._hot.get((index, name))
+        if hot is not None and (hot.upstream is None or self._pages.held_fresh(name) is hot.upstream):
+            return hot.resolved
+        return None
 
     def _rests_on(self, basis: tuple[Access, bytes, int]) -> bool:
         known = self._hot_basis

@@ -22,6 +22,7 @@ from proxy.publish import Publisher
 from proxy.rendered import RenderCache
 from proxy.upstream import UpstreamClient
 from proxy.upstream_check import UpstreamChecker
+from proxy.web.ready import ReadyAnswers
 
 CONFIG = web.AppKey("config", Config)
 ACCESS = web.AppKey("access", AccessRef)  # the index graph: indexes, chains, groups (issue 14)
@@ -32,6 +33,7 @@ PAGES = web.AppKey("pages", PageCache)
 FILES = web.AppKey("files", FileCache)
 INDEX = web.AppKey("index", ProjectIndex)
 RENDERED = web.AppKey("rendered", RenderCache)
+READY = web.AppKey("ready", ReadyAnswers)  # warm pages' answers by request shape (proxy/web/ready.py)
 AUTH = web.AppKey("auth", Authenticator)
 PRIVATE = web.AppKey("private", PrivateIndex)
 PUBLISHER = web.AppKey("publisher", Publisher)

@@ -24,7 +24,7 @@ NO_HASH_KEY = "_"  # file URL segment for files whose index declared no sha256
 RENDER_INLINE_FILES = 500
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # weakly held by ready answers (proxy/web/ready.py)
 class Rendered:
     body: bytes
     gzipped: bytes | None

@@ -100,7 +100,7 @@ def add_unmatched(app: web.Application) -> None:
 def _add(app: web.Application, route: web.RouteDef, label: str | None) -> None:
     """`label`: the metrics' route label (None: the route's pattern, known once registered)."""
     labels: list[str] = [] if label is None else [label]
-    edged = _edge(route.handler, labels, _read_check(app[CONFIG], route))
+    edged = _edge(route.handler, labels, _read_check(app[CONFIG], route), app[METRICS].request_done)
     registered = web.RouteDef(route.method, route.path, edged, route.kwargs).register(app.router)
     resource = registered[0].resource
     if not labels:
@@ -109,9 +109,10 @@ def _add(app: web.Application, route: web.RouteDef, label: str | None) -> None:
 
 UNMATCHED = "unmatched"
 Check = Callable[[web.Request], Awaitable[None]]
+Count = Callable[[str, str, int, float], None]  # Metrics.request_done of the app (made before its routes)
 
 
-def _edge(handler: Handler, labels: list[str], check: Check | None) -> Handler:
+def _edge(handler: Handler, labels: list[str], check: Check | None, count: Count) -> Handler:
     """Every request of one route: the read check (when reads need credentials), ProxyErrors become their status
     (the one place errors are mapped), and the answer is counted with the route pattern and its latency
     (bounded labels: never the raw path)."""
@@ -137,7 +138,7 @@ def _edge(handler: Handler, labels: list[str], check: Check | None) -> Handler:
             status = exc.status
             raise
         finally:
-            request.app[METRICS].request_done(labels[0], request.method, status, time.monotonic() - started)
+            count(labels[0], request.method, status, time.monotonic() - started)
 
     return edge
 

@@ -3,14 +3,19 @@ same for every named index under /index/<name>/simple/."""
 
 from __future__ import annotations
 
+import weakref
+
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from proxy.access import ROOT, IndexDef
-from proxy.keys import CONFIG, INDEX, METRICS, RENDERED
+from proxy.index import STEADY
+from proxy.keys import ACCESS, CONFIG, INDEX, METRICS, READY, RENDERED
 from proxy.rendered import Rendered, render_index
 from proxy.simple.names import is_canonical, parse_project_name
 from proxy.simple.negotiate import Format, choose_format
 from proxy.web.access import prefix, readable_index
+from proxy.web.ready import Ready, Shape, ready_for, shape_of
 
 routes = web.RouteTableDef()
 PAGE_MAX_AGE = 60  # seconds an HTTP cache may reuse a page; shadowpi itself revalidates upstream per page_ttl
@@ -21,7 +26,15 @@ PAGE_MAX_AGE = 60  # seconds an HTTP cache may reuse a page; shadowpi itself rev
 @routes.get("/simple/{name}/", name="project")
 @routes.get("/index/{index}/simple/{name}/", name="named_project")
 async def project_page(request: web.Request) -> web.StreamResponse:
-    index = await readable_index(request)
+    shape = shape_of(request)
+    ready = request.app[READY].answer(shape)  # a warm page asked the same way before, if its answer still holds
+    if ready is not None:
+        return _answer(request, *ready)
+    return await _project_page(request, await readable_index(request), shape)
+
+
+async def _project_page(request: web.Request, index: IndexDef, shape: Shape) -> web.StreamResponse:
+    access = request.app[ACCESS].current  # the graph `index` came from (no await since readable_index for open ones)
     raw = request.match_info["name"]
     name = parse_project_name(raw)
     if not is_canonical(raw):  # PEP 503: one canonical URL per project (as PyPI does)
@@ -33,7 +46,12 @@ async def project_page(request: web.Request) -> web.StreamResponse:
     rendered = renders.get(resolved.page, fmt) or await renders.render(resolved.page, fmt)
     outcome = resolved.outcome.value
     app[METRICS].page_lookup(outcome)
-    return _respond(request, rendered, index, outcome)
+    packed = rendered.gzipped if "gzip" in request.headers.get("Accept-Encoding", "") else None
+    headers = rendered.headers(packed is not None, _cache_control(request, index), outcome)
+    if resolved.outcome in STEADY and ready_for(index):
+        app[READY].keep(shape, Ready(access, index, name, weakref.ref(resolved), weakref.ref(rendered),
+                                     packed is not None, headers, outcome))
+    return _answer(request, rendered.body if packed is None else packed, headers)
 
 
 @routes.get("/simple/", name="index")
@@ -83,13 +101,16 @@ def _format(request: web.Request) -> Format:
 def _respond(request: web.Request, rendered: Rendered, index: IndexDef, outcome: str | None) -> web.Response:
     """The rendering as a response (gzip when accepted, 304 when the client has it); `outcome`: the page's cache
     outcome for X-Shadowpi-Cache (None for the project list)."""
-    request_headers = request.headers
-    gzipped = rendered.gzipped if "gzip" in request_headers.get("Accept-Encoding", "") else None
+    gzipped = rendered.gzipped if "gzip" in request.headers.get("Accept-Encoding", "") else None
     headers = rendered.headers(gzipped is not None, _cache_control(request, index), outcome)
-    if "If-None-Match" in request_headers and headers["ETag"] in _if_none_match(request):
+    return _answer(request, rendered.body if gzipped is None else gzipped, headers)
+
+
+def _answer(request: web.Request, body: bytes, headers: CIMultiDictProxy[str]) -> web.Response:
+    if "If-None-Match" in request.headers and headers["ETag"] in _if_none_match(request):
         # RFC 9110 15.4.5: the validators and caching fields, no representation metadata.
         return web.Response(status=304, headers={k: headers[k] for k in _NOT_MODIFIED})
-    return web.Response(body=rendered.body if gzipped is None else gzipped, headers=headers)
+    return web.Response(body=body, headers=headers)
 
 
 _NOT_MODIFIED = ("Vary", "ETag", "Cache-Control")

@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from proxy.keys import READY
+from proxy.web.ready import SHAPE_BYTES
 from tests.artifacts import build_wheel
 from tests.conftest import Upstream
 from tests.proxy_fixtures import HTML, JSON, PIP_ACCEPT, ProxyFactory
@@ -140,3 +141,18 @@ async def test_pages_of_an_index_that_checks_its_readers_are_never_ready(
     for _ in range(3):  # root's page (open to all) is ready
         assert (await proxy.get(PAGE, headers=JSON)).status == 200
     assert len(proxy.app[READY]) == 1
+
+
+async def test_long_request_shapes_are_never_kept(make_proxy: ProxyFactory, upstream: Upstream):
+    """Shapes past SHAPE_BYTES (headers near aiohttp's 8 KiB limit) are answered in full every time, never kept:
+    4,096 of them would hold 100 MB."""
+    _biggish(upstream)
+    proxy = await make_proxy()
+    expected = await _answer(proxy, PAGE, JSON)
+    padding = ", ".join(f"text/x-padding-{i}; q=0.001" for i in range(40))
+    accept = f"application/vnd.pypi.simple.v1+json, {padding}"
+    assert len(accept) > SHAPE_BYTES
+    for _ in range(3):
+        status, _, body = await _answer(proxy, PAGE, {"Accept": accept})
+        assert status == 200 and body == expected[2]
+    assert len(proxy.app[READY]) == 0

@@ -29,6 +29,9 @@ from proxy.simple.names import NormalizedName
 
 # Request shapes kept at most; forgotten all at once when full (made-up Accept headers cannot grow it).
 READY_ENTRIES = 4096
+# A shape longer than this (path, Accept and Accept-Encoding together) is never kept: pip's and uv's are about 150
+# bytes, and 4,096 shapes of headers near aiohttp's 8 KiB limit would hold 100 MB for whoever sends them.
+SHAPE_BYTES = 512
 Shape = tuple[str, str | None, str | None]
 
 
@@ -37,6 +40,10 @@ def shape_of(request: web.Request) -> Shape:
     written, ?format=), the Accept header (the format) and Accept-Encoding (gzip)."""
     headers = request.headers
     return request.raw_path, headers.get("Accept"), headers.get("Accept-Encoding")
+
+
+def _size(shape: Shape) -> int:
+    return sum(len(part) for part in shape if part is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +103,8 @@ class ReadyAnswers:
         return body, ready.headers
 
     def keep(self, shape: Shape, ready: Ready) -> None:
+        if _size(shape) > SHAPE_BYTES:
+            return
         if len(self._ready) >= self._entries and shape not in self._ready:
             self._ready.clear()
         self._ready[shape] = ready

@@ -34,6 +34,7 @@ async def project_page(request: web.Request) -> web.StreamResponse:
 
 
 async def _project_page(request: web.Request, index: IndexDef, shape: Shape) -> web.StreamResponse:
+    """The full path: the name, the format, the index's answer and its rendering; a steady answer is kept ready."""
     access = request.app[ACCESS].current  # the graph `index` came from (no await since readable_index for open ones)
     raw = request.match_info["name"]
     name = parse_project_name(raw)
@@ -46,12 +47,11 @@ async def _project_page(request: web.Request, index: IndexDef, shape: Shape) -> 
     rendered = renders.get(resolved.page, fmt) or await renders.render(resolved.page, fmt)
     outcome = resolved.outcome.value
     app[METRICS].page_lookup(outcome)
-    packed = rendered.gzipped if "gzip" in request.headers.get("Accept-Encoding", "") else None
-    headers = rendered.headers(packed is not None, _cache_control(request, index), outcome)
+    body, headers = _chosen(request, rendered, index, outcome)
     if resolved.outcome in STEADY and ready_for(index):
         app[READY].keep(shape, Ready(access, index, name, weakref.ref(resolved), weakref.ref(rendered),
-                                     packed is not None, headers, outcome))
-    return _answer(request, rendered.body if packed is None else packed, headers)
+                                     body is rendered.gzipped, headers, outcome))
+    return _answer(request, body, headers)
 
 
 @routes.get("/simple/", name="index")
@@ -60,7 +60,7 @@ async def index_page(request: web.Request) -> web.StreamResponse:
     index = await readable_index(request)
     fmt = _format(request)
     projects = await request.app[INDEX].project_list(index.name)
-    return _respond(request, render_index(projects, fmt), index, None)
+    return _answer(request, *_chosen(request, render_index(projects, fmt), index, None))
 
 
 @routes.get("/simple", name="index_noslash")
@@ -98,15 +98,18 @@ def _format(request: web.Request) -> Format:
     return fmt
 
 
-def _respond(request: web.Request, rendered: Rendered, index: IndexDef, outcome: str | None) -> web.Response:
-    """The rendering as a response (gzip when accepted, 304 when the client has it); `outcome`: the page's cache
-    outcome for X-Shadowpi-Cache (None for the project list)."""
-    gzipped = rendered.gzipped if "gzip" in request.headers.get("Accept-Encoding", "") else None
-    headers = rendered.headers(gzipped is not None, _cache_control(request, index), outcome)
-    return _answer(request, rendered.body if gzipped is None else gzipped, headers)
+def _chosen(
+    request: web.Request, rendered: Rendered, index: IndexDef, outcome: str | None
+) -> tuple[bytes, CIMultiDictProxy[str]]:
+    """The body (gzip when accepted and worth it) and headers of a rendering; `outcome`: the page's cache outcome
+    for X-Shadowpi-Cache (None for the project list)."""
+    packed = rendered.gzipped if "gzip" in request.headers.get("Accept-Encoding", "") else None
+    headers = rendered.headers(packed is not None, _cache_control(request, index), outcome)
+    return (rendered.body if packed is None else packed), headers
 
 
 def _answer(request: web.Request, body: bytes, headers: CIMultiDictProxy[str]) -> web.Response:
+    """The response, or 304 when the client has this representation (If-None-Match)."""
     if "If-None-Match" in request.headers and headers["ETag"] in _if_none_match(request):
         # RFC 9110 15.4.5: the validators and caching fields, no representation metadata.
         return web.Response(status=304, headers={k: headers[k] for k in _NOT_MODIFIED})

@@ -66,9 +66,9 @@ class PrivateIndex:
 
     async def page(self, name: NormalizedName, index: str = ROOT) -> ProjectPage | None:
         """The private page for a project in an index, or None when nothing was uploaded under that name there."""
-        stamp = self._current()
+        stamp = self.version()
         page = self._pages.get((index, name))
-        if page is not None:  # held pages were dropped by _current() if anything changed
+        if page is not None:  # held pages were dropped by version() if anything changed
             return page
         if name not in (await self._private_names(stamp)).get(index, ()):
             return None
@@ -84,11 +84,11 @@ class PrivateIndex:
         return page
 
     async def names(self, index: str = ROOT) -> list[NormalizedName]:
-        return sorted((await self._private_names(self._current())).get(index, ()))
+        return sorted((await self._private_names(self.version())).get(index, ()))
 
     async def holders(self, name: NormalizedName) -> frozenset[str]:
         """The indexes that hold a private project of this name (a memory read while nothing changes)."""
-        stamp = self._current()
+        stamp = self.version()
         held = self._holders.get(name)
         if held is None:
             names = await self._private_names(stamp)
@@ -101,7 +101,7 @@ class PrivateIndex:
         """Every private file of every index, by project and filename (the web interface's listings, recent
         uploads): one query, then held until the next private change, so the same tuple comes back while nothing
         changed."""
-        stamp = self._current()
+        stamp = self.version()
         files = self._files
         if files is None:
             files = tuple(await self._db.bundle_private_files(None))  # every index
@@ -110,11 +110,8 @@ class PrivateIndex:
         return files
 
     def version(self) -> bytes:
-        """Changes whenever any private project does (an upload, a deletion, a yank, in any process)."""
-        return self._current()
-
-    def _current(self) -> bytes:
-        """The change stamp now; drops everything held when it differs from the last one seen."""
+        """The change stamp now: it changes whenever any private project does (an upload, a deletion, a yank, in any
+        process). Drops everything held when it differs from the last one seen."""
         stamp = self._changes.stamp(Topic.PRIVATE)
         if stamp != self._stamp:
             self._stamp = stamp

@@ -40,12 +40,18 @@ def actor(request: web.Request, identity: Identity) -> Actor:
     return Actor(identity.user, via, request.remote)
 
 
+def needs_no_reader_check(index: IndexDef) -> bool:
+    """Whether reading `index` needs no decision per reader here: root (its reads are checked at the edge, or by
+    nobody) or a world-readable index. Every other index decides for each caller in readable_index()."""
+    return index.name == ROOT or index.world_readable
+
+
 async def readable_index(request: web.Request) -> IndexDef:
     """The URL's index, once the caller may read it (401 to ask for credentials, 403 for a user without read).
 
     Root's reads are checked at the edge as before indexes (no cost when anyone may read)."""
     index = index_of(request)
-    if index.name == ROOT or index.world_readable:
+    if needs_no_reader_check(index):
         return index
     auth = request.app[AUTH]
     identity = await auth.identify(request.headers.get("Authorization"), request.remote)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from proxy.access import ROOT, Access, IndexDef
+from proxy.access import Access, IndexDef
 from proxy.access.model import AccessRef
 from proxy.index import ProjectIndex, Resolved
 from proxy.rendered import Rendered
@@ -67,12 +67,6 @@ class Ready:
         if access is not self.access or rendered is None or resolved is None or self.resolved() is not resolved:
             return None
         return rendered.gzipped if self.gzipped else rendered.body
-
-
-def ready_for(index: IndexDef) -> bool:
-    """Whether an index's pages may be answered ready: its readers are checked by the edge (root) or not at all
-    (world-readable). Other indexes decide per reader in the handler, so their pages always take the full path."""
-    return index.name == ROOT or index.world_readable
 
 
 class ReadyAnswers:

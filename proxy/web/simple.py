@@ -14,8 +14,8 @@ from proxy.keys import ACCESS, CONFIG, INDEX, METRICS, READY, RENDERED
 from proxy.rendered import Rendered, render_index
 from proxy.simple.names import is_canonical, parse_project_name
 from proxy.simple.negotiate import Format, choose_format
-from proxy.web.access import prefix, readable_index
-from proxy.web.ready import Ready, Shape, ready_for, shape_of
+from proxy.web.access import needs_no_reader_check, prefix, readable_index
+from proxy.web.ready import Ready, Shape, shape_of
 
 routes = web.RouteTableDef()
 PAGE_MAX_AGE = 60  # seconds an HTTP cache may reuse a page; shadowpi itself revalidates upstream per page_ttl
@@ -35,20 +35,20 @@ async def project_page(request: web.Request) -> web.StreamResponse:
 
 async def _project_page(request: web.Request, index: IndexDef, shape: Shape) -> web.StreamResponse:
     """The full path: the name, the format, the index's answer and its rendering; a steady answer is kept ready."""
-    access = request.app[ACCESS].current  # the graph `index` came from (no await since readable_index for open ones)
+    app = request.app
+    access = app[ACCESS].current  # the graph `index` came from (no await since readable_index for open ones)
     raw = request.match_info["name"]
     name = parse_project_name(raw)
     if not is_canonical(raw):  # PEP 503: one canonical URL per project (as PyPI does)
         raise web.HTTPMovedPermanently(_moved(request, f"{prefix(index)}/simple/{name}/"))
     fmt = _format(request)
-    app = request.app
     resolved = await app[INDEX].project(name, index.name)
     renders = app[RENDERED]
     rendered = renders.get(resolved.page, fmt) or await renders.render(resolved.page, fmt)
     outcome = resolved.outcome.value
     app[METRICS].page_lookup(outcome)
     body, headers = _chosen(request, rendered, index, outcome)
-    if resolved.outcome in STEADY and ready_for(index):
+    if resolved.outcome in STEADY and needs_no_reader_check(index):  # others decide per reader: never ready
         app[READY].keep(shape, Ready(access, index, name, weakref.ref(resolved), weakref.ref(rendered),
                                      body is rendered.gzipped, headers, outcome))
     return _answer(request, body, headers)

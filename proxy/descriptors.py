@@ -21,8 +21,8 @@ FD_RESERVE = 100  # descriptors kept for the database, spools and upstream conne
 FDS_PER_CONNECTION = 2  # a client socket, plus a file it may be sent that is not among those held open
 # Cached files kept open ([cache] open_files) take at most 1/this of the descriptors the reserve leaves.
 HELD_SHARE = 8
-# Refused connections lingering to read their answer (see _Refused) are at most max_connections / this: each holds
-# a descriptor too, so the cap the open-file limit allows budgets for them.
+# Refused connections lingering to read their answer (proxy/connections.py's _Refused) are at most
+# max_connections / this: each holds a descriptor too, so the cap the open-file limit allows budgets for them.
 LINGERING_SHARE = 4
 
 

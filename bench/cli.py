@@ -33,6 +33,7 @@ from bench.services import (
     start_floor,
     start_nginx,
     start_shadowpi,
+    start_verified_floor,
 )
 
 DEFAULT_JSON = BENCH_DIR / "results" / "latest.json"
@@ -167,6 +168,7 @@ def one_run(run: int, settings: Settings, projects: dict[str, corpus.Project], w
             floor = start_floor(supervisor, port=floor_port, upstream=upstream, log_path=run_dir / "floor.log")
             url = f"http://127.0.0.1:{floor_port}/simple/"
             targets.append(Target("aiohttp", url, url, lambda: process_tree(floor.pid)))
+            targets.append(_verified_floor(supervisor, run_dir, upstream))
         if run % 2:
             targets.reverse()
         work = run_dir / "work"
@@ -177,18 +179,28 @@ def one_run(run: int, settings: Settings, projects: dict[str, corpus.Project], w
             if not settings.runs_scenario(title):
                 continue
             for target in targets:
-                if target.name == "aiohttp" and title not in scenarios.FLOOR_TITLES:
+                if not scenarios.measured_on(target.name, title):
                     continue
                 log(f"run {run + 1}/{settings.runs}: {title} via {target.name}")
                 measured = scenario(ctx, target)
-                results.add(target.name, scenarios.floor_metrics(measured) if target.name == "aiohttp" else measured)
+                results.add(target.name, scenarios.kept_metrics(target.name, measured))
         results.upstream.append(_upstream_counts(ctx))
     finally:
         supervisor.close()
         shutil.rmtree(run_dir / "shadowpi-data", ignore_errors=True)  # the big copies; logs stay for --keep-tmp
         shutil.rmtree(run_dir / "shadowpi-slow", ignore_errors=True)
         shutil.rmtree(run_dir / "shadowpi-noui", ignore_errors=True)
+        shutil.rmtree(run_dir / "verified-floor", ignore_errors=True)
         shutil.rmtree(run_dir / "proxy" / "cache", ignore_errors=True)
+
+
+def _verified_floor(supervisor: Supervisor, run_dir: Path, upstream: str) -> Target:
+    """bench/verified_floor.py beside the floor: what shadowpi's guarantees cost on aiohttp (issue 11)."""
+    port = free_port()
+    service = start_verified_floor(supervisor, port=port, upstream=upstream, data_dir=run_dir / "verified-floor",
+                                   log_path=run_dir / "verified-floor.log")
+    url = f"http://127.0.0.1:{port}/simple/"
+    return Target("verified", url, url, lambda: process_tree(service.pid))
 
 
 def _start_no_ui(supervisor: Supervisor, settings: Settings, run_dir: Path, upstream: str) -> Target | None:

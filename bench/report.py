@@ -12,7 +12,8 @@ from pathlib import Path
 from bench.corpus import Sizes
 
 SCHEMA = 1
-TARGETS = ("shadowpi", "nginx", "aiohttp")  # aiohttp: the floor, bench/floor.py (a subset of scenarios)
+# aiohttp: the floor, bench/floor.py; verified: the verified floor, bench/verified_floor.py (subsets of scenarios)
+TARGETS = ("shadowpi", "nginx", "aiohttp", "verified")
 HIGHER, LOWER, EXACT = "higher", "lower", "exact"  # better direction; EXACT: a count that should not change
 
 
@@ -139,6 +140,8 @@ def to_json(results: Results, table: list[Metric], meta: dict[str, object]) -> d
             entry["ratio"] = ratio(_median(entry.get("shadowpi")), _median(entry.get("nginx")))
             if "aiohttp" in entry:
                 entry["floor_ratio"] = ratio(_median(entry.get("aiohttp")), _median(entry.get("nginx")))
+            if "verified" in entry:
+                entry["verified_ratio"] = ratio(_median(entry.get("verified")), _median(entry.get("nginx")))
             out[metric.key] = entry
     return {"schema": SCHEMA, **meta, "upstream_requests": results.upstream, "metrics": out}
 
@@ -183,6 +186,7 @@ def table(doc: dict[str, object]) -> str:
     """scenario | shadowpi median (min-max) | nginx median (min-max) | ratio shadowpi/nginx."""
     entries = _metric_entries(doc)
     floor = any("aiohttp" in entry for entry in entries)
+    verified = any("verified" in entry for entry in entries)
     rows = []
     for entry in entries:
         digits = _digits(entry)
@@ -194,6 +198,8 @@ def table(doc: dict[str, object]) -> str:
         ]
         if floor:
             row += [_cell(entry.get("aiohttp"), digits), _ratio_cell(entry.get("floor_ratio"))]
+        if verified:
+            row += [_cell(entry.get("verified"), digits), _ratio_cell(entry.get("verified_ratio"))]
         rows.append(row)
     legend = ("^ higher is better, v lower is better, = a count (same is right). "
               "ratio = shadowpi / nginx: > 1 means shadowpi is higher.")
@@ -202,6 +208,11 @@ def table(doc: dict[str, object]) -> str:
         header += ["aiohttp floor", "floor ratio"]
         legend += ("\naiohttp floor: bench/floor.py, a bare aiohttp proxy (pages kept in a dict, files streamed, "
                    "nothing checked); floor ratio = floor / nginx, the part of a gap no aiohttp handler can close.")
+    if verified:
+        header += ["verified floor", "v. ratio"]
+        legend += ("\nverified floor: bench/verified_floor.py, the floor plus the work of shadowpi's guarantees for "
+                   "files (claim, hash, last byte held back, fsync and rename) and pages kept in SQLite; v. ratio = "
+                   "verified floor / nginx, the part of a gap no aiohttp server that keeps the guarantees can close.")
     return _render(header, rows) + "\n" + legend
 
 

@@ -306,3 +306,14 @@ def start_floor(supervisor: Supervisor, *, port: int, upstream: str, log_path: P
     service = supervisor.start("aiohttp floor", argv, log_path, cwd=REPO, env=env)
     wait_ready(service, f"http://127.0.0.1:{port}/health")
     return service
+
+
+def start_verified_floor(supervisor: Supervisor, *, port: int, upstream: str, data_dir: Path,
+                         log_path: Path) -> Service:
+    """bench/verified_floor.py: the aiohttp floor plus the work of shadowpi's guarantees for files, nothing else."""
+    argv = [sys.executable, "-m", "bench.verified_floor", "--port", str(port), "--upstream", upstream,
+            "--data-dir", str(data_dir)]
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    service = supervisor.start("verified floor", argv, log_path, cwd=REPO, env=env)
+    wait_ready(service, f"http://127.0.0.1:{port}/health")
+    return service

@@ -17,7 +17,8 @@ Not done, because shadowpi's guarantees do not need it, only its other features:
 (for eviction and the other backends), merging private pages, access rules, hostile-page limits, rewriting URLs,
 rendering, metrics, logs. So shadowpi's ratio over this floor is what
 its code costs beyond the guarantees, and this floor's ratio over nginx is what the guarantees cost on aiohttp.
-Not a product: a stale claim of a killed process is ignored, not recovered.
+Not a product: it runs as one process on a fresh directory, so a file claimed elsewhere (or by a killed process)
+is an error here, not followed or taken over.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from urllib.parse import urljoin, urlsplit
 import aiosqlite
 from aiohttp import web
 
-from bench.floor import SESSION, UPSTREAM, _session, health
+from bench.floor import SESSION, UPSTREAM, _serve, _session, health
 
 PAGES = web.AppKey("pages", dict)  # (project, accept, accept-encoding) -> (status, headers, body)
 FILES = web.AppKey("files", dict)  # URL path -> Declared
@@ -290,13 +291,6 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     args = parser.parse_args()
     asyncio.run(_serve(make_app(args.upstream, args.data_dir), args.port))
-
-
-async def _serve(app: web.Application, port: int) -> None:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    await asyncio.Event().wait()
 
 
 if __name__ == "__main__":

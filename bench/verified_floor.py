@@ -14,9 +14,9 @@ exactly the work those guarantees take, each done the cheapest way that never bl
   waits for its commit (cheaper than shadowpi's streaming to followers: this is a floor).
 
 Not done, because shadowpi's guarantees do not need it, only its other features: recording blobs in the database
-(for eviction and the other backends), merging private pages, access rules, hostile-page limits, rewriting URLs,
-rendering, metrics, logs. So shadowpi's ratio over this floor is what
-its code costs beyond the guarantees, and this floor's ratio over nginx is what the guarantees cost on aiohttp.
+(for eviction and the other backends), merging private pages, access rules, hostile-page limits, HTML pages,
+metrics, logs. So this floor's ratio to nginx is what the guarantees cost on aiohttp, and shadowpi's ratio over it
+is what shadowpi's own code costs beyond them.
 Not a product: it runs as one process on a fresh directory, so a file claimed elsewhere (or by a killed process)
 is an error here, not followed or taken over.
 """

@@ -5,8 +5,9 @@ exactly the work those guarantees take, each done the cheapest way that never bl
 - a page is fetched once (JSON only: the benchmark's clients ask for it), its files' declared sha256 (and size)
   are read from it, its file URLs are made to point here (serialized again, and gzipped when the client accepts
   it), and it is stored in SQLite behind the answer (a cache that survives a restart);
-- a file is claimed across processes before upstream is asked (a lock file created with O_EXCL, in a worker
-  thread), streamed to the client as it arrives but for its last byte, written to a spool and hashed, and the last
+- a file is claimed across processes before upstream is asked (in a worker thread: a spool created and flock()ed
+  under a fresh name, then linked to the file's fill name, so one process leads and a killed leader's claim is
+  taken over), streamed to the client as it arrives but for its last byte, written to a spool and hashed, and the last
   byte is sent only once the sha256 matched (else the connection is cut); then fsynced and renamed into the blob
   directory (a cache copy that is whole after a crash), and the claim is dropped. A file of at most 64 KiB is read
   whole, checked, sent in one write and written by the commit's trip, as shadowpi does;
@@ -17,19 +18,20 @@ Not done, because shadowpi's guarantees do not need it, only its other features:
 (for eviction and the other backends), merging private pages, access rules, hostile-page limits, HTML pages,
 metrics, logs. So this floor's ratio to nginx is what the guarantees cost on aiohttp, and shadowpi's ratio over it
 is what shadowpi's own code costs beyond them.
-Not a product: it runs as one process on a fresh directory, so a file claimed elsewhere (or by a killed process)
-is an error here, not followed or taken over.
+Not a product: it runs as one process, so a file that another live process leads is an error here, not followed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import gzip
 import hashlib
 import hmac
 import json
 import os
+import tempfile
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,8 +148,9 @@ async def _fill(request: web.Request, declared: Declared) -> web.StreamResponse:
 class Spool:
     """The file being filled: its descriptor, what was written and the running hash (updated in the writer)."""
 
-    def __init__(self, handle: BinaryIO) -> None:
+    def __init__(self, handle: BinaryIO, path: Path) -> None:
         self.handle = handle
+        self.path = path
         self.size = 0
         self.hash = hashlib.sha256()
         self.staged = b""  # a small file's verified bytes, written by the commit
@@ -159,23 +162,52 @@ class Spool:
 
 
 def _claim(data: Path, sha256: str) -> Spool:
-    """The cross-process claim (the lock exists before upstream is asked) and the spool, in one trip."""
-    os.close(os.open(data / f"{sha256}.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-    return Spool((data / f"{sha256}.partial").open("w+b", buffering=0))
+    """The cross-process claim and the spool, in one trip: the spool is created and locked under a fresh name, then
+    linked to the file's fill name, which fails when another process leads. A claim whose lock can be taken is a
+    killed leader's: removed, and claimed again. So a live claim exists before upstream is asked, and a dead one
+    never blocks the file (as shadowpi's local fills do)."""
+    fill = data / f"{sha256}.fill"
+    for _ in range(3):
+        fd, staging = tempfile.mkstemp(dir=data, prefix=".staging-")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            os.link(staging, fill)
+        except FileExistsError:
+            os.close(fd)
+            if not _remove_if_abandoned(fill):
+                raise  # a live leader: this floor does not follow other processes' fills
+            continue
+        finally:
+            Path(staging).unlink()
+        return Spool(os.fdopen(fd, "w+b", buffering=0), fill)
+    raise OSError(f"the claim of {sha256} kept changing")
+
+
+def _remove_if_abandoned(fill: Path) -> bool:
+    try:
+        fd = os.open(fill, os.O_RDONLY)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    fill.unlink(missing_ok=True)
+    return True
 
 
 def _commit(data: Path, sha256: str, spool: Spool) -> None:
     if spool.staged:
         spool.size = os.write(spool.handle.fileno(), spool.staged)
     os.fsync(spool.handle.fileno())
-    (data / f"{sha256}.partial").rename(data / "blobs" / sha256)
-    (data / f"{sha256}.lock").unlink()
+    spool.path.rename(data / "blobs" / sha256)  # the lock goes with it: released when the handle closes
 
 
 def _release(data: Path, sha256: str, spool: Spool) -> None:
+    spool.path.unlink(missing_ok=True)
     spool.handle.close()
-    for leftover in (data / f"{sha256}.partial", data / f"{sha256}.lock"):
-        leftover.unlink(missing_ok=True)
 
 
 async def _stream(request: web.Request, declared: Declared, spool: Spool) -> web.StreamResponse:

@@ -211,8 +211,9 @@ def table(doc: dict[str, object]) -> str:
     if verified:
         header += ["verified floor", "v. ratio"]
         legend += ("\nverified floor: bench/verified_floor.py, the floor plus the work of shadowpi's guarantees for "
-                   "files (claim, hash, last byte held back, fsync and rename) and pages kept in SQLite; v. ratio = "
-                   "verified floor / nginx, the part of a gap no aiohttp server that keeps the guarantees can close.")
+                   "files (claim, hash, last byte held back, fsync and rename) and pages (parsed, pointed here, kept "
+                   "in SQLite); v. ratio = verified floor / nginx, the part of a gap no aiohttp server that keeps the "
+                   "guarantees can close.")
     return _render(header, rows) + "\n" + legend
 
 

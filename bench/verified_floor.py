@@ -43,7 +43,7 @@ from aiohttp import web
 
 from bench.floor import SESSION, UPSTREAM, _serve, _session, health
 
-PAGES = web.AppKey("pages", dict)  # (project, accept, accept-encoding) -> (status, headers, body)
+PAGES = web.AppKey("pages", dict)  # (project, gzipped) -> (headers, body)
 FILES = web.AppKey("files", dict)  # URL path -> Declared
 BLOBS = web.AppKey("blobs", dict)  # sha256 -> (open file, size)
 FLIGHTS = web.AppKey("flights", dict)  # sha256 -> Future, done when the file is committed (or failed)
@@ -126,11 +126,12 @@ async def _send_blob(request: web.Request, handle: BinaryIO, size: int) -> web.S
 
 async def _fill(request: web.Request, declared: Declared) -> web.StreamResponse:
     app = request.app
-    flight: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    app[FLIGHTS][declared.sha256] = flight
     loop = asyncio.get_running_loop()
-    spool = await loop.run_in_executor(None, _claim, app[DATA], declared.sha256)
+    flight: asyncio.Future[None] = loop.create_future()
+    app[FLIGHTS][declared.sha256] = flight
+    spool: Spool | None = None
     try:
+        spool = await loop.run_in_executor(None, _claim, app[DATA], declared.sha256)
         response = await _stream(request, declared, spool)
         await loop.run_in_executor(None, _commit, app[DATA], declared.sha256, spool)
         app[BLOBS][declared.sha256] = (spool.handle, spool.size)
@@ -139,7 +140,8 @@ async def _fill(request: web.Request, declared: Declared) -> web.StreamResponse:
     except BaseException as exc:
         flight.set_exception(web.HTTPBadGateway(text=f"fill failed: {exc!r}"))
         flight.exception()  # retrieved: followers may be none
-        await loop.run_in_executor(None, _release, app[DATA], declared.sha256, spool)
+        if spool is not None:
+            await loop.run_in_executor(None, _release, spool)
         raise
     finally:
         del app[FLIGHTS][declared.sha256]
@@ -205,7 +207,7 @@ def _commit(data: Path, sha256: str, spool: Spool) -> None:
     spool.path.rename(data / "blobs" / sha256)  # the lock goes with it: released when the handle closes
 
 
-def _release(data: Path, sha256: str, spool: Spool) -> None:
+def _release(spool: Spool) -> None:
     spool.path.unlink(missing_ok=True)
     spool.handle.close()
 
@@ -235,7 +237,7 @@ async def _stream(request: web.Request, declared: Declared, spool: Spool) -> web
                 await response.write(memoryview(chunk)[:-1])
                 held = chunk[-1:]
         await writer.close()
-    if spool.size != size or not hmac.compare_digest(spool.hash.hexdigest(), declared.sha256):
+    if (size is not None and spool.size != size) or not hmac.compare_digest(spool.hash.hexdigest(), declared.sha256):
         assert request.transport is not None
         request.transport.abort()  # headers are gone: cut the connection before the body completes
         raise ValueError("upstream's bytes do not match the index")

@@ -1,4 +1,6 @@
-"""The C allocator's arenas: two for the whole process, as `MALLOC_ARENA_MAX=2` would set them.
+"""Process-wide memory settings: the C allocator's arenas, and the start-up heap kept out of Python's collector.
+
+The C allocator's arenas: two for the whole process, as `MALLOC_ARENA_MAX=2` would set them.
 
 glibc gives every thread that allocates an arena of its own, up to eight per core, and memory freed into one arena is
 not reused by another. shadowpi's threads (the event loop, the default executor's, the database's, the page
@@ -10,6 +12,7 @@ on the GIL, so two arenas cost no contention worth measuring.
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import os
 
@@ -35,3 +38,18 @@ def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
         log.debug("mallopt(M_ARENA_MAX) was refused")
         return False
     return True
+
+
+def freeze_startup_heap() -> int:
+    """Keep everything alive once the server has started (modules, the app, its services) out of the cyclic
+    collector's full collections from now on: collect first, so no garbage is kept, then gc.freeze(). Returns how
+    many objects were frozen.
+
+    A full collection walks every tracked object, and it stops the event loop while it does: 20 ms at start-up, and
+    56-60 ms later in a benchmark run (after the 5,000-file page), once in the middle of an install. About 50,000
+    objects exist from start-up on; frozen, the full collections of the same run took 8 ms. Frozen objects are still freed when nothing refers to them; only one caught in
+    a reference cycle later (a start-up object replaced by a reload, say) would never be: kilobytes, once.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

@@ -22,6 +22,7 @@ from proxy.config import Config, mask_url
 from proxy.connections import ConnectionGuard, GuardedSite, Limits
 from proxy.descriptors import AcceptErrorLog
 from proxy.logs import AccessLogger
+from proxy.memory import freeze_startup_heap
 
 log = logging.getLogger("shadowpi")
 SHUTDOWN_TIMEOUT = 30.0  # seconds in-flight requests (downloads) get to finish after SIGTERM
@@ -87,6 +88,7 @@ async def _serve(
         await runner.setup()  # the app's start-up: on failure, cleanup below closes what was opened
         if stopping.is_set():
             return 0
+        log.debug("%d objects of the start-up heap frozen", freeze_startup_heap())
         site = new_site(runner, config, limits, config.server.host, config.server.port, reuse_port=reuse_port)
         try:
             await site.start()

@@ -1,4 +1,5 @@
-"""The malloc arena limit (proxy/memory.py), measured in a fresh interpreter: glibc's own count of its arenas."""
+"""proxy/memory.py: the malloc arena limit, measured in a fresh interpreter (glibc's own count of its arenas), and the
+start-up heap frozen out of the cyclic collector's full collections."""
 
 from __future__ import annotations
 
@@ -122,3 +123,53 @@ async def test_a_running_server_uses_two_arenas(tmp_path: Path, variable: str | 
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         await proc.wait()
+
+
+# A fresh interpreter with the server's imports: a garbage cycle, then the freeze.
+FREEZE = """
+import gc, weakref
+import proxy.app
+from proxy.memory import freeze_startup_heap
+class Node:
+    pass
+node = Node()
+node.me = node
+gone = weakref.ref(node)
+del node
+frozen = freeze_startup_heap()
+print(frozen, gc.get_freeze_count(), gone() is None, len(gc.get_objects()))
+"""
+
+
+def test_the_start_up_heap_is_collected_then_frozen():
+    """Garbage is collected before the freeze (never kept for good), and afterwards a full collection walks none
+    of the start-up objects (gc.get_objects() lists what it would walk)."""
+    done = subprocess.run([sys.executable, "-c", FREEZE], cwd=REPO, env=clean_env(), capture_output=True, text=True,
+                          check=True, timeout=60)
+    frozen, count, collected, walked = done.stdout.split()
+    assert int(frozen) == int(count) > 10_000
+    assert collected == "True"
+    assert int(walked) < 1_000
+
+
+async def test_serve_freezes_its_start_up_heap(tmp_path: Path):
+    """`shadowpi serve` freezes once its app has started and before it listens (it says so at DEBUG)."""
+    port = reserve_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "proxy", "serve", "--port", str(port), "--data-dir", str(tmp_path / "data"),
+            "--upstream", "http://127.0.0.1:9/simple/", "--log-level", "DEBUG", cwd=REPO, env=clean_env(),
+            stdout=out, stderr=out, start_new_session=True,
+        )
+    try:
+        await wait_until_serving(proc, f"http://127.0.0.1:{port}")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        await proc.wait()
+    text = log.read_text()
+    frozen = [line for line in text.splitlines() if "objects of the start-up heap frozen" in line]
+    assert len(frozen) == 1, text[-2000:]
+    assert int(frozen[0].split("objects of the start-up heap frozen")[0].split()[-1]) > 10_000
+    assert text.index("objects of the start-up heap frozen") < text.index("serving http://")

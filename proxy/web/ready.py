@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from proxy.access import Access, IndexDef
+from proxy.access import Access
 from proxy.access.model import AccessRef
 from proxy.index import ProjectIndex, Resolved
 from proxy.rendered import Rendered
@@ -48,11 +48,11 @@ def _size(shape: Shape) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """One answered page: for `index` of the graph `access`, the canonical `name`, sent `gzipped` or not with
-    `headers`."""
+    """One answered page: for the index named `index` in the graph `access`, the canonical `name`, sent `gzipped`
+    or not with `headers`."""
 
     access: Access
-    index: IndexDef
+    index: str
     name: NormalizedName
     resolved: weakref.ref[Resolved]
     rendered: weakref.ref[Rendered]
@@ -90,7 +90,7 @@ class ReadyAnswers:
         ready = self._ready.get(shape)
         if ready is None:
             return None
-        body = ready.body_for(self._access.current, self._index.reused(ready.name, ready.index.name))
+        body = ready.body_for(self._access.current, self._index.reused(ready.name, ready.index))
         if body is None:
             return None
         self._count(ready.outcome)

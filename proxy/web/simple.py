@@ -49,7 +49,7 @@ async def _project_page(request: web.Request, index: IndexDef, shape: Shape) -> 
     app[METRICS].page_lookup(outcome)
     body, headers = _chosen(request, rendered, index, outcome)
     if resolved.outcome in STEADY and needs_no_reader_check(index):  # others decide per reader: never ready
-        app[READY].keep(shape, Ready(access, index, name, weakref.ref(resolved), weakref.ref(rendered),
+        app[READY].keep(shape, Ready(access, index.name, name, weakref.ref(resolved), weakref.ref(rendered),
                                      body is rendered.gzipped, headers, outcome))
     return _answer(request, body, headers)
 

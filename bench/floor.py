@@ -84,11 +84,16 @@ def make_app(upstream: str) -> web.Application:
     return app
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The flags every floor takes (bench/services.py starts them with these); `doc`: the floor's docstring."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="the upstream's root, e.g. http://127.0.0.1:8001")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = arguments(__doc__).parse_args()
     asyncio.run(_serve(make_app(args.upstream), args.port))
 
 

@@ -23,7 +23,6 @@ Not a product: it runs as one process, so a file that another live process leads
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import fcntl
 import gzip
@@ -41,7 +40,7 @@ from urllib.parse import urljoin, urlsplit
 import aiosqlite
 from aiohttp import web
 
-from bench.floor import SESSION, UPSTREAM, _serve, _session, health
+from bench.floor import SESSION, UPSTREAM, _serve, _session, arguments, health
 
 PAGES = web.AppKey("pages", dict)  # (project, gzipped) -> (headers, body)
 FILES = web.AppKey("files", dict)  # URL path -> Declared
@@ -319,9 +318,7 @@ def make_app(upstream: str, data: Path) -> web.Application:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--upstream", required=True, help="the upstream's root, e.g. http://127.0.0.1:8001")
+    parser = arguments(__doc__)
     parser.add_argument("--data-dir", type=Path, required=True)
     args = parser.parse_args()
     asyncio.run(_serve(make_app(args.upstream, args.data_dir), args.port))
